@@ -1,0 +1,210 @@
+"""Where the library file lives, how it is opened, and its migrations.
+
+DuckDB lets one process write or many read, never both, and a second open
+fails at once. So every open goes through a sidecar ``fcntl`` lock file
+(``library.duckdb.lock``): writers take it exclusively, readers shared, and
+both wait with backoff instead of failing. Connections are meant to be short:
+open, do one thing, close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.resources
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .errors import DatabaseError, DatabaseLocked, LibraryNotFound, SchemaTooNew
+
+__all__ = ["connect", "default_path", "migrations", "resolve_path", "schema_version"]
+
+#: How long an open waits for another process before giving up (seconds).
+LOCK_TIMEOUT = float(os.environ.get("AUDIODB_LOCK_TIMEOUT", "120"))
+
+
+def default_path() -> Path:
+    """``$AUDIODB_DB``, else ``library.duckdb`` in the user's data directory."""
+    env = os.environ.get("AUDIODB_DB")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("audiodb")) / "library.duckdb"
+
+
+def resolve_path(path: str | os.PathLike | None) -> Path:
+    return Path(path).expanduser().absolute() if path else default_path().absolute()
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """``(version, name, sql)`` of every bundled migration, in order."""
+    found = []
+    for entry in importlib.resources.files("audiodb.migrations").iterdir():
+        m = re.match(r"^(\d+)_(.+)\.sql$", entry.name)
+        if m:
+            found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _config(read_only: bool) -> dict:
+    return {
+        "threads": int(os.environ.get("AUDIODB_THREADS", min(4, os.cpu_count() or 1))),
+        "memory_limit": os.environ.get("AUDIODB_MEMORY_LIMIT", "1GB"),
+    }
+
+
+def schema_version(con) -> int:
+    has = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+    ).fetchone()[0]
+    if not has:
+        return 0
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+
+
+def _migrate(con, path: Path) -> None:
+    known = migrations()
+    latest = known[-1][0] if known else 0
+    current = schema_version(con)
+    if current > latest:
+        raise SchemaTooNew(
+            f"{path} was written by a newer audiodb (schema version {current}; this audiodb "
+            f"knows up to {latest}). Upgrade audiodb (pip install -U audiodb) to open it."
+        )
+    if current == latest:
+        return
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+    )
+    for version, name, sql in known:
+        if version <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, current_localtimestamp())", [version, name]
+            )
+            con.execute("COMMIT")
+        except Exception as e:
+            con.execute("ROLLBACK")
+            raise DatabaseError(f"Migration {name} failed on {path}: {e}") from e
+
+
+def _is_lock_conflict(e: Exception) -> bool:
+    text = str(e)
+    return "Could not set lock" in text or "Conflicting lock" in text or "lock on file" in text
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path, exclusive: bool, on_wait: Callable[[str], None] | None) -> Iterator[None]:
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _acquire(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, path, exclusive, on_wait)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _acquire(fd: int, mode: int, path: Path, exclusive: bool, on_wait) -> None:
+    start = time.monotonic()
+    delay, told = 0.005, False
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        waited = time.monotonic() - start
+        if waited > 1.0 and not told and on_wait:
+            what = "write to" if exclusive else "read"
+            on_wait(f"Waiting to {what} {path}: another audiodb process is using it...")
+            told = True
+        if waited > LOCK_TIMEOUT:
+            raise DatabaseLocked(
+                f"{path} is locked by another process and was not released in {LOCK_TIMEOUT:.0f} s. "
+                "If an audiodb scan is running, wait for it; otherwise look for a stuck process "
+                "(fuser " + str(path) + ")."
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+@contextlib.contextmanager
+def connect(
+    path: str | os.PathLike | None = None,
+    *,
+    read_only: bool = False,
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator:
+    """Open the library (creating and migrating it if writing), yield a connection, close.
+
+    Readers share the file; a writer has it alone. Both wait for the other,
+    with backoff, up to ``AUDIODB_LOCK_TIMEOUT`` seconds, calling ``on_wait``
+    once with a message if that takes more than a second.
+
+    Raises
+    ------
+    LibraryNotFound
+        Reading a library that was never written.
+    SchemaTooNew
+        The file was written by a newer audiodb.
+    DatabaseLocked
+        Another process held it for too long.
+    """
+    import duckdb
+
+    path = resolve_path(path)
+    if read_only and not path.exists():
+        raise LibraryNotFound(
+            f"No audiodb library at {path} yet. Index a folder first: audiodb scan DIR "
+            "(or point --db / AUDIODB_DB at an existing library)."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(2):
+        with _file_lock(path, exclusive=not read_only, on_wait=on_wait):
+            con = _open(duckdb, path, read_only, on_wait)
+            try:
+                if not read_only:
+                    _migrate(con, path)
+                elif attempt == 0 and schema_version(con) != migrations()[-1][0]:
+                    con.close()
+                    con = None
+                if con is not None:
+                    yield con
+                    return
+            finally:
+                if con is not None:
+                    con.close()
+        # A reader found pending migrations (or a newer schema): let a writer deal with it.
+        with connect(path, on_wait=on_wait):
+            pass
+
+
+def _open(duckdb, path: Path, read_only: bool, on_wait):
+    # The sidecar lock orders audiodb processes; a foreign process (the duckdb
+    # CLI, a notebook) may still hold the file, so retry that too.
+    start = time.monotonic()
+    delay, told = 0.01, False
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=_config(read_only))
+        except duckdb.Error as e:
+            if not _is_lock_conflict(e):
+                raise DatabaseError(f"Cannot open {path}: {e}") from e
+            waited = time.monotonic() - start
+            if waited > 1.0 and not told and on_wait:
+                on_wait(f"Waiting for {path}: another program (not audiodb) has it open...")
+                told = True
+            if waited > LOCK_TIMEOUT:
+                raise DatabaseLocked(
+                    f"{path} is held by another program: {e}. Close it (e.g. a duckdb shell) and retry."
+                ) from e
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)

@@ -1,0 +1,93 @@
+"""Analysing one file: hash, decode, embed. Runs in worker processes.
+
+Workers are started with ``spawn`` and return plain values; they never touch
+the database. Before numpy is imported in them, BLAS/OpenMP pools are pinned
+to one thread: parallelism comes from the processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+
+from .errors import DecodeError
+from .features import NOTEBOOK, FeatureParams, embedding
+
+__all__ = ["analyse", "content_hash", "embed_file"]
+
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def content_hash(path: str) -> str:
+    """blake2b-128 of the whole file, hex."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def embed_file(path: str, params: FeatureParams = NOTEBOOK) -> tuple[np.ndarray, dict]:
+    """Decode ``path`` and compute its embedding.
+
+    Returns
+    -------
+    vector : np.ndarray, shape (params.dims,), float32
+    meta : dict
+        duration_sec, sample_rate (the analysis rate, as the notebook reports),
+        native_sample_rate, channels, codec, container, decoder.
+
+    Raises
+    ------
+    DecodeError
+    """
+    from .decode import load
+
+    decoded = load(path, sr=params.sr)
+    vec = embedding(decoded.y, params=params)
+    if not np.all(np.isfinite(vec)):
+        raise DecodeError(path, "the audio contains non-finite samples (NaN or inf)")
+    meta = {
+        "duration_sec": decoded.duration_sec,
+        "sample_rate": decoded.sr,
+        "native_sample_rate": decoded.native_sr,
+        "channels": decoded.channels,
+        "codec": decoded.codec,
+        "container": decoded.container,
+        "decoder": decoded.decoder,
+    }
+    return vec.astype(np.float32), meta
+
+
+def analyse(path: str, known_hash: str | None = None, params: FeatureParams = NOTEBOOK) -> dict:
+    """Everything the scanner needs about one file, as plain values; never raises.
+
+    ``status`` is 'ok' (with ``vector`` and metadata), 'same' (content hash
+    equals ``known_hash``: no decoding done) or 'failed' (with ``reason``).
+    ``size`` and ``mtime_ns`` are taken before reading, so a file that changes
+    while it is read looks changed to the next scan.
+    """
+    out: dict = {"path": path}
+    try:
+        st = os.stat(path)
+        out["size"], out["mtime_ns"] = st.st_size, st.st_mtime_ns
+        out["content_hash"] = content_hash(path)
+        if known_hash is not None and out["content_hash"] == known_hash:
+            out["status"] = "same"
+            return out
+        out["vector"], meta = embed_file(path, params)
+        out.update(meta)
+        out["status"] = "ok"
+    except FileNotFoundError:
+        out.update(status="failed", reason="file vanished before it could be read")
+    except DecodeError as e:
+        out.update(status="failed", reason=e.reason)
+    except MemoryError:
+        out.update(status="failed", reason="not enough memory to analyse this file")
+    except OSError as e:
+        out.update(status="failed", reason=f"cannot read the file ({e.strerror or e})")
+    except Exception as e:  # a bug or a decoder surprise must not end the scan
+        out.update(status="failed", reason=f"analysis error: {type(e).__name__}: {e}")
+    return out

@@ -1,0 +1,344 @@
+"""The notebook's 180-number acoustic embedding, computed from one STFT.
+
+These functions reproduce ``extract_acoustic_embedding`` from the original
+notebook (librosa 0.11: ``effects.trim``, ``feature.melspectrogram``,
+``power_to_db(ref=np.max)``, ``feature.mfcc``, spectral centroid, bandwidth,
+rolloff, flatness, RMS and zero-crossing rate), but compute the short-time
+Fourier transform once, in blocks of frames, and derive every feature from it.
+Memory stays proportional to the number of frames times the number of mel
+bands, not to the full complex spectrogram.
+
+They are pure: arrays in, arrays out, no I/O. They never import librosa.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+__all__ = [
+    "FEATURE_NAMES",
+    "FeatureParams",
+    "NOTEBOOK",
+    "embedding",
+    "frame_features",
+    "mel_filters",
+    "summarize",
+    "trim_bounds",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureParams:
+    """Parameters of the notebook's embedding; together they define a feature set."""
+
+    sr: int = 22050
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 64
+    n_mfcc: int = 20
+    top_db: float = 30.0
+    min_trimmed_sec: float = 0.5
+    roll_percent: float = 0.85
+    resampler: str = "soxr_hq"
+    name: str = "notebook"
+
+    @property
+    def dims(self) -> int:
+        return 2 * self.n_mels + 2 * self.n_mfcc + 12
+
+    @property
+    def id(self) -> str:
+        """A stable id: the name plus a short digest of every parameter."""
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return f"{self.name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+
+    def as_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    def feature_names(self) -> list[str]:
+        names = [f"mel_mean_{i}" for i in range(self.n_mels)]
+        names += [f"mel_std_{i}" for i in range(self.n_mels)]
+        names += [f"mfcc_mean_{i}" for i in range(self.n_mfcc)]
+        names += [f"mfcc_std_{i}" for i in range(self.n_mfcc)]
+        for label in ("spec_cent", "spec_bw", "spec_roll", "spec_flat", "rms", "zcr"):
+            names += [f"{label}_mean", f"{label}_std"]
+        return names
+
+
+#: The notebook's own parameters (SAMPLE_RATE_TARGET, N_MELS, N_MFCC, ...).
+NOTEBOOK = FeatureParams()
+
+#: The notebook's 180 feature names, in its order.
+FEATURE_NAMES: tuple[str, ...] = tuple(NOTEBOOK.feature_names())
+
+_AMIN = 1e-10
+
+
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    # Slaney's auditory toolbox scale, as librosa.hz_to_mel(htk=False).
+    f = np.asanyarray(f, dtype=float)
+    f_sp = 200.0 / 3
+    mels = f / f_sp
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    log_t = f >= min_log_hz
+    mels[log_t] = min_log_mel + np.log(f[log_t] / min_log_hz) / logstep
+    return mels
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asanyarray(m, dtype=float)
+    f_sp = 200.0 / 3
+    freqs = f_sp * m
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    log_t = m >= min_log_mel
+    freqs[log_t] = min_log_hz * np.exp(logstep * (m[log_t] - min_log_mel))
+    return freqs
+
+
+def mel_filters(*, sr: float, n_fft: int, n_mels: int) -> np.ndarray:
+    """Slaney-normalised mel filterbank, as ``librosa.filters.mel`` (defaults).
+
+    Returns
+    -------
+    np.ndarray, shape (n_mels, 1 + n_fft // 2), float32
+    """
+    fftfreqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+    fmax = float(sr) / 2
+    mels = np.linspace(_hz_to_mel(np.array([0.0]))[0], _hz_to_mel(np.array([fmax]))[0], n_mels + 2)
+    mel_f = _mel_to_hz(mels)
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)
+    weights = np.zeros((n_mels, 1 + n_fft // 2), dtype=np.float32)
+    for i in range(n_mels):
+        lower = -ramps[i] / fdiff[i]
+        upper = ramps[i + 2] / fdiff[i + 1]
+        weights[i] = np.maximum(0, np.minimum(lower, upper))
+    enorm = 2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels])
+    weights *= enorm[:, np.newaxis]
+    return weights
+
+
+def _n_frames(n: int, hop_length: int) -> int:
+    # Frames of a centred analysis (padding n_fft // 2 on each side).
+    return 1 + n // hop_length
+
+
+def _frame_block(
+    y: np.ndarray, first: int, last: int, *, frame_length: int, hop_length: int, pad_mode: str
+) -> np.ndarray:
+    """Frames ``first..last-1`` of the centred framing of ``y``, shape (frames, frame_length).
+
+    Only the samples those frames touch are copied; padding beyond the ends of
+    ``y`` is zeros (``pad_mode='constant'``) or the edge sample (``'edge'``).
+    """
+    half = frame_length // 2
+    lo = first * hop_length - half
+    hi = (last - 1) * hop_length + half
+    seg = y[max(lo, 0) : min(hi, len(y))]
+    pad_l, pad_r = max(0, -lo), max(0, hi - len(y))
+    if pad_l or pad_r:
+        if pad_mode == "edge":
+            seg = np.pad(seg, (pad_l, pad_r), mode="edge")
+        else:
+            seg = np.pad(seg, (pad_l, pad_r), mode="constant")
+    view = np.lib.stride_tricks.sliding_window_view(seg, frame_length)
+    return view[::hop_length]
+
+
+def _rms_frames(y: np.ndarray, *, frame_length: int, hop_length: int, block: int = 4096) -> np.ndarray:
+    """``librosa.feature.rms(y=y)[0]`` (centred, zero padding), float32, in blocks."""
+    n = _n_frames(len(y), hop_length)
+    out = np.empty(n, dtype=np.float32)
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        fr = _frame_block(y, a, b, frame_length=frame_length, hop_length=hop_length, pad_mode="constant")
+        out[a:b] = np.sqrt(np.mean(np.square(fr, dtype=np.float32), axis=-1))
+    return out
+
+
+def trim_bounds(
+    y: np.ndarray, *, top_db: float = 30.0, frame_length: int = 2048, hop_length: int = 512
+) -> tuple[int, int]:
+    """Sample bounds ``(start, end)`` that ``librosa.effects.trim`` keeps.
+
+    Frames whose RMS is within ``top_db`` of the loudest frame are non-silent;
+    the result spans the first to the last of them, in samples.
+    """
+    rms = _rms_frames(y, frame_length=frame_length, hop_length=hop_length)
+    power = np.square(rms)
+    ref = np.max(power) if power.size else 0.0
+    db = 10.0 * np.log10(np.maximum(_AMIN, power))
+    db -= 10.0 * np.log10(np.maximum(_AMIN, ref))
+    nonzero = np.flatnonzero(db > -top_db)
+    if nonzero.size == 0:
+        return 0, 0
+    start = int(nonzero[0]) * hop_length
+    end = min(len(y), (int(nonzero[-1]) + 1) * hop_length)
+    return start, end
+
+
+def frame_features(
+    y: np.ndarray,
+    *,
+    sr: float = 22050,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    mel_basis: np.ndarray | None = None,
+    n_mels: int = 64,
+    roll_percent: float = 0.85,
+    block: int = 2048,
+) -> dict[str, np.ndarray]:
+    """Per-frame values of every feature, from one centred STFT of ``y``.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n,), float32
+        Mono waveform.
+    sr, n_fft, hop_length : as librosa (Hann window, centred, zero padding).
+    mel_basis : np.ndarray, shape (n_mels, 1 + n_fft // 2), optional
+        Precomputed :func:`mel_filters`.
+    block : int
+        Frames transformed at a time; bounds the working memory.
+
+    Returns
+    -------
+    dict
+        ``mel`` (n_mels, t) float32 mel power; ``centroid``, ``bandwidth``,
+        ``rolloff`` (t,) float64 in Hz; ``flatness``, ``rms`` (t,) float32;
+        ``zcr`` (t,) float64.
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if mel_basis is None:
+        mel_basis = mel_filters(sr=sr, n_fft=n_fft, n_mels=n_mels)
+    n = _n_frames(len(y), hop_length)
+    window = scipy.signal.get_window("hann", n_fft, fftbins=True)
+    freq = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+    moments = np.stack([np.ones_like(freq), freq, freq**2], axis=1)  # (bins, 3)
+    mel_basis_t = np.ascontiguousarray(mel_basis.T)
+    tiny32 = np.finfo(np.float32).tiny
+
+    mel = np.empty((n, mel_basis.shape[0]), dtype=np.float32)
+    centroid = np.empty(n)
+    bandwidth = np.empty(n)
+    rolloff = np.empty(n)
+    flatness = np.empty(n, dtype=np.float32)
+    rms = np.empty(n, dtype=np.float32)
+    zcr = np.empty(n)
+
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        frames = _frame_block(y, a, b, frame_length=n_fft, hop_length=hop_length, pad_mode="constant")
+        # librosa multiplies float32 frames by a float64 window and keeps complex64.
+        spec = scipy.fft.rfft(frames * window, axis=-1).astype(np.complex64)
+        mag = np.abs(spec)  # (frames, bins) float32
+        del spec
+        power = mag**2.0
+        mel[a:b] = power @ mel_basis_t
+
+        # Centroid and bandwidth: librosa normalises each frame to unit L1 norm.
+        m = mag.astype(np.float64) @ moments  # sum S, sum S f, sum S f^2
+        length = m[:, 0].copy()
+        length[length < tiny32] = 1.0
+        c = m[:, 1] / length
+        centroid[a:b] = c
+        var = (m[:, 2] - 2.0 * c * m[:, 1] + c * c * m[:, 0]) / length
+        bandwidth[a:b] = np.sqrt(np.maximum(var, 0.0))
+
+        total = np.cumsum(mag, axis=-1)
+        threshold = roll_percent * total[:, -1:]
+        rolloff[a:b] = freq[np.argmax(total >= threshold, axis=-1)]
+
+        s_thresh = np.maximum(_AMIN, power)
+        gmean = np.exp(np.mean(np.log(s_thresh), axis=-1))
+        flatness[a:b] = gmean / np.mean(s_thresh, axis=-1)
+
+        rms[a:b] = np.sqrt(np.mean(np.square(frames, dtype=np.float32), axis=-1))
+
+        edge = _frame_block(y, a, b, frame_length=n_fft, hop_length=hop_length, pad_mode="edge")
+        z = np.where(np.abs(edge) <= 1e-10, np.float32(0), edge)
+        crossings = np.signbit(z[:, 1:]) != np.signbit(z[:, :-1])
+        zcr[a:b] = crossings.sum(axis=-1) / n_fft
+
+    return {
+        "mel": np.ascontiguousarray(mel.T),
+        "centroid": centroid,
+        "bandwidth": bandwidth,
+        "rolloff": rolloff,
+        "flatness": flatness,
+        "rms": rms,
+        "zcr": zcr,
+    }
+
+
+def summarize(frames: dict[str, np.ndarray], *, n_mfcc: int = 20) -> np.ndarray:
+    """Collapse :func:`frame_features` output into the notebook's embedding.
+
+    Returns
+    -------
+    np.ndarray, shape (2 * n_mels + 2 * n_mfcc + 12,), float64
+        ``mel_mean_*``, ``mel_std_*``, ``mfcc_mean_*``, ``mfcc_std_*`` then
+        mean and std of centroid, bandwidth, rolloff, flatness, RMS, ZCR.
+    """
+    mel = frames["mel"]
+    # power_to_db(S, ref=np.max) with amin 1e-10 and top_db 80, in float32.
+    s_db = 10.0 * np.log10(np.maximum(_AMIN, mel))
+    s_db -= 10.0 * np.log10(np.maximum(_AMIN, np.max(mel)))
+    s_db = np.maximum(s_db, s_db.max() - 80.0)
+    mfcc = scipy.fft.dct(s_db, axis=-2, type=2, norm="ortho")[:n_mfcc]
+
+    def stats(x: np.ndarray) -> np.ndarray:
+        return np.array([np.mean(x), np.std(x)], dtype=float)
+
+    spec = np.concatenate(
+        [
+            stats(frames[key])
+            for key in ("centroid", "bandwidth", "rolloff", "flatness", "rms", "zcr")
+        ]
+    )
+    return np.concatenate(
+        [np.mean(s_db, axis=1), np.std(s_db, axis=1), np.mean(mfcc, axis=1), np.std(mfcc, axis=1), spec]
+    )
+
+
+def embedding(y: np.ndarray, *, params: FeatureParams = NOTEBOOK, block: int = 2048) -> np.ndarray:
+    """The notebook's embedding of a mono waveform already at ``params.sr``.
+
+    Trims leading and trailing silence as the notebook does (``top_db``, and
+    falls back to the untrimmed signal when less than ``min_trimmed_sec``
+    remains), then derives every feature from one STFT.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n,), float32, n >= 1
+    params : FeatureParams
+
+    Returns
+    -------
+    np.ndarray, shape (params.dims,), float64
+    """
+    if y.ndim != 1 or len(y) == 0:
+        raise ValueError("embedding needs a non-empty mono waveform")
+    start, end = trim_bounds(y, top_db=params.top_db, frame_length=params.n_fft, hop_length=params.hop_length)
+    y_trim = y[start:end]
+    if len(y_trim) < int(params.min_trimmed_sec * params.sr):
+        y_trim = y
+    frames = frame_features(
+        y_trim,
+        sr=params.sr,
+        n_fft=params.n_fft,
+        hop_length=params.hop_length,
+        mel_basis=mel_filters(sr=params.sr, n_fft=params.n_fft, n_mels=params.n_mels),
+        roll_percent=params.roll_percent,
+        block=block,
+    )
+    return summarize(frames, n_mfcc=params.n_mfcc)

@@ -1,0 +1,448 @@
+"""Incremental indexing: plan what changed under some folders, then do only that.
+
+A file's signature (size, mtime) decides whether to look closer; its content
+hash decides whether it really changed or merely moved; the feature-set id
+decides whether its stored vector is current. Extraction runs in ``spawn``
+worker processes; only this process writes, in short batches of one
+transaction each, so a kill at any moment loses at most the batch in flight
+and the next scan finishes the job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+from . import db as _db
+from .discover import discover
+from .errors import UsageError
+from .extract import THREAD_ENV, analyse, content_hash
+from .features import NOTEBOOK, FeatureParams
+
+__all__ = ["Change", "ScanReport", "scan"]
+
+COUNT_KEYS = ("added", "updated", "moved", "removed", "unchanged", "failed")
+
+
+@dataclasses.dataclass
+class Change:
+    """One change to the library: kind is added, updated, moved, removed or failed."""
+
+    kind: str
+    path: str
+    old_path: str | None = None
+    reason: str | None = None
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclasses.dataclass
+class ScanReport:
+    """What a scan did (or, with ``dry_run``, would do)."""
+
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    skipped_failures: int = 0  # known failures, unchanged since, not retried
+    dry_run: bool = False
+    changes: list[Change] = dataclasses.field(default_factory=list)
+    problems: list[str] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in COUNT_KEYS}
+
+    def _record(self, change: Change) -> None:
+        self.changes.append(change)
+        setattr(self, change.kind, getattr(self, change.kind) + 1)
+
+
+@dataclasses.dataclass
+class _Track:
+    track_id: int
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str
+    current: bool
+
+
+@dataclasses.dataclass
+class _Plan:
+    unchanged: int = 0
+    skipped: int = 0
+    extract: list[tuple[str, str | None]] = dataclasses.field(default_factory=list)  # path, known hash
+    existing: set[str] = dataclasses.field(default_factory=set)  # extract paths already indexed
+    moves: list[tuple[_Track, str, int, int]] = dataclasses.field(default_factory=list)
+    removes: list[_Track] = dataclasses.field(default_factory=list)
+    forget_failures: list[str] = dataclasses.field(default_factory=list)
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def _load_state(con, params: FeatureParams) -> tuple[dict[str, _Track], dict[str, tuple[int, int]]]:
+    rows = con.execute(
+        """SELECT t.track_id, t.path, t.size, t.mtime_ns, t.content_hash, e.track_id IS NOT NULL
+           FROM track_files t
+           LEFT JOIN embeddings e ON e.track_id = t.track_id AND e.feature_set = ?""",
+        [params.id],
+    ).fetchall()
+    tracks = {r[1]: _Track(*r) for r in rows}
+    failures = {p: (s, m) for p, s, m in con.execute("SELECT path, size, mtime_ns FROM failures").fetchall()}
+    return tracks, failures
+
+
+def _plan(
+    roots: list[str],
+    files: dict[str, tuple[int, int]],
+    tracks: dict[str, _Track],
+    failures: dict[str, tuple[int, int]],
+    retry_failed: bool,
+) -> _Plan:
+    plan = _Plan()
+    new: list[str] = []
+    for path, (size, mtime) in sorted(files.items()):
+        t = tracks.get(path)
+        if t is not None:
+            if t.size == size and t.mtime_ns == mtime and t.current:
+                plan.unchanged += 1
+            else:
+                # Same content (only touched) skips decoding, unless the vector is stale.
+                plan.extract.append((path, t.content_hash if t.current else None))
+                plan.existing.add(path)
+        elif not retry_failed and failures.get(path) == (size, mtime):
+            plan.skipped += 1
+        else:
+            new.append(path)
+
+    vanished = [t for p, t in tracks.items() if p not in files and _under(p, roots)]
+    # A move keeps the size: only new files of a vanished track's size are hashed.
+    # Tracks outside the scanned folders count as vanished only if their file is gone.
+    by_size: dict[int, list[_Track]] = {}
+    for t in vanished:
+        by_size.setdefault(t.size, []).append(t)
+    outside_sizes: dict[int, list[_Track]] = {}
+    for p, t in tracks.items():
+        if not _under(p, roots):
+            outside_sizes.setdefault(t.size, []).append(t)
+    claimed: set[int] = set()
+    for path in new:
+        size, mtime = files[path]
+        candidates = by_size.get(size, []) + [
+            t for t in outside_sizes.get(size, []) if not os.path.exists(t.path)
+        ]
+        candidates = [t for t in candidates if t.track_id not in claimed]
+        if candidates:
+            try:
+                digest = content_hash(path)
+            except OSError:
+                digest = None
+            match = next((t for t in candidates if t.content_hash == digest), None)
+            if match is not None:
+                claimed.add(match.track_id)
+                plan.moves.append((match, path, size, mtime))
+                continue
+        plan.extract.append((path, None))
+    plan.removes = [t for t in vanished if t.track_id not in claimed]
+    plan.forget_failures = [p for p in failures if _under(p, roots) and p not in files]
+    return plan
+
+
+def _register_feature_set(con, params: FeatureParams) -> None:
+    con.execute(
+        "INSERT INTO feature_sets VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [params.id, params.name, params.dims, params.as_json(), params.feature_names(), _now()],
+    )
+
+
+def _delete_tracks(con, track_ids: list[int]) -> None:
+    if track_ids:
+        con.execute("DELETE FROM embeddings WHERE list_contains(?, track_id)", [track_ids])
+        con.execute("DELETE FROM track_files WHERE list_contains(?, track_id)", [track_ids])
+
+
+@contextlib.contextmanager
+def _worker_env():
+    # Spawned workers inherit this environment: one BLAS thread each.
+    saved = {k: os.environ.get(k) for k in THREAD_ENV}
+    os.environ.update({k: "1" for k in THREAD_ENV})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class _Writer:
+    """Collects worker results and writes them in batches, one transaction each."""
+
+    def __init__(self, db_path, params: FeatureParams, existing: set[str], report: ScanReport,
+                 on_change, on_wait, batch_size: int, batch_seconds: float):
+        self.db_path, self.params, self.existing, self.report = db_path, params, existing, report
+        self.on_change, self.on_wait = on_change, on_wait
+        self.batch_size, self.batch_seconds = batch_size, batch_seconds
+        self.pending: dict[str, dict] = {}  # by path: a batch never holds one path twice
+        self.last_flush = time.monotonic()
+
+    def add(self, result: dict) -> None:
+        self.pending[result["path"]] = result
+        if len(self.pending) >= self.batch_size or time.monotonic() - self.last_flush > self.batch_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        self.last_flush = time.monotonic()
+        if not self.pending:
+            return
+        results = list(self.pending.values())
+        ok = [r for r in results if r["status"] == "ok"]
+        same = [r for r in results if r["status"] == "same"]
+        failed = [r for r in results if r["status"] == "failed"]
+        now = _now()
+        with _db.connect(self.db_path, on_wait=self.on_wait) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if ok:
+                    self._write_ok(con, ok, now)
+                for r in same:
+                    con.execute(
+                        "UPDATE track_files SET size = ?, mtime_ns = ? WHERE path = ?",
+                        [r["size"], r["mtime_ns"], r["path"]],
+                    )
+                for r in failed:
+                    con.execute(
+                        "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)",
+                        [r["path"], r.get("size"), r.get("mtime_ns"), r["reason"], now],
+                    )
+                    # A changed file that no longer decodes: its old vector is stale.
+                    ids = [row[0] for row in con.execute(
+                        "SELECT track_id FROM track_files WHERE path = ?", [r["path"]]).fetchall()]
+                    _delete_tracks(con, ids)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        self.pending.clear()
+        for r in ok + same:
+            kind = "updated" if r["path"] in self.existing else "added"
+            self._emit(Change(kind, r["path"]))
+        for r in failed:
+            self._emit(Change("failed", r["path"], reason=r["reason"]))
+
+    def _emit(self, change: Change) -> None:
+        self.report._record(change)
+        if self.on_change:
+            self.on_change(change)
+
+    def _write_ok(self, con, ok: list[dict], now) -> None:
+        import numpy as np
+        import pyarrow as pa
+
+        dims = self.params.dims
+        vectors = np.stack([r["vector"] for r in ok]).astype(np.float32).reshape(-1)
+        batch = pa.table({
+            "path": [r["path"] for r in ok],
+            "file_name": [os.path.basename(r["path"]) for r in ok],
+            "folder": [os.path.dirname(r["path"]) for r in ok],
+            "size": pa.array([r["size"] for r in ok], pa.int64()),
+            "mtime_ns": pa.array([r["mtime_ns"] for r in ok], pa.int64()),
+            "content_hash": [r["content_hash"] for r in ok],
+            "duration_sec": pa.array([r["duration_sec"] for r in ok], pa.float64()),
+            "sample_rate": pa.array([r["sample_rate"] for r in ok], pa.int32()),
+            "native_sample_rate": pa.array([r["native_sample_rate"] for r in ok], pa.int32()),
+            "channels": pa.array([r["channels"] for r in ok], pa.int32()),
+            "codec": [r["codec"] for r in ok],
+            "container": [r["container"] for r in ok],
+            "decoder": [r["decoder"] for r in ok],
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors, pa.float32()), dims),
+        })
+        con.register("scan_batch", batch)
+        try:
+            con.execute(
+                """INSERT INTO track_files (path, file_name, folder, size, mtime_ns, content_hash,
+                       duration_sec, sample_rate, native_sample_rate, channels, codec, container,
+                       decoder, indexed_at)
+                   SELECT path, file_name, folder, size, mtime_ns, content_hash, duration_sec,
+                       sample_rate, native_sample_rate, channels, codec, container, decoder, ?
+                   FROM scan_batch
+                   ON CONFLICT (path) DO UPDATE SET
+                       size = excluded.size, mtime_ns = excluded.mtime_ns,
+                       content_hash = excluded.content_hash, duration_sec = excluded.duration_sec,
+                       sample_rate = excluded.sample_rate,
+                       native_sample_rate = excluded.native_sample_rate,
+                       channels = excluded.channels, codec = excluded.codec,
+                       container = excluded.container, decoder = excluded.decoder,
+                       indexed_at = excluded.indexed_at""",
+                [now],
+            )
+            con.execute(
+                f"""INSERT OR REPLACE INTO embeddings
+                    SELECT t.track_id, ?, b.vector::FLOAT[{dims}], ?
+                    FROM scan_batch b JOIN track_files t USING (path)""",
+                [self.params.id, now],
+            )
+            con.execute("DELETE FROM failures WHERE path IN (SELECT path FROM scan_batch)")
+        finally:
+            con.unregister("scan_batch")
+
+
+def _run_workers(
+    tasks: list[tuple[str, str | None]],
+    workers: int,
+    params: FeatureParams,
+    writer: _Writer,
+    progress: Callable[[int, int, str], None] | None,
+) -> None:
+    total, done = len(tasks), 0
+    attempts: dict[str, int] = {}
+    queue = list(reversed(tasks))
+    ctx = multiprocessing.get_context("spawn")
+    while queue:
+        with _worker_env():
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        inflight: dict = {}
+        try:
+            while queue or inflight:
+                while queue and len(inflight) < 2 * workers:
+                    path, known = queue.pop()
+                    inflight[pool.submit(analyse, path, known, params)] = (path, known)
+                finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    path, known = inflight.pop(fut)
+                    result = fut.result()  # analyse() never raises; a dead worker does
+                    writer.add(result)
+                    done += 1
+                    if progress:
+                        progress(done, total, path)
+        except BrokenProcessPool:
+            # A worker died (a decoder crash, or the OOM killer). Retry what was in
+            # flight; a file that was in flight twice when a worker died is blamed.
+            for fut, (path, known) in inflight.items():
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    writer.add(fut.result())
+                    done += 1
+                    continue
+                attempts[path] = attempts.get(path, 0) + 1
+                if attempts[path] >= 2:
+                    writer.add({"path": path, "status": "failed",
+                                "reason": "the decoder crashed on this file (worker process died)"})
+                    done += 1
+                    if progress:
+                        progress(done, total, path)
+                else:
+                    queue.append((path, known))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def scan(
+    roots: Iterable[str | os.PathLike],
+    *,
+    db: str | os.PathLike | None = None,
+    workers: int | None = None,
+    dry_run: bool = False,
+    retry_failed: bool = False,
+    params: FeatureParams = NOTEBOOK,
+    progress: Callable[[int, int, str], None] | None = None,
+    on_change: Callable[[Change], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
+    batch_size: int = 64,
+    batch_seconds: float = 2.0,
+) -> ScanReport:
+    """Bring the library in line with what is under ``roots`` now.
+
+    New files are analysed and added; changed ones (size or mtime) are
+    re-analysed; a new path whose content matches a vanished track is a move;
+    tracks whose files are gone from under ``roots`` are removed. Unchanged
+    files are not opened. Files that cannot be analysed are recorded in
+    ``failures`` and not retried until they change (or ``retry_failed``).
+
+    Returns
+    -------
+    ScanReport
+        Counts and the list of changes; nothing is written when ``dry_run``.
+    """
+    started = time.monotonic()
+    roots = [os.path.abspath(os.fspath(r)) for r in roots]
+    if not roots:
+        raise UsageError("Nothing to scan: give one or more folders.")
+    missing = [r for r in roots if not os.path.exists(r)]
+    if missing:
+        raise UsageError(
+            f"Folder not found: {missing[0]}. Nothing was changed (a missing folder is not "
+            "taken to mean its tracks were deleted; check the path or mount the drive)."
+        )
+    workers = max(1, workers or os.cpu_count() or 1)
+    report = ScanReport(dry_run=dry_run)
+
+    db_path = _db.resolve_path(db)
+    exists = db_path.exists()
+    with _db.connect(db_path, read_only=exists, on_wait=on_wait) as con:
+        tracks, failures = _load_state(con, params)
+    found = discover(roots)
+    report.problems = found.problems
+    plan = _plan(roots, found.files, tracks, failures, retry_failed)
+    report.unchanged = plan.unchanged
+    report.skipped_failures = plan.skipped
+
+    if dry_run:
+        for t, new_path, _, _ in plan.moves:
+            report._record(Change("moved", new_path, old_path=t.path))
+        for t in plan.removes:
+            report._record(Change("removed", t.path))
+        for path, _ in plan.extract:
+            report._record(Change("updated" if path in plan.existing else "added", path))
+        report.seconds = time.monotonic() - started
+        return report
+
+    # Moves and removals first, in one transaction, with the feature set.
+    with _db.connect(db_path, on_wait=on_wait) as con:
+        con.execute("BEGIN TRANSACTION")
+        _register_feature_set(con, params)
+        now = _now()
+        for t, new_path, size, mtime in plan.moves:
+            con.execute(
+                "UPDATE track_files SET path = ?, file_name = ?, folder = ?, size = ?, mtime_ns = ?, "
+                "indexed_at = ? WHERE track_id = ?",
+                [new_path, os.path.basename(new_path), os.path.dirname(new_path), size, mtime, now, t.track_id],
+            )
+        _delete_tracks(con, [t.track_id for t in plan.removes])
+        if plan.forget_failures:
+            con.execute("DELETE FROM failures WHERE list_contains(?, path)", [plan.forget_failures])
+        con.execute("COMMIT")
+    for t, new_path, _, _ in plan.moves:
+        report._record(Change("moved", new_path, old_path=t.path))
+        if on_change:
+            on_change(report.changes[-1])
+    for t in plan.removes:
+        report._record(Change("removed", t.path))
+        if on_change:
+            on_change(report.changes[-1])
+
+    writer = _Writer(db_path, params, plan.existing, report, on_change, on_wait, batch_size, batch_seconds)
+    try:
+        if plan.extract:
+            _run_workers(plan.extract, min(workers, len(plan.extract)), params, writer, progress)
+    finally:
+        writer.flush()
+    report.seconds = time.monotonic() - started
+    return report

@@ -1,0 +1,1 @@
+"""audiodb's command line: thin click commands over the library."""
