@@ -1,0 +1,42 @@
+"""audiodb: an embedding database for audio with incremental indexing, in one DuckDB file.
+
+>>> import audiodb
+>>> lib = audiodb.Library("music.duckdb")
+>>> lib.scan(["~/Music"]).counts()
+{'added': 41, 'updated': 0, 'moved': 0, 'removed': 0, 'unchanged': 0, 'failed': 0}
+"""
+
+from .errors import (
+    AudiodbError,
+    DatabaseError,
+    DatabaseLocked,
+    DecodeError,
+    LibraryNotFound,
+    SchemaTooNew,
+    TrackNotFound,
+    UsageError,
+)
+from .extract import embed_file
+from .features import FEATURE_NAMES, NOTEBOOK, FeatureParams
+from .library import Library, QueryResult
+from .scan import Change, ScanReport, scan
+
+__all__ = [
+    "FEATURE_NAMES",
+    "NOTEBOOK",
+    "AudiodbError",
+    "Change",
+    "DatabaseError",
+    "DatabaseLocked",
+    "DecodeError",
+    "FeatureParams",
+    "Library",
+    "LibraryNotFound",
+    "QueryResult",
+    "ScanReport",
+    "SchemaTooNew",
+    "TrackNotFound",
+    "UsageError",
+    "embed_file",
+    "scan",
+]

@@ -168,7 +168,7 @@ def load(path: str | os.PathLike, *, sr: int = 22050) -> Decoded:
     try:
         decoded = _load_soundfile(path, sr)
     except sf.LibsndfileError as e:
-        errors.append(f"libsndfile: {e.error_string}")
+        errors.append(f"libsndfile: {e.error_string.rstrip('.')}")
     except (sf.SoundFileRuntimeError, RuntimeError, ValueError) as e:
         errors.append(f"libsndfile: {e}")
     except OSError as e:
@@ -185,8 +185,8 @@ def load(path: str | os.PathLike, *, sr: int = 22050) -> Decoded:
     except FileNotFoundError:
         raise DecodeError(path, "file vanished before it could be read") from None
     except Exception as e:  # PyAV raises many types; any of them means "cannot decode"
-        errors.append(f"ffmpeg: {type(e).__name__}: {e}")
-        raise DecodeError(path, "not decodable audio (" + "; ".join(errors) + ")") from None
+        errors.append(f"FFmpeg: {getattr(e, 'strerror', None) or e}")
+        raise DecodeError(path, "not a decodable audio file (" + "; ".join(errors) + ")") from None
     if len(decoded.y) == 0:
         raise DecodeError(path, "the file holds no decodable audio samples (truncated or empty stream)")
     return decoded

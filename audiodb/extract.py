@@ -15,9 +15,18 @@ import numpy as np
 from .errors import DecodeError
 from .features import NOTEBOOK, FeatureParams, embedding
 
-__all__ = ["analyse", "content_hash", "embed_file"]
+__all__ = ["analyse", "content_hash", "embed_file", "quiet_worker"]
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def quiet_worker() -> None:
+    """Worker initializer: decoders (mpg123) print notes on fd 2 for damaged files;
+    the reasons are recorded in failures instead. AUDIODB_DEBUG=1 keeps them."""
+    if not os.environ.get("AUDIODB_DEBUG"):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
 
 
 def content_hash(path: str) -> str:

@@ -23,7 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from . import db as _db
 from .discover import discover
 from .errors import UsageError
-from .extract import THREAD_ENV, analyse, content_hash
+from .extract import THREAD_ENV, analyse, content_hash, quiet_worker
 from .features import NOTEBOOK, FeatureParams
 
 __all__ = ["Change", "ScanReport", "scan"]
@@ -318,7 +318,7 @@ def _run_workers(
     ctx = multiprocessing.get_context("spawn")
     while queue:
         with _worker_env():
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=quiet_worker)
         inflight: dict = {}
         try:
             while queue or inflight:

@@ -1,1 +1,53 @@
-"""audiodb's command line: thin click commands over the library."""
+"""audiodb's command line: thin click commands over the library.
+
+Each command parses its options, calls one library function and prints. Errors
+raised by the library (``audiodb.errors``) are turned into a message and exit
+status 1 here, once; usage errors exit with 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from audiodb.errors import AudiodbError, UsageError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UsageError as e:
+            raise click.UsageError(str(e), ctx) from None
+        except AudiodbError as e:
+            raise click.ClickException(str(e)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="audiodb")
+@click.option("--db", "db", type=click.Path(dir_okay=False), envvar="AUDIODB_DB",
+              help="Library file. Default: $AUDIODB_DB, else library.duckdb in your data folder.")
+@click.pass_context
+def main(ctx, db):
+    """audiodb: an embedding database for audio, in one DuckDB file.
+
+    \b
+    audiodb demo ~/audiodb-demo         # write a small sample library
+    audiodb scan ~/Music                # index (again: only what changed)
+    audiodb status                      # what is in the library
+    audiodb sql "select * from tracks limit 5"
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["db"] = db
+
+
+def _register() -> None:
+    from . import demo, info, scan  # noqa: F401  (commands register themselves on main)
+
+
+_register()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

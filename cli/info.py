@@ -1,0 +1,64 @@
+"""status, failures, sql: looking into the library."""
+
+from __future__ import annotations
+
+import click
+
+from . import main
+from .common import db_option, library
+from .output import format_option, print_json, render
+
+
+@main.command()
+@db_option
+@format_option
+def status(db, fmt):
+    """What is in the library: counts, location and size, feature set, failures.
+
+    \b
+    audiodb status
+    audiodb status --format json
+    """
+    info = library(db).status()
+    if fmt == "json":
+        print_json(info)
+    elif fmt == "table":
+        for key, value in info.items():
+            click.echo(f"{key:20} {'' if value is None else value}")
+    else:
+        render(list(info), [info], fmt)
+
+
+@main.command()
+@db_option
+@format_option
+def failures(db, fmt):
+    """Files that could not be analysed, with the reason and when.
+
+    They are not retried until they change; `audiodb scan --retry-failed` forces it.
+
+    \b
+    audiodb failures
+    audiodb failures --format csv > failures.csv
+    """
+    result = library(db).failures()
+    render(result.columns, result.rows, fmt)
+
+
+@main.command()
+@click.argument("query")
+@click.option("--write", is_flag=True, help="Open the library for writing (default: read-only).")
+@db_option
+@format_option
+def sql(query, write, db, fmt):
+    """Run SQL against the library and print the rows.
+
+    Views: tracks, features (the notebook's 180 columns); table embeddings
+    holds the raw FLOAT[180] vectors. Read-only unless --write.
+
+    \b
+    audiodb sql "select file_name, duration_sec from tracks order by duration_sec desc limit 5"
+    audiodb sql "select avg(spec_cent_mean) from features" --format json
+    """
+    result = library(db).sql(query, write=write)
+    render(result.columns, result.rows, fmt)

@@ -1,0 +1,88 @@
+"""scan: index folders incrementally."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import main
+from .common import db_option, library, warn
+from .output import format_option, print_json, render
+
+
+class _Progress:
+    """A progress bar on a terminal's stderr; nothing otherwise."""
+
+    def __init__(self):
+        self.bar = None
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int, path: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label="Analysing", file=sys.stderr,
+                                         show_pos=True, show_eta=True)
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@main.command()
+@click.argument("folders", nargs=-1, required=True, type=click.Path())
+@click.option("-w", "--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes for analysis. Default: all cores.")
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@click.option("--retry-failed", is_flag=True, help="Retry files that failed before, even if unchanged.")
+@db_option
+@format_option
+def scan(folders, workers, dry_run, retry_failed, db, fmt):
+    """Index audio under FOLDERS; a second scan does only what changed.
+
+    New files are analysed, changed files re-analysed, moved files re-linked
+    (matched by content hash), deleted files removed. Files that cannot be
+    decoded are recorded (see `audiodb failures`) and skipped.
+
+    \b
+    audiodb scan ~/Music
+    audiodb scan ~/Music ~/Recordings --workers 2
+    audiodb scan ~/Music --dry-run
+    audiodb scan ~/Music --format json    # {"added": 3, "updated": 0, ...}
+    """
+    lib = library(db)
+    progress = _Progress()
+    try:
+        report = lib.scan(folders, workers=workers, dry_run=dry_run, retry_failed=retry_failed,
+                          progress=progress)
+    finally:
+        progress.close()
+    for problem in report.problems:
+        warn(f"warning: {problem}")
+    counts = report.counts()
+    if fmt == "json":
+        obj = dict(counts)
+        if dry_run:
+            obj["plan"] = [c.as_dict() for c in report.changes]
+        print_json(obj)
+        return
+    if dry_run or fmt != "table":
+        rows = [(c.kind, c.old_path or "", c.path, c.reason or "") for c in report.changes]
+        if rows or fmt != "table":
+            render(["change", "from", "path", "reason"], rows, fmt)
+        if fmt != "table":
+            return
+    failed = [c for c in report.changes if c.kind == "failed"]
+    for c in failed[:20]:
+        warn(f"failed: {c.path}: {c.reason}")
+    if len(failed) > 20:
+        warn(f"... and {len(failed) - 20} more: see `audiodb failures`")
+    verb = "Would change" if dry_run else "Indexed"
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items())
+    extra = f"; {report.skipped_failures} known failures not retried" if report.skipped_failures else ""
+    click.echo(f"{verb}: {summary}{extra} ({report.seconds:.1f} s) -> {lib.path}")
+    if failed:
+        click.echo("See why with: audiodb failures")
