@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -32,7 +34,7 @@ def cli():
     runner = CliRunner()
 
     def run(*args, ok=True):
-        result = runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+        result = runner.invoke(main, [str(a) for a in args], catch_exceptions=False, prog_name="audiodb")
         if ok and result.exit_code != 0:
             raise AssertionError(f"audiodb {' '.join(map(str, args))} exited {result.exit_code}:\n"
                                  f"{result.output}")
@@ -58,8 +60,18 @@ def music_dir(tmp_path):
     return root
 
 
+AUDIODB = [sys.executable, "-m", "audiodb.cli"]
+
+
+def run_audiodb(*args, cwd, env=None, timeout=300, **kw) -> subprocess.CompletedProcess:
+    """Run the real audiodb command in a new process. ``cwd`` must not be the source
+    tree, so the installed package (with its cli and migrations) is what runs."""
+    return subprocess.run(AUDIODB + [str(a) for a in args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout, **kw)
+
+
 def files_under(root) -> list[str]:
     return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
 
 
-__all__ = ["files_under", "music_like", "np", "tone", "write_audio"]
+__all__ = ["AUDIODB", "run_audiodb", "files_under", "music_like", "np", "tone", "write_audio"]

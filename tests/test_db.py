@@ -1,0 +1,117 @@
+"""Opening the library: migrations, a newer schema, and waiting for other processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+
+from audiodb import db as adb
+from audiodb.errors import LibraryNotFound, SchemaTooNew
+from conftest import run_audiodb
+
+
+def test_migrations_are_numbered_sql_files_inside_the_package():
+    found = adb.migrations()
+    assert found and [v for v, _, _ in found] == sorted({v for v, _, _ in found})
+    assert found[0][0] == 1 and all(name.endswith(".sql") and sql.strip() for _, name, sql in found)
+
+
+def test_blank_file_is_migrated_with_one_version_row_per_migration(db_path):
+    with adb.connect(db_path) as con:
+        versions = [r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()]
+        views = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_type = 'VIEW'").fetchall()}
+    assert versions == [v for v, _, _ in adb.migrations()]
+    assert {"tracks", "features"} <= views
+
+
+def test_migrating_from_every_earlier_version(tmp_path):
+    known = adb.migrations()
+    for upto in range(0, len(known)):
+        path = tmp_path / f"v{upto}.duckdb"
+        con = duckdb.connect(str(path))
+        con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+                    "applied_at TIMESTAMP NOT NULL)")
+        for version, name, sql in known[:upto]:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
+        con.close()
+        with adb.connect(path, read_only=True) as con:  # a reader brings it up to date first
+            assert adb.schema_version(con) == known[-1][0]
+
+
+def test_a_newer_schema_is_refused_with_advice(db_path):
+    with adb.connect(db_path) as con:
+        con.execute("INSERT INTO schema_migrations VALUES (999, '999_future.sql', now())")
+    for read_only in (False, True):
+        with pytest.raises(SchemaTooNew, match="newer audiodb.*999.*pip install -U"):
+            with adb.connect(db_path, read_only=read_only):
+                pass
+
+
+def test_reading_a_missing_library_creates_nothing(tmp_path):
+    with pytest.raises(LibraryNotFound, match="audiodb scan"):
+        with adb.connect(tmp_path / "missing.duckdb", read_only=True):
+            pass
+    assert not (tmp_path / "missing.duckdb").exists()
+
+
+HOLD = """
+import sys, time
+from audiodb import db
+with db.connect(sys.argv[1], read_only=sys.argv[2] == 'r') as con:
+    print('holding', flush=True)
+    time.sleep(float(sys.argv[3]))
+"""
+
+
+@pytest.mark.parametrize("holder", ["w", "r"])
+def test_a_second_process_waits_instead_of_failing(db_path, music_dir, holder):
+    with adb.connect(db_path):
+        pass
+    p = subprocess.Popen([sys.executable, "-c", HOLD, str(db_path), holder, "2.5"], stdout=subprocess.PIPE,
+                         text=True, cwd=db_path.parent)
+    try:
+        assert p.stdout.readline().strip() == "holding"
+        started = time.monotonic()
+        # A writer while someone holds it (reader or writer): waits, says so, then works.
+        out = run_audiodb("--db", db_path, "scan", music_dir, "-f", "json", "-w", "1", cwd=db_path.parent)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["added"] == 5
+        assert "Could not set lock" not in out.stderr
+        if holder == "w":
+            assert time.monotonic() - started > 1.5 and "Waiting" in out.stderr
+    finally:
+        p.wait(timeout=30)
+    assert p.returncode == 0
+
+
+def test_readers_share_the_file(db_path):
+    with adb.connect(db_path):
+        pass
+    p = subprocess.Popen([sys.executable, "-c", HOLD, str(db_path), "r", "3"], stdout=subprocess.PIPE, text=True,
+                         cwd=db_path.parent)
+    try:
+        assert p.stdout.readline().strip() == "holding"
+        started = time.monotonic()
+        out = run_audiodb("--db", db_path, "sql", "select 42 as x", "-f", "json", cwd=db_path.parent)
+        assert out.returncode == 0 and json.loads(out.stdout) == [{"x": 42}]
+        assert time.monotonic() - started < 2.5 and "Waiting" not in out.stderr
+    finally:
+        p.wait(timeout=30)
+
+
+def test_connections_set_memory_limit_and_threads(db_path, monkeypatch):
+    monkeypatch.setenv("AUDIODB_MEMORY_LIMIT", "512MB")
+    monkeypatch.setenv("AUDIODB_THREADS", "1")
+    with adb.connect(db_path) as con:
+        assert con.execute("SELECT current_setting('threads')").fetchone()[0] == 1
+        assert "512" in con.execute("SELECT current_setting('memory_limit')").fetchone()[0] or \
+            "488" in con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert os.path.exists(str(db_path) + ".lock")
