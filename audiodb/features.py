@@ -155,7 +155,7 @@ def _frame_block(
     return view[::hop_length]
 
 
-def _rms_frames(y: np.ndarray, *, frame_length: int, hop_length: int, block: int = 4096) -> np.ndarray:
+def _rms_frames(y: np.ndarray, *, frame_length: int, hop_length: int, block: int = 2048) -> np.ndarray:
     """``librosa.feature.rms(y=y)[0]`` (centred, zero padding), float32, in blocks."""
     n = _n_frames(len(y), hop_length)
     out = np.empty(n, dtype=np.float32)
@@ -196,7 +196,7 @@ def frame_features(
     mel_basis: np.ndarray | None = None,
     n_mels: int = 64,
     roll_percent: float = 0.85,
-    block: int = 2048,
+    block: int = 1024,
 ) -> dict[str, np.ndarray]:
     """Per-frame values of every feature, from one centred STFT of ``y``.
 
@@ -227,7 +227,7 @@ def frame_features(
     mel_basis_t = np.ascontiguousarray(mel_basis.T)
     tiny32 = np.finfo(np.float32).tiny
 
-    mel = np.empty((n, mel_basis.shape[0]), dtype=np.float32)
+    mel = np.empty((mel_basis.shape[0], n), dtype=np.float32)  # (n_mels, t), as librosa
     centroid = np.empty(n)
     bandwidth = np.empty(n)
     rolloff = np.empty(n)
@@ -243,7 +243,7 @@ def frame_features(
         mag = np.abs(spec)  # (frames, bins) float32
         del spec
         power = mag**2.0
-        mel[a:b] = power @ mel_basis_t
+        mel[:, a:b] = (power @ mel_basis_t).T
 
         # Centroid and bandwidth: librosa normalises each frame to unit L1 norm.
         m = mag.astype(np.float64) @ moments  # sum S, sum S f, sum S f^2
@@ -270,7 +270,7 @@ def frame_features(
         zcr[a:b] = crossings.sum(axis=-1) / n_fft
 
     return {
-        "mel": np.ascontiguousarray(mel.T),
+        "mel": mel,
         "centroid": centroid,
         "bandwidth": bandwidth,
         "rolloff": rolloff,
@@ -283,18 +283,31 @@ def frame_features(
 def summarize(frames: dict[str, np.ndarray], *, n_mfcc: int = 20) -> np.ndarray:
     """Collapse :func:`frame_features` output into the notebook's embedding.
 
+    Consumes ``frames['mel']`` (it is turned into dB in place).
+
     Returns
     -------
     np.ndarray, shape (2 * n_mels + 2 * n_mfcc + 12,), float64
         ``mel_mean_*``, ``mel_std_*``, ``mfcc_mean_*``, ``mfcc_std_*`` then
         mean and std of centroid, bandwidth, rolloff, flatness, RMS, ZCR.
     """
-    mel = frames["mel"]
-    # power_to_db(S, ref=np.max) with amin 1e-10 and top_db 80, in float32.
-    s_db = 10.0 * np.log10(np.maximum(_AMIN, mel))
-    s_db -= 10.0 * np.log10(np.maximum(_AMIN, np.max(mel)))
-    s_db = np.maximum(s_db, s_db.max() - 80.0)
-    mfcc = scipy.fft.dct(s_db, axis=-2, type=2, norm="ortho")[:n_mfcc]
+    # power_to_db(S, ref=np.max) with amin 1e-10 and top_db 80, in float32, in place
+    # (``frames['mel']`` becomes dB): a long recording holds one (n_mels, t) array.
+    s_db = frames["mel"]
+    ref = 10.0 * np.log10(np.maximum(_AMIN, np.max(s_db)))
+    np.maximum(s_db, _AMIN, out=s_db)
+    np.log10(s_db, out=s_db)
+    s_db *= 10.0
+    s_db -= ref
+    np.maximum(s_db, s_db.max() - 80.0, out=s_db)
+
+    # Row by row and block by block: the same reductions as over the whole array.
+    mel_mean = np.array([np.mean(row) for row in s_db])
+    mel_std = np.array([np.std(row) for row in s_db])
+    t = s_db.shape[1]
+    mfcc = np.empty((n_mfcc, t), dtype=s_db.dtype)
+    for a in range(0, t, 8192):
+        mfcc[:, a : a + 8192] = scipy.fft.dct(s_db[:, a : a + 8192], axis=-2, type=2, norm="ortho")[:n_mfcc]
 
     def stats(x: np.ndarray) -> np.ndarray:
         return np.array([np.mean(x), np.std(x)], dtype=float)
@@ -305,12 +318,11 @@ def summarize(frames: dict[str, np.ndarray], *, n_mfcc: int = 20) -> np.ndarray:
             for key in ("centroid", "bandwidth", "rolloff", "flatness", "rms", "zcr")
         ]
     )
-    return np.concatenate(
-        [np.mean(s_db, axis=1), np.std(s_db, axis=1), np.mean(mfcc, axis=1), np.std(mfcc, axis=1), spec]
-    )
+    mfcc_stats = [np.mean(mfcc, axis=1), np.std(mfcc, axis=1)]
+    return np.concatenate([mel_mean, mel_std, *mfcc_stats, spec])
 
 
-def embedding(y: np.ndarray, *, params: FeatureParams = NOTEBOOK, block: int = 2048) -> np.ndarray:
+def embedding(y: np.ndarray, *, params: FeatureParams = NOTEBOOK, block: int = 1024) -> np.ndarray:
     """The notebook's embedding of a mono waveform already at ``params.sr``.
 
     Trims leading and trailing silence as the notebook does (``top_db``, and

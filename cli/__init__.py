@@ -42,11 +42,8 @@ def main(ctx, db):
     ctx.obj["db"] = db
 
 
-def _register() -> None:
-    from . import demo, info, scan  # noqa: F401  (commands register themselves on main)
-
-
-_register()
+# Each module registers its commands on ``main``; one line per command group.
+from . import demo, info, scan  # noqa: E402, F401
 
 
 if __name__ == "__main__":  # pragma: no cover
