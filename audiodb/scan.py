@@ -26,7 +26,7 @@ from .errors import UsageError
 from .extract import THREAD_ENV, analyse, content_hash, quiet_worker
 from .features import NOTEBOOK, FeatureParams
 
-__all__ = ["Change", "ScanReport", "scan"]
+__all__ = ["Change", "ScanReport", "Workers", "scan"]
 
 COUNT_KEYS = ("added", "updated", "moved", "removed", "unchanged", "failed")
 
@@ -56,6 +56,7 @@ class ScanReport:
     failed: int = 0
     skipped_failures: int = 0  # known failures, unchanged since, not retried
     dry_run: bool = False
+    interrupted: bool = False
     changes: list[Change] = dataclasses.field(default_factory=list)
     problems: list[str] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
@@ -93,8 +94,15 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
-def _under(path: str, roots: list[str]) -> bool:
-    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+def _under(path: str, roots: frozenset[str]) -> bool:
+    """Is ``path`` one of ``roots`` or inside one? O(depth), for many roots."""
+    while True:
+        if path in roots:
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
 
 
 def _load_state(con, params: FeatureParams) -> tuple[dict[str, _Track], dict[str, tuple[int, int]]]:
@@ -110,7 +118,7 @@ def _load_state(con, params: FeatureParams) -> tuple[dict[str, _Track], dict[str
 
 
 def _plan(
-    roots: list[str],
+    roots: frozenset[str],
     files: dict[str, tuple[int, int]],
     tracks: dict[str, _Track],
     failures: dict[str, tuple[int, int]],
@@ -305,53 +313,86 @@ class _Writer:
             con.unregister("scan_batch")
 
 
-def _run_workers(
-    tasks: list[tuple[str, str | None]],
-    workers: int,
-    params: FeatureParams,
-    writer: _Writer,
-    progress: Callable[[int, int, str], None] | None,
-) -> None:
-    total, done = len(tasks), 0
-    attempts: dict[str, int] = {}
-    queue = list(reversed(tasks))
-    ctx = multiprocessing.get_context("spawn")
-    while queue:
-        with _worker_env():
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=quiet_worker)
+class Workers:
+    """A pool of ``spawn`` worker processes that analyse files; reusable across scans.
+
+    Workers never open the database; they return plain values. A worker that
+    dies (a decoder crash, the OOM killer) breaks the pool: it is replaced,
+    what was in flight is retried once, and a file in flight at two deaths is
+    recorded as a failure.
+    """
+
+    def __init__(self, n: int | None = None):
+        self.n = max(1, n or os.cpu_count() or 1)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            with _worker_env():
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.n, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=quiet_worker)
+        return self._pool
+
+    def close(self, *, kill: bool = False) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if kill:  # don't wait for a long file to finish: end the processes now
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+        pool.shutdown(wait=not kill, cancel_futures=True)
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close(kill=exc[0] is not None)
+
+    def run(self, tasks, params: FeatureParams, writer: _Writer, progress=None, should_stop=None) -> bool:
+        """Analyse ``tasks`` ((path, known_hash) pairs), handing results to ``writer``.
+
+        Returns False if ``should_stop()`` became true before all were done.
+        """
+        total, done = len(tasks), 0
+        attempts: dict[str, int] = {}
+        queue = list(reversed(tasks))
         inflight: dict = {}
-        try:
-            while queue or inflight:
-                while queue and len(inflight) < 2 * workers:
+        while queue or inflight:
+            try:
+                pool = self._executor()
+                while queue and len(inflight) < 2 * self.n:
                     path, known = queue.pop()
                     inflight[pool.submit(analyse, path, known, params)] = (path, known)
-                finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                finished, _ = wait(list(inflight), timeout=0.25, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    path, known = inflight.pop(fut)
-                    result = fut.result()  # analyse() never raises; a dead worker does
-                    writer.add(result)
+                    path, _known = inflight.pop(fut)
+                    writer.add(fut.result())  # analyse() never raises; a dead worker does
                     done += 1
                     if progress:
                         progress(done, total, path)
-        except BrokenProcessPool:
-            # A worker died (a decoder crash, or the OOM killer). Retry what was in
-            # flight; a file that was in flight twice when a worker died is blamed.
-            for fut, (path, known) in inflight.items():
-                if fut.done() and not fut.cancelled() and fut.exception() is None:
-                    writer.add(fut.result())
-                    done += 1
-                    continue
-                attempts[path] = attempts.get(path, 0) + 1
-                if attempts[path] >= 2:
-                    writer.add({"path": path, "status": "failed",
-                                "reason": "the decoder crashed on this file (worker process died)"})
-                    done += 1
-                    if progress:
-                        progress(done, total, path)
-                else:
-                    queue.append((path, known))
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+                if should_stop is not None and should_stop():
+                    self.close(kill=True)
+                    return False
+            except BrokenProcessPool:
+                self.close(kill=True)
+                for fut, (path, known) in list(inflight.items()):
+                    if fut.done() and not fut.cancelled() and fut.exception() is None:
+                        writer.add(fut.result())
+                        done += 1
+                        continue
+                    attempts[path] = attempts.get(path, 0) + 1
+                    if attempts[path] >= 2:
+                        writer.add({"path": path, "status": "failed",
+                                    "reason": "the decoder crashed on this file (worker process died)"})
+                        done += 1
+                        if progress:
+                            progress(done, total, path)
+                    else:
+                        queue.append((path, known))
+                inflight.clear()
+        return True
 
 
 def scan(
@@ -367,6 +408,9 @@ def scan(
     on_wait: Callable[[str], None] | None = None,
     batch_size: int = 64,
     batch_seconds: float = 2.0,
+    missing_ok: bool = False,
+    pool: Workers | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ScanReport:
     """Bring the library in line with what is under ``roots`` now.
 
@@ -375,6 +419,10 @@ def scan(
     tracks whose files are gone from under ``roots`` are removed. Unchanged
     files are not opened. Files that cannot be analysed are recorded in
     ``failures`` and not retried until they change (or ``retry_failed``).
+
+    ``missing_ok`` lets a root be gone (the watcher passes paths that were
+    deleted: their tracks are removed); ``pool`` reuses worker processes;
+    ``should_stop`` is polled to end early, keeping what was finished.
 
     Returns
     -------
@@ -386,7 +434,7 @@ def scan(
     if not roots:
         raise UsageError("Nothing to scan: give one or more folders.")
     missing = [r for r in roots if not os.path.exists(r)]
-    if missing:
+    if missing and not missing_ok:
         raise UsageError(
             f"Folder not found: {missing[0]}. Nothing was changed (a missing folder is not "
             "taken to mean its tracks were deleted; check the path or mount the drive)."
@@ -400,7 +448,7 @@ def scan(
         tracks, failures = _load_state(con, params)
     found = discover(roots)
     report.problems = found.problems
-    plan = _plan(roots, found.files, tracks, failures, retry_failed)
+    plan = _plan(frozenset(roots), found.files, tracks, failures, retry_failed)
     report.unchanged = plan.unchanged
     report.skipped_failures = plan.skipped
 
@@ -439,10 +487,20 @@ def scan(
             on_change(report.changes[-1])
 
     writer = _Writer(db_path, params, plan.existing, report, on_change, on_wait, batch_size, batch_seconds)
+    own = pool is None and bool(plan.extract)
+    if own:
+        pool = Workers(min(workers, len(plan.extract)))
     try:
         if plan.extract:
-            _run_workers(plan.extract, min(workers, len(plan.extract)), params, writer, progress)
+            report.interrupted = not pool.run(plan.extract, params, writer, progress, should_stop)
+    except BaseException:
+        if own:
+            pool.close(kill=True)
+            own = False
+        raise
     finally:
-        writer.flush()
+        if own:
+            pool.close()
+        writer.flush()  # what finished is kept, in whole rows
     report.seconds = time.monotonic() - started
     return report
