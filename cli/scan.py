@@ -11,7 +11,7 @@ from .common import db_option, library, warn
 from .output import format_option, print_json, render
 
 
-class _Progress:
+class Progress:
     """A progress bar on a terminal's stderr; nothing otherwise."""
 
     def __init__(self):
@@ -30,6 +30,7 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
 @main.command()
@@ -54,7 +55,7 @@ def scan(folders, workers, dry_run, retry_failed, db, fmt):
     audiodb scan ~/Music --format json    # {"added": 3, "updated": 0, ...}
     """
     lib = library(db)
-    progress = _Progress()
+    progress = Progress()
     try:
         report = lib.scan(folders, workers=workers, dry_run=dry_run, retry_failed=retry_failed,
                           progress=progress)

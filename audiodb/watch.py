@@ -1,0 +1,221 @@
+"""Keeping the library current while files come, change, move and go.
+
+The watcher is the scanner run often and narrowly: file-system events mark
+paths dirty; once a path has settled (no event for ``settle`` seconds and the
+same size and mtime as when it was last seen), the dirty paths are scanned
+together through :func:`audiodb.scan.scan`, the same code path as ``audiodb
+scan``. Events can be lost (a full kernel queue, the inotify watch limit, a
+network drive, a folder moved out of the tree reports one event for the
+folder), so a full reconcile scan runs at start and every ``reconcile``
+seconds. Processing is idempotent, so seeing a path twice is harmless.
+
+The database is opened only for each short write batch, so other audiodb
+commands work meanwhile.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from .discover import is_audio_path
+from .features import NOTEBOOK, FeatureParams
+from .scan import Change, ScanReport, Workers, scan
+
+__all__ = ["Watcher"]
+
+INOTIFY_ADVICE = (
+    "The inotify watch limit is reached, so some folders are not watched live; "
+    "changes there are picked up by the periodic reconcile scan instead. To watch them all, raise "
+    "the limit: sudo sysctl fs.inotify.max_user_watches=524288 (make it permanent in "
+    "/etc/sysctl.d/90-inotify.conf)."
+)
+
+
+class _Dirty:
+    """Paths touched by events, with when they were last touched and last seen (size, mtime)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.paths: dict[str, tuple[float, tuple | None]] = {}
+
+    def touch(self, path: str) -> None:
+        with self.lock:
+            self.paths[path] = (time.monotonic(), _signature(path))
+
+    def settled(self, settle: float) -> list[str]:
+        """Paths untouched for ``settle`` s whose size and mtime did not change meanwhile."""
+        now = time.monotonic()
+        ready = []
+        with self.lock:
+            for path, (when, sig) in list(self.paths.items()):
+                if now - when < settle:
+                    continue
+                current = _signature(path)
+                if current == sig:
+                    ready.append(path)
+                    del self.paths[path]
+                else:  # still being written without events (or a lost event): wait again
+                    self.paths[path] = (now, current)
+        return ready
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def _signature(path: str) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, os.path.isdir(path))
+
+
+class Watcher:
+    """Index ``roots``, then follow their changes until :meth:`stop`.
+
+    Parameters
+    ----------
+    roots : folders to watch.
+    settle : seconds a file must stay unchanged before it is read.
+    reconcile : seconds between full reconcile scans.
+    poll : if set, poll the file system every ``poll`` s instead of using
+        inotify (for NFS, SMB, SSHFS, where inotify sees nothing).
+    on_change : called with each :class:`~audiodb.scan.Change`.
+    on_notice : called with messages for the user (limits, fallbacks).
+    """
+
+    def __init__(self, roots, *, db=None, workers: int | None = None, settle: float = 3.0,
+                 reconcile: float = 300.0, poll: float | None = None,
+                 params: FeatureParams = NOTEBOOK,
+                 on_change: Callable[[Change], None] | None = None,
+                 on_notice: Callable[[str], None] | None = None,
+                 on_wait: Callable[[str], None] | None = None):
+        self.roots = [os.path.abspath(os.path.expanduser(os.fspath(r))) for r in roots]
+        self.db, self.settle, self.reconcile, self.poll = db, settle, reconcile, poll
+        self.params = params
+        self.on_change, self.on_notice, self.on_wait = on_change, on_notice, on_wait
+        self.workers = Workers(workers)
+        self.dirty = _Dirty()
+        self._stop = threading.Event()
+        self._observer = None
+        self._limit_told = False
+
+    # -- the public surface -------------------------------------------------
+
+    def catch_up(self, progress=None) -> ScanReport:
+        """The start: a full scan of the roots, like ``audiodb scan``."""
+        return self._scan(self.roots, progress=progress, missing_ok=False)
+
+    def run(self, *, catch_up_progress=None, on_catch_up: Callable[[ScanReport], None] | None = None) -> None:
+        """Catch up, then follow events until :meth:`stop` (or KeyboardInterrupt)."""
+        self._start_observer()
+        try:
+            report = self.catch_up(progress=catch_up_progress)
+            if on_catch_up:
+                on_catch_up(report)
+            next_reconcile = time.monotonic() + self.reconcile
+            while not self._stop.is_set():
+                self._stop.wait(min(0.25, self.settle / 4 if self.settle > 0 else 0.25))
+                if self._stop.is_set():
+                    break
+                self._check_observer()
+                ready = self.dirty.settled(self.settle)
+                if ready:
+                    self._scan(ready, missing_ok=True)
+                if time.monotonic() >= next_reconcile:
+                    self._scan(self.roots, missing_ok=False)
+                    next_reconcile = time.monotonic() + self.reconcile
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        if self._observer is not None:
+            try:
+                self._observer.stop()
+                self._observer.join(timeout=5)
+            except Exception:
+                pass
+            self._observer = None
+        self.workers.close(kill=self._stop.is_set())
+
+    # -- inside ---------------------------------------------------------------
+
+    def _scan(self, paths: list[str], *, missing_ok: bool, progress=None) -> ScanReport:
+        # Several dirty paths under one folder: the folder alone would do, but a
+        # scan of each path is what is cheap (no walk of the whole tree).
+        return scan(paths, db=self.db, params=self.params, pool=self.workers,
+                    missing_ok=missing_ok, progress=progress, on_change=self.on_change,
+                    on_wait=self.on_wait, should_stop=self._stop.is_set)
+
+    def _notice(self, message: str) -> None:
+        if self.on_notice:
+            self.on_notice(message)
+
+    def _start_observer(self) -> None:
+        from watchdog.events import FileSystemEventHandler
+
+        if self.poll:
+            from watchdog.observers.polling import PollingObserver
+
+            observer = PollingObserver(timeout=self.poll)
+        else:
+            from watchdog.observers import Observer
+
+            observer = Observer()
+        dirty = self.dirty
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event):
+                if event.event_type in ("opened", "closed_no_write"):
+                    return
+                for path in (event.src_path, getattr(event, "dest_path", "")):
+                    if not path:
+                        continue
+                    path = os.fsdecode(path)
+                    if _hidden(path):
+                        continue
+                    if event.is_directory or is_audio_path(path):
+                        dirty.touch(path)
+
+        for root in self.roots:
+            try:
+                observer.schedule(Handler(), root, recursive=True)
+            except OSError as e:
+                self._limit(e)
+        try:
+            observer.start()
+        except OSError as e:
+            self._limit(e)
+            return
+        self._observer = observer
+
+    def _limit(self, e: OSError) -> None:
+        if e.errno in (errno.ENOSPC, errno.EMFILE) or "inotify" in str(e):
+            if not self._limit_told:
+                self._notice(INOTIFY_ADVICE)
+                self._limit_told = True
+        else:
+            self._notice(f"Cannot watch for changes ({e}); relying on the reconcile scan every "
+                         f"{self.reconcile:.0f} s.")
+
+    def _check_observer(self) -> None:
+        # The emitter threads die when adding a watch fails (the inotify limit on a
+        # new subfolder): say so once, and the reconcile scan covers the rest.
+        obs = self._observer
+        if obs is None or self._limit_told:
+            return
+        emitters = getattr(obs, "emitters", ())
+        if not obs.is_alive() or any(not em.is_alive() for em in emitters):
+            self._notice(INOTIFY_ADVICE)
+            self._limit_told = True
+
+
+def _hidden(path: str) -> bool:
+    return any(part.startswith(".") for part in path.split(os.sep) if part)
