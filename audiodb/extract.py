@@ -20,13 +20,31 @@ __all__ = ["analyse", "content_hash", "embed_file", "quiet_worker"]
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
-def quiet_worker() -> None:
-    """Worker initializer: decoders (mpg123) print notes on fd 2 for damaged files;
-    the reasons are recorded in failures instead. AUDIODB_DEBUG=1 keeps them."""
+def quiet_worker(parent: int | None = None) -> None:
+    """Worker initializer.
+
+    Decoders (mpg123) print notes on fd 2 for damaged files; the reasons are
+    recorded in failures instead (AUDIODB_DEBUG=1 keeps them). And a worker
+    whose parent dies (``kill -9`` of a scan) exits instead of waiting forever.
+    """
     if not os.environ.get("AUDIODB_DEBUG"):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 2)
         os.close(devnull)
+    import threading
+    import time
+
+    parent = parent or os.getppid()
+    if os.getppid() != parent:  # the scan died before this worker started
+        os._exit(0)
+
+    def watch_parent() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch_parent, name="audiodb-parent-watch", daemon=True).start()
 
 
 def content_hash(path: str) -> str:

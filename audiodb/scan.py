@@ -213,6 +213,8 @@ class _Writer:
         self.last_flush = time.monotonic()
 
     def add(self, result: dict) -> None:
+        if not self.pending:
+            self.last_flush = time.monotonic()  # a batch's clock starts with its first result
         self.pending[result["path"]] = result
         if len(self.pending) >= self.batch_size or time.monotonic() - self.last_flush > self.batch_seconds:
             self.flush()
@@ -331,7 +333,7 @@ class Workers:
             with _worker_env():
                 self._pool = ProcessPoolExecutor(
                     max_workers=self.n, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=quiet_worker)
+                    initializer=quiet_worker, initargs=(os.getpid(),))
         return self._pool
 
     def close(self, *, kill: bool = False) -> None:
