@@ -413,6 +413,7 @@ def scan(
     missing_ok: bool = False,
     pool: Workers | None = None,
     should_stop: Callable[[], bool] | None = None,
+    scheduler: str | None = None,
 ) -> ScanReport:
     """Bring the library in line with what is under ``roots`` now.
 
@@ -425,6 +426,8 @@ def scan(
     ``missing_ok`` lets a root be gone (the watcher passes paths that were
     deleted: their tracks are removed); ``pool`` reuses worker processes;
     ``should_stop`` is polled to end early, keeping what was finished.
+    ``scheduler`` (``tcp://host:port``) sends the analysis to a Dask cluster
+    whose workers see the same paths; it is reached before anything is written.
 
     Returns
     -------
@@ -443,6 +446,10 @@ def scan(
         )
     workers = max(1, workers or os.cpu_count() or 1)
     report = ScanReport(dry_run=dry_run)
+    if scheduler and not dry_run and pool is None:
+        from .remote import DaskWorkers
+
+        pool = DaskWorkers(scheduler)  # fails here, before the library is touched, if unreachable
 
     db_path = _db.resolve_path(db)
     exists = db_path.exists()
@@ -464,7 +471,38 @@ def scan(
         report.seconds = time.monotonic() - started
         return report
 
+    own = (pool is None and bool(plan.extract)) or bool(scheduler)
+    if pool is None and plan.extract:
+        pool = Workers(min(workers, len(plan.extract)))
+
     # Moves and removals first, in one transaction, with the feature set.
+    try:
+        _apply_moves_and_removals(db_path, plan, params, report, on_change, on_wait)
+    except BaseException:
+        if own:
+            pool.close()
+        raise
+
+    writer = _Writer(db_path, params, plan.existing, report, on_change, on_wait, batch_size, batch_seconds)
+    try:
+        if plan.extract:
+            report.interrupted = not pool.run(plan.extract, params, writer, progress, should_stop)
+    except BaseException:
+        if own:
+            pool.close(kill=True)
+            own = False
+        raise
+    finally:
+        if own:
+            pool.close()
+        writer.flush()  # what finished is kept, in whole rows
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _apply_moves_and_removals(db_path, plan: _Plan, params: FeatureParams, report: ScanReport,
+                              on_change, on_wait) -> None:
+    """Moves and removals first, in one transaction, with the feature set."""
     with _db.connect(db_path, on_wait=on_wait) as con:
         con.execute("BEGIN TRANSACTION")
         _register_feature_set(con, params)
@@ -487,22 +525,3 @@ def scan(
         report._record(Change("removed", t.path))
         if on_change:
             on_change(report.changes[-1])
-
-    writer = _Writer(db_path, params, plan.existing, report, on_change, on_wait, batch_size, batch_seconds)
-    own = pool is None and bool(plan.extract)
-    if own:
-        pool = Workers(min(workers, len(plan.extract)))
-    try:
-        if plan.extract:
-            report.interrupted = not pool.run(plan.extract, params, writer, progress, should_stop)
-    except BaseException:
-        if own:
-            pool.close(kill=True)
-            own = False
-        raise
-    finally:
-        if own:
-            pool.close()
-        writer.flush()  # what finished is kept, in whole rows
-    report.seconds = time.monotonic() - started
-    return report

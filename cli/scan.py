@@ -39,9 +39,11 @@ class Progress:
               help="Worker processes for analysis. Default: all cores.")
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
 @click.option("--retry-failed", is_flag=True, help="Retry files that failed before, even if unchanged.")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
+              help="Analyse on this Dask cluster (workers must see the same paths). Needs audiodb[dask].")
 @db_option
 @format_option
-def scan(folders, workers, dry_run, retry_failed, db, fmt):
+def scan(folders, workers, dry_run, retry_failed, scheduler, db, fmt):
     """Index audio under FOLDERS; a second scan does only what changed.
 
     New files are analysed, changed files re-analysed, moved files re-linked
@@ -53,12 +55,13 @@ def scan(folders, workers, dry_run, retry_failed, db, fmt):
     audiodb scan ~/Music ~/Recordings --workers 2
     audiodb scan ~/Music --dry-run
     audiodb scan ~/Music --format json    # {"added": 3, "updated": 0, ...}
+    audiodb scan /archive --scheduler tcp://10.0.0.5:8786
     """
     lib = library(db)
     progress = Progress()
     try:
         report = lib.scan(folders, workers=workers, dry_run=dry_run, retry_failed=retry_failed,
-                          progress=progress)
+                          progress=progress, scheduler=scheduler)
     finally:
         progress.close()
     for problem in report.problems:

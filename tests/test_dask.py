@@ -1,0 +1,113 @@
+"""`audiodb scan --scheduler`: extraction on a real Dask cluster (distributed.LocalCluster)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+
+from audio import music_like, write_audio
+from conftest import AUDIODB, run_audiodb
+
+distributed = pytest.importorskip("distributed", reason="pip install 'audiodb[dask]'")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=50) as c:
+        with distributed.Client(c) as client:
+            yield c, client
+
+
+def vectors(db) -> dict[str, tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return dict(con.execute("SELECT t.path, e.vector FROM track_files t JOIN embeddings e USING (track_id)").fetchall())
+    finally:
+        con.close()
+
+
+def test_results_through_dask_equal_a_local_scan(tmp_path, cluster):
+    c, _ = cluster
+    root = tmp_path / "music"
+    root.mkdir()
+    for i, (ext, sr) in enumerate([("wav", 22050), ("flac", 44100), ("ogg", 44100), ("mp3", 44100), ("wav", 8000)]):
+        write_audio(root / f"t{i}.{ext}", music_like(2.0, sr, seed=i), sr)
+    (root / "broken.wav").write_bytes(b"RIFF" + os.urandom(100))
+
+    local = run_audiodb("--db", tmp_path / "local.duckdb", "scan", root, "-f", "json", cwd=tmp_path)
+    remote = run_audiodb("--db", tmp_path / "dask.duckdb", "scan", root, "--scheduler", c.scheduler_address,
+                         "-f", "json", cwd=tmp_path)
+    assert remote.returncode == 0, remote.stderr
+    assert json.loads(remote.stdout) == json.loads(local.stdout) == {
+        "added": 5, "updated": 0, "moved": 0, "removed": 0, "unchanged": 0, "failed": 1}
+    a, b = vectors(tmp_path / "local.duckdb"), vectors(tmp_path / "dask.duckdb")
+    assert a.keys() == b.keys() and len(a) == 5
+    assert all(a[p] == b[p] for p in a)  # identical, not merely close
+    con = duckdb.connect(str(tmp_path / "dask.duckdb"), read_only=True)
+    assert con.execute("SELECT path FROM failures").fetchall() == [(str(root / "broken.wav"),)]
+    con.close()
+
+
+def test_a_worker_killed_mid_scan_loses_nothing(tmp_path, cluster):
+    c, client = cluster
+    root = tmp_path / "many"
+    root.mkdir()
+    n = 24
+    for i in range(n):
+        write_audio(root / f"m{i:02d}.flac", music_like(4.0, 44100, seed=100 + i, channels=2), 44100)
+    db = tmp_path / "k.duckdb"
+    proc = subprocess.Popen(AUDIODB + ["--db", str(db), "scan", str(root), "--scheduler", c.scheduler_address,
+                                       "-f", "json"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    # Wait until work is under way on the workers, then kill one of them.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(client.processing().values()):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    pids = client.run(os.getpid)
+    victim = sorted(pids.values())[0]
+    os.kill(victim, signal.SIGKILL)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    counts = json.loads(out)
+    assert counts["added"] == n and counts["failed"] == 0
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*), count(DISTINCT path) FROM track_files").fetchone() == (n, n)
+    assert con.execute("SELECT count(*) FROM embeddings").fetchone()[0] == n
+    con.close()
+    client.wait_for_workers(2, timeout=60)  # the nanny restarted it
+
+
+def test_unreachable_scheduler_fails_fast_and_writes_nothing(tmp_path, music_dir):
+    started = time.monotonic()
+    out = run_audiodb("--db", tmp_path / "never.duckdb", "scan", music_dir, "--scheduler", "tcp://127.0.0.1:9",
+                      cwd=tmp_path, timeout=60)
+    assert out.returncode == 1
+    assert "Cannot reach the Dask scheduler" in out.stderr and "Nothing was written" in out.stderr
+    assert time.monotonic() - started < 20
+    assert not (tmp_path / "never.duckdb").exists()
+
+
+def test_a_path_the_worker_cannot_see_is_explained(tmp_path):
+    from audiodb.remote import analyse_on_worker
+    from audiodb.features import NOTEBOOK
+
+    result = analyse_on_worker(str(tmp_path / "only-on-the-scanner.wav"), None, NOTEBOOK)
+    assert result["status"] == "failed" and "same path" in result["reason"] and "shared storage" in result["reason"]
+
+
+def test_without_scheduler_dask_is_not_imported(tmp_path, music_dir):
+    code = ("import sys, json; from audiodb import Library; "
+            f"r = Library({str(tmp_path / 'x.duckdb')!r}).scan([{str(music_dir)!r}], workers=1); "
+            "print(json.dumps([r.added, 'distributed' in sys.modules, 'dask' in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [5, False, False]
