@@ -4,7 +4,12 @@
 >>> lib = audiodb.Library("music.duckdb")
 >>> lib.scan(["~/Music"]).counts()
 {'added': 41, 'updated': 0, 'moved': 0, 'removed': 0, 'unchanged': 0, 'failed': 0}
+
+Importing it loads numpy and nothing heavier: scipy, librosa, scikit-learn and
+DuckDB are imported inside the functions that need them.
 """
+
+from __future__ import annotations
 
 from .errors import (
     AudiodbError,
@@ -16,6 +21,7 @@ from .errors import (
     TrackNotFound,
     UsageError,
 )
+from .cluster import ClusterRun, cluster_vectors
 from .extract import embed_file
 from .features import FEATURE_NAMES, NOTEBOOK, FeatureParams
 from .library import Library, QueryResult
@@ -26,6 +32,7 @@ __all__ = [
     "NOTEBOOK",
     "AudiodbError",
     "Change",
+    "ClusterRun",
     "DatabaseError",
     "DatabaseLocked",
     "DecodeError",
@@ -37,6 +44,8 @@ __all__ = [
     "SchemaTooNew",
     "TrackNotFound",
     "UsageError",
+    "cluster_vectors",
     "embed_file",
     "scan",
 ]
+

@@ -58,12 +58,13 @@ def _config(read_only: bool) -> dict:
 
 
 def schema_version(con) -> int:
+    # fetchall, not fetchone: a half-read result would stay pending on the connection.
     has = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not has:
         return 0
-    return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0]
 
 
 def _migrate(con, path: Path) -> None:
