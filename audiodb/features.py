@@ -163,15 +163,69 @@ def _frame_block(
     return view[::hop_length]
 
 
-def _rms_frames(y: np.ndarray, *, frame_length: int, hop_length: int, block: int = 2048) -> np.ndarray:
-    """``librosa.feature.rms(y=y)[0]`` (centred, zero padding), float32, in blocks."""
-    n = _n_frames(len(y), hop_length)
-    out = np.empty(n, dtype=np.float32)
-    for a in range(0, n, block):
-        b = min(n, a + block)
-        fr = _frame_block(y, a, b, frame_length=frame_length, hop_length=hop_length, pad_mode="constant")
-        out[a:b] = np.sqrt(np.mean(np.square(fr, dtype=np.float32), axis=-1))
+def _hop_energies(y: np.ndarray, hop_length: int, chunk: int = 1 << 14) -> np.ndarray:
+    """Sum of squares (float64) of each hop-long block of ``y``; the last may be partial."""
+    n = len(y)
+    n_blocks = -(-n // hop_length)
+    out = np.zeros(n_blocks)
+    full = n // hop_length
+    for a in range(0, full, chunk):
+        b = min(full, a + chunk)
+        blk = y[a * hop_length : b * hop_length].reshape(b - a, hop_length)
+        out[a:b] = np.einsum("ij,ij->i", blk, blk, dtype=np.float64)
+    if full < n_blocks:
+        tail = y[full * hop_length :].astype(np.float64)
+        out[full] = np.dot(tail, tail)
     return out
+
+
+def _rms_frames(y: np.ndarray, *, frame_length: int, hop_length: int) -> np.ndarray:
+    """``librosa.feature.rms(y=y)[0]`` (centred, zero padding), float32.
+
+    When the frame is a whole number of hops and centred on a hop boundary (2048
+    and 512), each frame's energy is the sum of the energies of the hops it
+    covers: one pass over the signal instead of four. librosa averages in float32;
+    this sums in float64, so results agree to float32 rounding (~1e-7).
+    """
+    n = _n_frames(len(y), hop_length)
+    half = frame_length // 2
+    if frame_length % hop_length or half % hop_length:
+        out = np.empty(n, dtype=np.float32)
+        for a in range(0, n, 2048):
+            b = min(n, a + 2048)
+            fr = _frame_block(y, a, b, frame_length=frame_length, hop_length=hop_length, pad_mode="constant")
+            out[a:b] = np.sqrt(np.mean(np.square(fr, dtype=np.float32), axis=-1))
+        return out
+    k, before = frame_length // hop_length, half // hop_length
+    blocks = np.concatenate([np.zeros(before), _hop_energies(y, hop_length), np.zeros(k)])
+    # frame t covers hop blocks t - before .. t - before + k - 1 (zeros outside y)
+    energy = blocks[:n].copy()
+    for j in range(1, k):
+        energy += blocks[j : j + n]
+    return np.sqrt(energy / frame_length).astype(np.float32)
+
+
+def _zcr_frames(y: np.ndarray, a: int, b: int, *, frame_length: int, hop_length: int) -> np.ndarray:
+    """``librosa.feature.zero_crossing_rate(y)[0][a:b]`` exactly (centred, edge padding).
+
+    Crossings are counted once per sample pair over the stretch of ``y`` the
+    frames cover, then per frame by differences of a running count. Edge
+    padding repeats the end samples, so it adds no crossing.
+    """
+    n, half = len(y), frame_length // 2
+    seg_lo = max(0, a * hop_length - half)
+    seg_hi = min(n, (b - 1) * hop_length + half)
+    seg = y[seg_lo:seg_hi]
+    sign = np.signbit(np.where(np.abs(seg) <= 1e-10, np.float32(0), seg))
+    running = np.zeros(len(seg), dtype=np.int64)  # running[k]: crossings with right end <= seg_lo + k
+    np.cumsum(sign[1:] != sign[:-1], out=running[1:])
+    t = np.arange(a, b)
+    lo = t * hop_length - half
+    hi = t * hop_length + half  # exclusive
+    upper = np.minimum(hi - 1, seg_hi - 1) - seg_lo
+    lower = np.maximum(lo, seg_lo) - seg_lo
+    counts = np.where(upper > lower, running[np.maximum(upper, 0)] - running[lower], 0)
+    return counts / frame_length
 
 
 def trim_bounds(
@@ -242,14 +296,16 @@ def frame_features(
     bandwidth = np.empty(n)
     rolloff = np.empty(n)
     flatness = np.empty(n, dtype=np.float32)
-    rms = np.empty(n, dtype=np.float32)
+    rms = _rms_frames(y, frame_length=n_fft, hop_length=hop_length)
     zcr = np.empty(n)
+    buf = np.empty((min(block, n), n_fft))  # windowed frames, reused
 
     for a in range(0, n, block):
         b = min(n, a + block)
         frames = _frame_block(y, a, b, frame_length=n_fft, hop_length=hop_length, pad_mode="constant")
         # librosa multiplies float32 frames by a float64 window and keeps complex64.
-        spec = scipy.fft.rfft(frames * window, axis=-1).astype(np.complex64)
+        windowed = np.multiply(frames, window, out=buf[: b - a])
+        spec = scipy.fft.rfft(windowed, axis=-1).astype(np.complex64)
         mag = np.abs(spec)  # (frames, bins) float32
         del spec
         power = mag**2.0
@@ -264,20 +320,17 @@ def frame_features(
         var = (m[:, 2] - 2.0 * c * m[:, 1] + c * c * m[:, 0]) / length
         bandwidth[a:b] = np.sqrt(np.maximum(var, 0.0))
 
+        # Rolloff: the first bin whose running sum (float32, bin by bin, as librosa)
+        # reaches roll_percent of the total.
         total = np.cumsum(mag, axis=-1)
-        threshold = roll_percent * total[:, -1:]
-        rolloff[a:b] = freq[np.argmax(total >= threshold, axis=-1)]
+        rolloff[a:b] = freq[np.argmax(total >= roll_percent * total[:, -1:], axis=-1)]
+        del total
 
         s_thresh = np.maximum(_AMIN, power)
         gmean = np.exp(np.mean(np.log(s_thresh), axis=-1))
         flatness[a:b] = gmean / np.mean(s_thresh, axis=-1)
 
-        rms[a:b] = np.sqrt(np.mean(np.square(frames, dtype=np.float32), axis=-1))
-
-        edge = _frame_block(y, a, b, frame_length=n_fft, hop_length=hop_length, pad_mode="edge")
-        z = np.where(np.abs(edge) <= 1e-10, np.float32(0), edge)
-        crossings = np.signbit(z[:, 1:]) != np.signbit(z[:, :-1])
-        zcr[a:b] = crossings.sum(axis=-1) / n_fft
+        zcr[a:b] = _zcr_frames(y, a, b, frame_length=n_fft, hop_length=hop_length)
 
     return {
         "mel": mel,

@@ -114,3 +114,19 @@ def test_feature_set_id_changes_with_any_parameter():
     assert dataclasses.replace(NOTEBOOK, n_mels=128).id != NOTEBOOK.id
     assert dataclasses.replace(NOTEBOOK, top_db=60).id != NOTEBOOK.id
     assert dataclasses.replace(NOTEBOOK).id == NOTEBOOK.id
+
+
+@pytest.mark.parametrize("n", [1, 100, 511, 512, 2048, 2049, 22050 * 3 + 17])
+def test_per_frame_rms_and_zcr_match_librosa(n):
+    import librosa
+
+    from audiodb.features import frame_features
+
+    rng = np.random.default_rng(n)
+    y = (rng.standard_normal(n) * 0.1).astype(np.float32)
+    y[: n // 3] = 0.0  # exact zeros: the crossing threshold and silent frames
+    frames = frame_features(y, block=5)
+    np.testing.assert_array_equal(frames["zcr"], librosa.feature.zero_crossing_rate(y)[0])
+    np.testing.assert_allclose(frames["rms"], librosa.feature.rms(y=y)[0], rtol=2e-6, atol=1e-9)
+    np.testing.assert_array_equal(
+        frames["rolloff"], librosa.feature.spectral_rolloff(y=y, sr=22050, roll_percent=0.85)[0])
