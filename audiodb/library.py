@@ -101,3 +101,83 @@ class Library:
     def failures(self) -> QueryResult:
         """Files that could not be analysed: path, reason, when."""
         return self.sql("SELECT path, reason, failed_at, size FROM failures ORDER BY failed_at DESC, path")
+
+    def similar(self, track: str, **kwargs) -> list[dict]:
+        """Tracks nearest to ``track`` (path or id); see :func:`audiodb.similar.similar`."""
+        from .similar import similar
+
+        return similar(self, track, **kwargs)
+
+    def duplicates(self, **kwargs) -> list[list[dict]]:
+        """Groups of files holding one recording; see :func:`audiodb.similar.duplicates`."""
+        from .similar import duplicates
+
+        return duplicates(self, **kwargs)
+
+    def playlist(self, seeds: list[str], **kwargs) -> list[dict]:
+        """Tracks near ``seeds``, no repeats; see :func:`audiodb.similar.playlist`."""
+        from .similar import playlist
+
+        return playlist(self, seeds, **kwargs)
+
+    def evaluate(self, label_from: str = "folder", **kwargs):
+        """Leave-one-out k-NN figures per label; see :func:`audiodb.similar.evaluate`."""
+        from .similar import evaluate
+
+        return evaluate(self, label_from, **kwargs)
+
+    # --- clustering (see audiodb.cluster) ---
+
+    def cluster(self, method: str = "kmeans", **options):
+        """Cluster the library and keep the run; returns a :class:`audiodb.cluster.ClusterRun`.
+
+        ``method`` is ``'kmeans'`` (options ``k``: int or ``'auto'``) or ``'hdbscan'``
+        (``min_cluster_size``, ``min_samples``); both take ``space`` (``'scaled'``,
+        ``'pca'``, ``'umap'``) and ``dims``. See :func:`audiodb.cluster.cluster_vectors`.
+        """
+        from .cluster import cluster_library
+
+        return cluster_library(self.path, method=method, params=self.params, on_wait=self.on_wait, **options)
+
+    def summary(self, *, method: str | None = None, run: int | None = None) -> QueryResult:
+        """Per-cluster summaries of the latest run of each method (or of run ``run``)."""
+        from .cluster import summary
+
+        with self.connect() as con:
+            return QueryResult(*summary(con, method=method, run_id=run))
+
+    def export(self, path: str | os.PathLike) -> int:
+        """Write the notebook's CSV (or ``.parquet``); returns the number of tracks."""
+        from .cluster import export
+
+        with self.connect() as con:
+            return export(con, os.path.expanduser(os.fspath(path)))
+
+    def tracks(self, *, arrow: bool | None = None):
+        """The ``tracks`` view as a pandas DataFrame (an Arrow table if ``arrow`` or no pandas)."""
+        return self._frame("SELECT * FROM tracks ORDER BY track_id", arrow)
+
+    def features(self, *, arrow: bool | None = None):
+        """The ``features`` view (track_id, path, the notebook's 180 columns); see :meth:`tracks`."""
+        return self._frame("SELECT * FROM features ORDER BY track_id", arrow)
+
+    def clusters(self, *, arrow: bool | None = None):
+        """The ``clusters`` view (latest run of each method, one row per track); see :meth:`tracks`."""
+        return self._frame("SELECT * FROM clusters ORDER BY method, track_id", arrow)
+
+    def _frame(self, query: str, arrow: bool | None):
+        from .cluster import arrow as _arrow
+
+        with self.connect() as con:
+            table = _arrow(con, query)
+        if arrow:
+            return table
+        try:
+            import pandas  # noqa: F401
+        except ImportError:
+            if arrow is False:
+                from .errors import UsageError
+
+                raise UsageError("pandas is not installed: pip install pandas, or pass arrow=True.") from None
+            return table
+        return table.to_pandas()

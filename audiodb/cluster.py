@@ -1,0 +1,699 @@
+"""Clustering the library, as the notebook does, and keeping every run.
+
+The computation is pure (arrays in, labels out) and follows the notebook:
+features z-scored (``StandardScaler``), k-means with ``random_state=42,
+n_init=10``, HDBSCAN with ``min_cluster_size=4, min_samples=2``, euclidean,
+``eom``. Two things are added:
+
+- a *space* to cluster in: ``scaled`` (the notebook's 180 z-scored columns),
+  ``pca`` or ``umap`` (reduce first, then cluster). HDBSCAN in 180 dimensions
+  on a small library calls everything noise (the notebook's own result: 13 of
+  13); in a reduced space it finds the groups. See README, "Clustering".
+- *stable cluster ids*: a new run's clusters are matched to the previous run
+  of the same method by overlap (Jaccard, Hungarian assignment), so cluster 2
+  stays cluster 2 when little changed.
+
+A run reads the vectors (read-only, then closes the library), computes with
+the file closed, and writes the run in one short transaction, so it works
+while a scan or a watcher is writing too.
+
+sklearn, hdbscan and umap are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from . import db as _db
+from .errors import AudiodbError, UsageError
+from .features import FEATURE_NAMES, NOTEBOOK, FeatureParams
+
+__all__ = [
+    "DEFAULT_SPACE",
+    "METHODS",
+    "SPACES",
+    "ClusterRun",
+    "cluster_library",
+    "cluster_vectors",
+    "export",
+    "arrow",
+    "match_ids",
+    "reduce",
+    "standardize",
+    "summary",
+]
+
+METHODS = ("kmeans", "hdbscan")
+SPACES = ("scaled", "pca", "umap")
+
+#: The space each method clusters in unless told otherwise. k-means stays in the
+#: notebook's space; HDBSCAN reduces first (measurements in README, "Clustering").
+DEFAULT_SPACE = {"kmeans": "scaled", "hdbscan": "umap"}
+
+#: Components kept by each reducing space, unless told otherwise.
+DEFAULT_DIMS = {"pca": 10, "umap": 5}
+
+SEED = 42  # the notebook's random_state, everywhere
+#: Up to this many tracks, umap gets exact nearest neighbours (sklearn) instead of pynndescent's.
+EXACT_KNN = 10_000
+K_AUTO_RANGE = (2, 10)
+#: Above this many tracks, ``--k auto`` fits its candidates on a seeded sample of this size...
+SAMPLE = 20_000
+#: ... and silhouettes are estimated on a seeded sample of this size.
+SILHOUETTE_SAMPLE = 5_000
+NOISY = 0.5  # an HDBSCAN run with at least this fraction of noise gets advice
+
+_CENT = FEATURE_NAMES.index("spec_cent_mean") + 1  # DuckDB arrays are 1-based
+_RMS = FEATURE_NAMES.index("rms_mean") + 1
+
+
+@dataclasses.dataclass
+class ClusterRun:
+    """One clustering of the library: labels per track and what was asked for.
+
+    ``labels`` are the stored cluster ids (``-1`` is HDBSCAN noise), aligned with
+    ``track_ids``. ``probability`` (HDBSCAN membership strength, 0..1) and
+    ``outlier_score`` (GLOSH) are ``None`` for k-means. ``quality`` is the
+    silhouette score of the clustered tracks in the space clustered in.
+    """
+
+    method: str
+    space: str
+    parameters: dict
+    track_ids: np.ndarray
+    labels: np.ndarray
+    probability: np.ndarray | None = None
+    outlier_score: np.ndarray | None = None
+    centre_distance: np.ndarray | None = None
+    quality: float | None = None
+    k_scores: dict[int, float] | None = None
+    advice: list[str] = dataclasses.field(default_factory=list)
+    feature_set: str = NOTEBOOK.id
+    seconds: float = 0.0
+    run_id: int | None = None
+    created_at: datetime.datetime | None = None
+
+    @property
+    def n_tracks(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_noise(self) -> int:
+        return int(np.sum(self.labels == -1))
+
+    @property
+    def n_clusters(self) -> int:
+        return len(set(self.labels.tolist()) - {-1})
+
+    def sizes(self) -> dict[int, int]:
+        """Tracks per cluster id (noise as ``-1``), by id."""
+        ids, counts = np.unique(self.labels, return_counts=True)
+        return {int(i): int(c) for i, c in zip(ids, counts)}
+
+    def as_row(self) -> dict:
+        """The run as ``cluster_runs`` shows it (one flat dict)."""
+        return {
+            "run_id": self.run_id, "method": self.method, "space": self.space,
+            "parameters": json.dumps(self.parameters, sort_keys=True), "n_tracks": self.n_tracks,
+            "n_clusters": self.n_clusters, "n_noise": self.n_noise, "quality": self.quality,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+# --------------------------------------------------------------------------- computation
+
+
+def standardize(X: np.ndarray) -> np.ndarray:
+    """z-score each column as ``StandardScaler`` does (population std; constant columns -> 0).
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_tracks, n_features)
+
+    Returns
+    -------
+    ndarray, float64, same shape
+    """
+    X = np.asarray(X, dtype=np.float64)
+    mean = X.mean(axis=0)
+    std = X.std(axis=0)
+    std[std < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)] = 1.0
+    return (X - mean) / std
+
+
+def reduce(X_scaled: np.ndarray, space: str, *, dims: int | None = None) -> tuple[np.ndarray, dict]:
+    """Project z-scored features into the space to cluster in.
+
+    Parameters
+    ----------
+    X_scaled : ndarray, shape (n_tracks, n_features)
+        Output of :func:`standardize`.
+    space : {'scaled', 'pca', 'umap'}
+        ``scaled`` returns ``X_scaled`` itself. ``pca`` keeps ``dims`` principal
+        components (seeded). ``umap`` embeds in ``dims`` dimensions with
+        ``n_neighbors`` from :func:`umap_neighbors`, ``min_dist=0``,
+        ``random_state=42``: settings for clustering, not for a picture.
+    dims : int, optional
+        Components to keep; default 10 for pca, 5 for umap. Capped by the data.
+
+    Returns
+    -------
+    Y : ndarray, shape (n_tracks, d)
+    info : dict
+        What was done, for the run's ``parameters``.
+    """
+    n, d = X_scaled.shape
+    if space == "scaled":
+        return X_scaled, {"dims": d}
+    if space not in SPACES:
+        raise UsageError(f"Unknown space {space!r}: choose one of {', '.join(SPACES)}.")
+    want = dims or DEFAULT_DIMS[space]
+    if want < 1:
+        raise UsageError(f"--dims must be at least 1 (got {want}).")
+    if space == "pca":
+        from sklearn.decomposition import PCA
+
+        keep = max(1, min(want, n, d))
+        pca = PCA(n_components=keep, random_state=SEED, svd_solver="auto")
+        Y = pca.fit_transform(X_scaled)
+        return Y, {"dims": keep, "explained_variance": round(float(pca.explained_variance_ratio_.sum()), 4)}
+    if n < 5:
+        raise UsageError(f"--space umap needs at least 5 tracks (the library has {n}); "
+                         "use --space scaled or pca.")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # umap's notices about seeds and threads
+        import umap
+
+        keep = max(1, min(want, n - 3))
+        neighbours = umap_neighbors(n)
+        knn = None
+        if n <= EXACT_KNN:  # exact neighbours: faster here than compiling pynndescent, and exact
+            from sklearn.neighbors import NearestNeighbors
+
+            dist, idx = NearestNeighbors(n_neighbors=neighbours).fit(X_scaled).kneighbors(X_scaled)
+            knn = (idx, dist)
+        model = umap.UMAP(n_components=keep, n_neighbors=neighbours, min_dist=0.0, metric="euclidean",
+                          random_state=SEED, precomputed_knn=knn or (None, None, None))
+        Y = model.fit_transform(X_scaled)
+    return np.asarray(Y, dtype=np.float64), {"dims": keep, "n_neighbors": neighbours, "min_dist": 0.0,
+                                             "random_state": SEED}
+
+
+def umap_neighbors(n: int) -> int:
+    """UMAP's neighbourhood for ``n`` tracks: a fifth of the library, between 5 and 15.
+
+    15 is umap's default; on a small library a 15-track neighbourhood spans
+    several groups and UMAP merges them (see README, "Clustering").
+    """
+    return max(2, min(n - 1, max(5, min(15, n // 5))))
+
+
+def _silhouette(Y: np.ndarray, labels: np.ndarray) -> float | None:
+    mask = labels != -1
+    k = len(set(labels[mask].tolist()))
+    if k < 2 or k >= mask.sum():
+        return None
+    from sklearn.metrics import silhouette_score
+
+    n = int(mask.sum())
+    sample = SILHOUETTE_SAMPLE if n > SILHOUETTE_SAMPLE else None
+    return float(silhouette_score(Y[mask], labels[mask], sample_size=sample, random_state=SEED))
+
+
+def _kmeans(Y: np.ndarray, k: int):
+    from sklearn.cluster import KMeans
+
+    model = KMeans(n_clusters=k, random_state=SEED, n_init=10)
+    labels = model.fit_predict(Y)
+    dist = np.linalg.norm(Y - model.cluster_centers_[labels], axis=1)
+    return labels, dist
+
+
+def choose_k(Y: np.ndarray, ks: range) -> tuple[int, dict[int, float]]:
+    """The k in ``ks`` with the best silhouette, and every k's score.
+
+    Above 20,000 tracks the candidates are fitted on a seeded sample of 20,000,
+    and scored on 5,000 of those.
+    """
+    from sklearn.cluster import KMeans
+
+    if len(Y) > SAMPLE:
+        Y = Y[np.random.default_rng(SEED).choice(len(Y), SAMPLE, replace=False)]
+    scores = {}
+    for k in ks:
+        labels = KMeans(n_clusters=k, random_state=SEED, n_init=10).fit_predict(Y)
+        score = _silhouette(Y, labels)
+        scores[k] = -1.0 if score is None else score
+    best = max(scores, key=lambda k: (scores[k], -k))
+    return best, scores
+
+
+def _hdbscan(Y: np.ndarray, min_cluster_size: int, min_samples: int):
+    import warnings
+
+    import hdbscan
+
+    model = hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, metric="euclidean",
+                            cluster_selection_method="eom", core_dist_n_jobs=os.cpu_count() or 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # GLOSH divides by zero on exact duplicates
+        labels = model.fit_predict(Y)
+        outlier = np.nan_to_num(np.asarray(model.outlier_scores_, dtype=np.float64), nan=0.0)
+    return labels, np.asarray(model.probabilities_, dtype=np.float64), outlier
+
+
+def _centre_distance(Y: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    dist = np.full(len(labels), np.nan)
+    members = labels != -1
+    if members.any():
+        _, which = np.unique(labels[members], return_inverse=True)
+        sums = np.zeros((which.max() + 1, Y.shape[1]))
+        np.add.at(sums, which, Y[members])
+        centres = sums / np.bincount(which)[:, None]
+        dist[members] = np.linalg.norm(Y[members] - centres[which], axis=1)
+    return dist
+
+
+def cluster_vectors(
+    X: np.ndarray,
+    *,
+    method: str,
+    k: int | str = "auto",
+    min_cluster_size: int = 4,
+    min_samples: int = 2,
+    space: str | None = None,
+    dims: int | None = None,
+) -> ClusterRun:
+    """Cluster raw feature vectors as the notebook does; nothing is stored.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_tracks, n_features)
+        Raw features (they are z-scored here).
+    method : {'kmeans', 'hdbscan'}
+    k : int or 'auto'
+        k-means clusters; ``'auto'`` tries 2..10 (fewer for a small library)
+        and keeps the best silhouette.
+    min_cluster_size, min_samples : int
+        HDBSCAN's (the notebook's 4 and 2).
+    space : {'scaled', 'pca', 'umap'}, optional
+        Where to cluster; default :data:`DEFAULT_SPACE` of the method.
+    dims : int, optional
+        Components for pca / umap.
+
+    Returns
+    -------
+    ClusterRun
+        Labels numbered by size (largest 0), ``track_ids`` 0..n-1, not stored.
+    """
+    started = time.monotonic()
+    if method not in METHODS:
+        raise UsageError(f"Unknown method {method!r}: choose kmeans or hdbscan (or both).")
+    space = space or DEFAULT_SPACE[method]
+    n = len(X)
+    if n == 0:
+        raise AudiodbError("No tracks indexed yet: run audiodb scan DIR first.")
+    _check_args(method, n, k, min_cluster_size, min_samples)
+    Y, space_info = reduce(standardize(X), space, dims=dims)
+    params: dict = {"space": space, **space_info}
+    run = ClusterRun(method=method, space=space, parameters=params, track_ids=np.arange(n),
+                     labels=np.zeros(n, dtype=np.int64))
+    if method == "kmeans":
+        k_scores, requested = None, str(k)
+        if k == "auto":
+            lo, hi = K_AUTO_RANGE
+            k, k_scores = choose_k(Y, range(lo, min(hi, n - 1) + 1))
+        labels, dist = _kmeans(Y, int(k))
+        params.update(k=int(k), k_requested=requested, random_state=SEED, n_init=10)
+        if k_scores:
+            params["k_scores"] = {str(key): round(v, 4) for key, v in k_scores.items()}
+        run.k_scores, run.centre_distance = k_scores, dist
+    else:
+        labels, prob, outlier = _hdbscan(Y, min_cluster_size, min_samples)
+        params.update(min_cluster_size=min_cluster_size, min_samples=min_samples, metric="euclidean",
+                      cluster_selection_method="eom")
+        run.probability, run.outlier_score = prob, outlier
+        run.centre_distance = _centre_distance(Y, labels)
+    run.labels = match_ids(labels, None)  # by size, largest first
+    run.quality = _silhouette(Y, labels)
+    run.advice = _advice(run, min_cluster_size, min_samples)
+    run.seconds = time.monotonic() - started
+    return run
+
+
+def _check_args(method: str, n: int, k, min_cluster_size: int, min_samples: int) -> None:
+    if method == "kmeans":
+        if k == "auto":
+            if n < 3:
+                raise UsageError(f"--k auto needs at least 3 tracks (the library has {n}); give --k 1 or 2.")
+            return
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise UsageError(f"--k must be a positive number or 'auto' (got {k!r}).")
+        if k > n:
+            raise UsageError(f"k={k} is more than the {n} tracks; choose --k {n} or less, or --k auto.")
+    else:
+        if min_cluster_size < 2:
+            raise UsageError(f"--min-cluster-size must be at least 2 (got {min_cluster_size}).")
+        if min_samples < 1:
+            raise UsageError(f"--min-samples must be at least 1 (got {min_samples}).")
+        if min_cluster_size > n:
+            raise UsageError(f"--min-cluster-size {min_cluster_size} is more than the {n} tracks; "
+                             f"choose {max(2, n // 2)} or less, or index more audio.")
+        if min_samples > n - 1:
+            raise UsageError(f"--min-samples {min_samples} needs more than the {n} tracks; choose {n - 1} or less.")
+
+
+def _advice(run: ClusterRun, min_cluster_size: int, min_samples: int) -> list[str]:
+    if run.method != "hdbscan" or run.n_noise < NOISY * run.n_tracks:
+        return []
+    dims = run.parameters.get("dims")
+    head = (f"HDBSCAN labelled all {run.n_tracks} tracks noise" if run.n_clusters == 0 else
+            f"HDBSCAN labelled {run.n_noise} of {run.n_tracks} tracks noise")
+    head += f" in the {run.space} space ({dims} dimensions)."
+    tips = []
+    if run.space != "umap":
+        tips.append("--space umap (reduce first: in many dimensions all distances look alike, so no "
+                    "region is denser than another)")
+    if min_cluster_size > 2:
+        tips.append(f"a smaller --min-cluster-size (now {min_cluster_size})")
+    if min_samples > 1:
+        tips.append(f"a smaller --min-samples (now {min_samples})")
+    tips.append("--method kmeans, which puts every track in a cluster")
+    return [head + " Try " + "; or ".join(tips) + "."]
+
+
+def match_ids(
+    labels: np.ndarray,
+    previous: tuple[np.ndarray, np.ndarray] | None,
+    *,
+    track_ids: np.ndarray | None = None,
+    min_jaccard: float = 0.1,
+) -> np.ndarray:
+    """Renumber ``labels`` so clusters keep the ids they had in a previous run.
+
+    New clusters are matched one-to-one to previous ones by overlap of the
+    tracks both runs saw (Jaccard index, total maximised by the Hungarian
+    algorithm); a match needs ``min_jaccard``. Matched clusters take the previous id;
+    the others get fresh ids above every previous one, largest cluster first.
+    Without a previous run, ids are 0, 1, ... by size. Noise (``-1``) stays.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (n,)
+    previous : (track_ids, labels) of the previous run, or None
+    track_ids : ndarray, shape (n,), the tracks ``labels`` belong to (needed with ``previous``)
+
+    Returns
+    -------
+    ndarray of int64, shape (n,)
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    ids, sizes = np.unique(labels[labels != -1], return_counts=True)
+    mapping: dict[int, int] = {}
+    next_id = 0
+    if previous is not None and len(previous[0]) and len(ids):
+        prev_tracks, prev_labels = (np.asarray(a, dtype=np.int64) for a in previous)
+        next_id = int(prev_labels.max()) + 1 if len(prev_labels) else 0
+        common, new_idx, old_idx = np.intersect1d(track_ids, prev_tracks, return_indices=True)
+        a, b = labels[new_idx], prev_labels[old_idx]
+        keep = (a != -1) & (b != -1)
+        a, b = a[keep], b[keep]
+        old_ids = np.unique(b)
+        if len(a) and len(old_ids):
+            # Sizes among the tracks both runs saw (noise in either run counts as outside).
+            size_new = np.bincount(np.searchsorted(ids, labels[new_idx][labels[new_idx] != -1]),
+                                   minlength=len(ids))
+            size_old = np.bincount(np.searchsorted(old_ids, prev_labels[old_idx][
+                np.isin(prev_labels[old_idx], old_ids)]), minlength=len(old_ids))
+            pairs = _match(np.searchsorted(ids, a), np.searchsorted(old_ids, b), size_new, size_old, min_jaccard)
+            mapping = {int(ids[r]): int(old_ids[c]) for r, c in pairs}
+        next_id = max([next_id, *(v + 1 for v in mapping.values())])
+    for i in np.argsort(-sizes, kind="stable"):
+        if int(ids[i]) not in mapping:
+            mapping[int(ids[i])] = next_id
+            next_id += 1
+    out = np.full(len(labels), -1, dtype=np.int64)
+    clustered = labels != -1
+    out[clustered] = np.array([mapping[int(i)] for i in ids], dtype=np.int64)[np.searchsorted(ids, labels[clustered])]
+    return out
+
+
+def _match(ia: np.ndarray, ib: np.ndarray, size_new: np.ndarray, size_old: np.ndarray,
+           min_jaccard: float) -> list[tuple[int, int]]:
+    """One-to-one pairs (new, old) maximising total Jaccard, each at least ``min_jaccard``.
+
+    ``ia``, ``ib``: for each track in a cluster in both runs, its new and old cluster
+    index. Only overlapping pairs are looked at; the Hungarian algorithm runs on each
+    connected group of them (a cluster has at most 1 / min_jaccard candidates), so
+    thousands of clusters cost no more than a few. A group too large for that
+    (two very different runs) is matched greedily, best pair first.
+    """
+    from scipy.optimize import linear_sum_assignment
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n_old = len(size_old)
+    key, overlap = np.unique(ia * n_old + ib, return_counts=True)
+    ra, rb = np.divmod(key, n_old)
+    jaccard = overlap / (size_new[ra] + size_old[rb] - overlap)
+    keep = jaccard >= min_jaccard
+    ra, rb, jaccard = ra[keep], rb[keep], jaccard[keep]
+    if not len(ra):
+        return []
+    n_new = len(size_new)
+    graph = coo_matrix((np.ones(len(ra)), (ra, n_new + rb)), shape=(n_new + n_old,) * 2)
+    _, component = connected_components(graph, directed=False)
+    pairs: list[tuple[int, int]] = []
+    order = np.argsort(component[ra], kind="stable")
+    for edges in np.split(order, np.flatnonzero(np.diff(component[ra][order])) + 1):
+        rows, cols = np.unique(ra[edges]), np.unique(rb[edges])
+        if len(rows) * len(cols) <= 250_000:
+            dense = np.zeros((len(rows), len(cols)))
+            dense[np.searchsorted(rows, ra[edges]), np.searchsorted(cols, rb[edges])] = jaccard[edges]
+            r, c = linear_sum_assignment(-dense)
+            pairs += [(int(rows[i]), int(cols[j])) for i, j in zip(r, c) if dense[i, j] > 0]
+        else:
+            used_r, used_c = set(), set()
+            for e in edges[np.argsort(-jaccard[edges], kind="stable")]:
+                if ra[e] not in used_r and rb[e] not in used_c:
+                    used_r.add(ra[e])
+                    used_c.add(rb[e])
+                    pairs.append((int(ra[e]), int(rb[e])))
+    return pairs
+
+
+# --------------------------------------------------------------------------- the store
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def arrow(con, query: str, params: list | None = None):
+    """A query's rows as an Arrow table, without a copy.
+
+    Runs on a cursor: DuckDB 2 refuses ``con.sql`` while an ``execute()`` result
+    on the same connection is unfinished, and copies DB-API results to Arrow.
+    """
+    cur = con.cursor()
+    try:
+        return cur.sql(query, params=params or None).to_arrow_table()
+    finally:
+        cur.close()
+
+
+def load_vectors(con, params: FeatureParams = NOTEBOOK) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(track_ids, X, n_stale)``: current vectors of every track, by track id, and how
+    many tracks have none for ``params`` yet."""
+    table = arrow(con, "SELECT e.track_id, e.vector FROM embeddings e JOIN track_files t USING (track_id) "
+                       "WHERE e.feature_set = ? ORDER BY e.track_id", [params.id])
+    ids = table["track_id"].to_numpy()
+    vectors = table["vector"].combine_chunks()
+    X = np.asarray(vectors.flatten().to_numpy(), dtype=np.float32).reshape(-1, params.dims)
+    total = con.execute("SELECT count(*) FROM track_files").fetchone()[0]
+    return ids, X, int(total - len(ids))
+
+
+def _latest_run(con, method: str) -> int | None:
+    row = con.execute("SELECT max(id) FROM cluster_runs WHERE method = ?", [method]).fetchone()
+    return row[0] if row else None
+
+
+def store(con, run: ClusterRun) -> ClusterRun:
+    """Renumber ``run`` against the previous run of its method and insert it, in one transaction."""
+    import pyarrow as pa
+
+    con.execute("BEGIN TRANSACTION")
+    try:
+        previous = _latest_run(con, run.method)
+        if previous is not None:
+            prev = con.execute("SELECT track_id, cluster FROM cluster_assignments WHERE run_id = ?",
+                               [previous]).fetchnumpy()
+            run.labels = match_ids(run.labels, (prev["track_id"], prev["cluster"]), track_ids=run.track_ids)
+        run.created_at = _now()
+        run.run_id = con.execute(
+            "INSERT INTO cluster_runs (method, parameters, feature_set, space, created_at, n_tracks, "
+            "n_clusters, n_noise, quality, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            [run.method, json.dumps(run.parameters, sort_keys=True), run.feature_set, run.space,
+             run.created_at, run.n_tracks, run.n_clusters, run.n_noise, run.quality, run.seconds],
+        ).fetchone()[0]
+        n = run.n_tracks
+        none = pa.nulls(n, pa.float64())
+        dist = run.centre_distance if run.centre_distance is not None else np.full(n, np.nan)
+        batch = pa.table({
+            "track_id": pa.array(run.track_ids, pa.int64()),
+            "cluster": pa.array(run.labels, pa.int32()),
+            "probability": none if run.probability is None else pa.array(run.probability, pa.float64()),
+            "outlier_score": none if run.outlier_score is None else pa.array(run.outlier_score, pa.float64()),
+            "centre_distance": pa.array(dist, pa.float64(), from_pandas=True),  # NaN -> NULL
+        })
+        con.register("new_assignments", batch)
+        try:
+            con.execute("INSERT INTO cluster_assignments SELECT ?, track_id, cluster, probability, outlier_score, "
+                        "centre_distance FROM new_assignments", [run.run_id])
+        finally:
+            con.unregister("new_assignments")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return run
+
+
+def cluster_library(
+    db: str | os.PathLike | None,
+    *,
+    method: str,
+    params: FeatureParams = NOTEBOOK,
+    on_wait: Callable[[str], None] | None = None,
+    **options,
+) -> ClusterRun:
+    """Cluster every track with current features and store the run.
+
+    Reads the vectors and closes the library, computes with it closed, then
+    writes the run (renumbered to match the previous run of ``method``) in one
+    short transaction. ``options`` are those of :func:`cluster_vectors`.
+
+    Raises
+    ------
+    AudiodbError
+        Nothing indexed yet (or nothing with current features).
+    UsageError
+        Options that cannot work with this library (k larger than the tracks, ...).
+    """
+    with _db.connect(db, read_only=True, on_wait=on_wait) as con:
+        track_ids, X, stale = load_vectors(con, params)
+    if len(track_ids) == 0:
+        if stale:
+            raise AudiodbError(f"None of the {stale} tracks has current features: run audiodb scan DIR "
+                               "to compute them.")
+        raise AudiodbError("No tracks indexed yet: run audiodb scan DIR first.")
+    run = cluster_vectors(X, method=method, **options)
+    run.track_ids, run.feature_set = track_ids, params.id
+    if stale:
+        run.advice.append(f"{stale} tracks without current features were left out: run audiodb scan DIR.")
+    with _db.connect(db, read_only=False, on_wait=on_wait) as con:
+        return store(con, run)
+
+
+def _runs_for(con, method: str | None, run_id: int | None) -> list[tuple[int, str]]:
+    if run_id is not None:
+        row = con.execute("SELECT id, method FROM cluster_runs WHERE id = ?", [run_id]).fetchone()
+        if row is None:
+            raise UsageError(f"No clustering run {run_id}: see them with "
+                             "audiodb sql \"select * from cluster_runs\".")
+        if method and row[1] != method:
+            raise UsageError(f"Run {run_id} is a {row[1]} run, not {method}.")
+        return [row]
+    rows = con.execute(
+        "SELECT max(id), method FROM cluster_runs WHERE ? IS NULL OR method = ? GROUP BY method "
+        "ORDER BY method DESC", [method, method]).fetchall()  # kmeans first, as the notebook
+    if not rows:
+        what = f"{method} " if method else ""
+        raise AudiodbError(f"No {what}clustering yet: run audiodb cluster"
+                           + (f" --method {method}" if method else "") + " first.")
+    return rows
+
+
+SUMMARY_COLUMNS = [
+    "method", "run_id", "cluster", "num_tracks", "duration_sec_mean", "duration_sec_min", "duration_sec_max",
+    "sample_rate_mean", "sample_rate_min", "sample_rate_max", "spec_cent_mean", "rms_mean", "central_track",
+]
+
+
+def summary(con, *, method: str | None = None, run_id: int | None = None) -> tuple[list[str], list[tuple]]:
+    """Per-cluster summaries of the latest run of each method (or of one run), in SQL.
+
+    As the notebook's: number of tracks, duration mean/min/max, sample rate
+    mean/min/max; plus the mean spectral centroid and RMS of the cluster's
+    tracks and its most central track (nearest the cluster's centre in the space
+    clustered in). HDBSCAN noise is its own row, ``cluster = -1``, last.
+
+    Returns
+    -------
+    (columns, rows)
+    """
+    rows: list[tuple] = []
+    for rid, _ in _runs_for(con, method, run_id):
+        rows += con.execute(f"""
+            SELECT r.method, r.id AS run_id, a.cluster,
+                   count(*) AS num_tracks,
+                   avg(t.duration_sec) AS duration_sec_mean,
+                   min(t.duration_sec) AS duration_sec_min,
+                   max(t.duration_sec) AS duration_sec_max,
+                   avg(t.sample_rate) AS sample_rate_mean,
+                   min(t.sample_rate) AS sample_rate_min,
+                   max(t.sample_rate) AS sample_rate_max,
+                   avg(e.vector[{_CENT}]) AS spec_cent_mean,
+                   avg(e.vector[{_RMS}]) AS rms_mean,
+                   CASE WHEN a.cluster = -1 THEN NULL
+                        ELSE arg_min(t.file_name, a.centre_distance) END AS central_track
+            FROM cluster_runs r
+            JOIN cluster_assignments a ON a.run_id = r.id
+            JOIN track_files t ON t.track_id = a.track_id
+            LEFT JOIN embeddings e ON e.track_id = a.track_id AND e.feature_set = r.feature_set
+            WHERE r.id = ?
+            GROUP BY r.method, r.id, a.cluster
+            ORDER BY a.cluster = -1, a.cluster""", [rid]).fetchall()
+    return SUMMARY_COLUMNS, rows
+
+
+def export_query() -> str:
+    """The notebook's CSV as one SELECT: file_name, file_path, duration_sec, sample_rate,
+    the 180 features, cluster_kmeans, cluster_hdbscan (latest runs; NULL where none)."""
+    features = ", ".join(f"f.{name}" for name in FEATURE_NAMES)
+    return f"""
+        SELECT t.file_name, t.path AS file_path, t.duration_sec, t.sample_rate, {features},
+               k.cluster AS cluster_kmeans, h.cluster AS cluster_hdbscan
+        FROM track_files t
+        JOIN features f USING (track_id)
+        LEFT JOIN clusters k ON k.track_id = t.track_id AND k.method = 'kmeans'
+        LEFT JOIN clusters h ON h.track_id = t.track_id AND h.method = 'hdbscan'
+        ORDER BY t.path"""
+
+
+def export(con, path: str | os.PathLike) -> int:
+    """Write the notebook's CSV (``.csv``) or the same columns as Parquet (``.parquet``).
+
+    Returns the number of tracks written.
+    """
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".csv", ".parquet"):
+        raise UsageError(f"Cannot tell the format of {path!r}: name it .csv or .parquet.")
+    n = con.execute("SELECT count(*) FROM features").fetchone()[0]
+    if n == 0:
+        raise AudiodbError("No tracks indexed yet: run audiodb scan DIR first.")
+    options = "FORMAT csv, HEADER true" if ext == ".csv" else "FORMAT parquet"
+    quoted = path.replace("'", "''")
+    con.execute(f"COPY ({export_query()}) TO '{quoted}' ({options})")
+    return int(n)

@@ -1,0 +1,132 @@
+"""cluster, summary, export: the notebook's clustering, kept in the library."""
+
+from __future__ import annotations
+
+import click
+
+from . import main
+from .common import db_option, library, warn
+from .output import format_option, render
+
+RUN_COLUMNS = ["run_id", "method", "space", "parameters", "n_tracks", "n_clusters", "n_noise", "quality", "seconds"]
+
+
+class _K(click.ParamType):
+    name = "K|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or str(value).lower() == "auto":
+            return value if isinstance(value, int) else "auto"
+        try:
+            k = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number or 'auto'", param, ctx)
+        if k < 1:
+            self.fail(f"k must be at least 1 (got {k})", param, ctx)
+        return k
+
+
+@main.command()
+@click.option("-m", "--method", type=click.Choice(["kmeans", "hdbscan", "both"]), default="both", show_default=True,
+              help="k-means (every track in one of k clusters), HDBSCAN (dense groups, the rest noise), or both.")
+@click.option("-k", "--k", "k", type=_K(), default="auto", show_default=True,
+              help="k-means clusters; 'auto' tries 2..10 and keeps the best silhouette.")
+@click.option("--min-cluster-size", type=int, default=4, show_default=True, help="HDBSCAN: smallest group.")
+@click.option("--min-samples", type=int, default=2, show_default=True,
+              help="HDBSCAN: neighbours a track needs to be in a dense region.")
+@click.option("--space", type=click.Choice(["scaled", "pca", "umap"]), default=None,
+              help="Cluster the z-scored features as they are (scaled), or reduced first with PCA or UMAP. "
+                   "Default: scaled for k-means, umap for HDBSCAN.")
+@click.option("--dims", type=click.IntRange(min=1), default=None,
+              help="Components for --space pca (default 10) or umap (default 5).")
+@db_option
+@format_option
+def cluster(method, k, min_cluster_size, min_samples, space, dims, db, fmt):
+    """Cluster the tracks as the notebook does, and keep the run.
+
+    Features are z-scored; k-means uses random_state 42 and n_init 10; HDBSCAN
+    min_cluster_size 4, min_samples 2, eom, noise labelled -1. Each run is kept
+    (tables cluster_runs, cluster_assignments); the view `clusters` shows the
+    latest run of each method. Cluster ids follow the previous run's by overlap.
+
+    \b
+    audiodb cluster                          # k-means (k by silhouette) and HDBSCAN
+    audiodb cluster --method kmeans --k 4
+    audiodb cluster --method hdbscan --min-cluster-size 3 --space pca --dims 5
+    audiodb sql "select cluster, count(*) from clusters where method = 'hdbscan' group by 1"
+    """
+    lib = library(db)
+    methods = ["kmeans", "hdbscan"] if method == "both" else [method]
+    runs = [lib.cluster(m, k=k, min_cluster_size=min_cluster_size, min_samples=min_samples, space=space,
+                        dims=dims) for m in methods]
+    for run in runs:
+        for line in run.advice:
+            warn(f"note: {line}")
+    if fmt != "table":
+        render(RUN_COLUMNS, [run.as_row() for run in runs], fmt)
+        return
+    for run in runs:
+        if run.k_scores:
+            click.echo("k-means silhouette by k (higher is better):")
+            render(["k", "silhouette"], [(kk, round(v, 4)) for kk, v in run.k_scores.items()], "table")
+        click.echo(_describe(run))
+
+
+def _describe(run) -> str:
+    p = run.parameters
+    what = (f"k={p['k']}" + (" (auto)" if p.get("k_requested") == "auto" else "") if run.method == "kmeans"
+            else f"min_cluster_size={p['min_cluster_size']}, min_samples={p['min_samples']}")
+    sizes = ", ".join(f"{c}: {n}" for c, n in run.sizes().items() if c != -1)
+    noise = f", {run.n_noise} noise" if run.method == "hdbscan" else ""
+    quality = "" if run.quality is None else f", silhouette {run.quality:.3f}"
+    return (f"{run.method} run {run.run_id} ({what}; {run.space} space, {p['dims']} dims): "
+            f"{run.n_tracks} tracks in {run.n_clusters} clusters{noise}{quality} ({run.seconds:.1f} s)\n"
+            f"  sizes: {sizes or 'none'}")
+
+
+@main.command()
+@click.option("-m", "--method", type=click.Choice(["kmeans", "hdbscan"]), default=None,
+              help="Only this method's latest run (default: the latest run of each).")
+@click.option("--run", "run_id", type=int, default=None, help="One run by id (see table cluster_runs).")
+@db_option
+@format_option
+def summary(method, run_id, db, fmt):
+    """Per-cluster summaries, as the notebook's: tracks, duration and sample rate.
+
+    One row per cluster of the latest k-means and HDBSCAN runs: number of
+    tracks, duration mean/min/max, sample rate mean/min/max, mean spectral
+    centroid and RMS, and the most central track. HDBSCAN noise is the row
+    with cluster -1.
+
+    \b
+    audiodb summary
+    audiodb summary --method hdbscan --format csv > hdbscan.csv
+    audiodb summary --run 3
+    """
+    result = library(db).summary(method=method, run=run_id)
+    rows = result.rows if fmt != "table" else [tuple(map(_short, r)) for r in result.rows]
+    render(result.columns, rows, fmt)
+
+
+def _short(value):
+    """Fewer digits for reading (a table); csv and json keep them all."""
+    if isinstance(value, float):
+        return round(value, 4 if abs(value) < 1 else 1)
+    return value
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, writable=True))
+@db_option
+def export(file, db):
+    """Write the notebook's CSV: file_name, file_path, duration_sec, sample_rate,
+    the 180 features, cluster_kmeans and cluster_hdbscan (latest runs).
+
+    A FILE ending in .parquet gets the same columns as Parquet.
+
+    \b
+    audiodb export acoustic_embeddings_with_clusters.csv
+    audiodb export library.parquet
+    """
+    n = library(db).export(file)
+    click.echo(f"Wrote {n} tracks to {file}")
