@@ -1,0 +1,162 @@
+"""similar, duplicates, playlist, eval: what sounds like what."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from audiodb.similar import (
+    DEFAULT_METRIC,
+    DUPLICATE_THRESHOLD,
+    EVAL_COLUMNS,
+    METRICS,
+    PLAYLIST_COLUMNS,
+    SIMILAR_COLUMNS,
+)
+
+from . import main
+from .common import db_option, library, warn
+from .output import format_option, render
+
+_metric_option = click.option(
+    "-m", "--metric", type=click.Choice(METRICS), default=DEFAULT_METRIC, show_default=True,
+    help="Distance: notebook (z-score euclidean, the notebook's space), cosine (on z-scores), "
+         "blocks (z-scores, each feature group weighted equally).")
+_where_option = click.option(
+    "--where", metavar="SQL", default=None,
+    help="Only tracks meeting this SQL condition on the tracks view, e.g. \"duration_sec > 60\".")
+
+
+def write_m3u(rows: list[dict], out) -> None:
+    """An extended M3U playlist of ``rows`` (dicts with path and duration_sec): absolute paths, UTF-8."""
+    out.write("#EXTM3U\n")
+    for r in rows:
+        seconds = r.get("duration_sec")
+        title = os.path.splitext(os.path.basename(r["path"]))[0]
+        out.write(f"#EXTINF:{-1 if seconds is None else round(seconds)},{title}\n{r['path']}\n")
+
+
+def _show(rows: list[dict], columns, fmt: str) -> None:
+    if fmt == "m3u":
+        write_m3u(rows, sys.stdout)
+    else:
+        render(list(columns), rows, fmt)
+
+
+@main.command()
+@click.argument("track")
+@click.option("-n", "n", type=click.IntRange(min=1), default=10, show_default=True, help="How many tracks.")
+@_metric_option
+@_where_option
+@click.option("--exclude-folder", is_flag=True, help="Leave out tracks from the query's own folder.")
+@db_option
+@format_option(extra=("m3u",))
+def similar(track, n, metric, where, exclude_folder, db, fmt):
+    """Tracks that sound like TRACK, nearest first (the track itself left out).
+
+    TRACK is a path (indexed, or any audio file: it is analysed and not
+    added) or a track id.
+
+    \b
+    audiodb similar ~/Music/song.flac
+    audiodb similar 42 -n 5 --format json
+    audiodb similar clip.wav --where "duration_sec > 60" --exclude-folder
+    audiodb similar song.mp3 -n 30 --format m3u > like-song.m3u
+    """
+    rows = library(db).similar(track, n=n, metric=metric, where=where, exclude_folder=exclude_folder)
+    _show(rows, SIMILAR_COLUMNS, fmt)
+
+
+@main.command()
+@click.option("--threshold", type=click.FloatRange(min=0, min_open=True), default=DUPLICATE_THRESHOLD,
+              show_default=True,
+              help="Largest RMS z-score difference for one recording. Transcodes measure up to 0.08; "
+                   "different passages of one piece from 0.13.")
+@_where_option
+@db_option
+@format_option
+def duplicates(threshold, where, db, fmt):
+    """Groups of files that hold the same recording (a wav and its mp3, a renamed copy).
+
+    Most certain groups first; in each group the best copy (lossless, then
+    largest) comes first and distance is to it.
+
+    \b
+    audiodb duplicates
+    audiodb duplicates --threshold 0.2 --format json   # [[{"path": ...}, ...], ...]
+    """
+    groups = library(db).duplicates(threshold=threshold, where=where)
+    columns = ["group", "distance", "duration_sec", "codec", "track_id", "path"]
+    if fmt == "json":
+        click.echo(json.dumps(groups, indent=2, ensure_ascii=False))
+    elif fmt == "jsonl":
+        for group in groups:
+            click.echo(json.dumps(group, ensure_ascii=False))
+    else:
+        render(columns, [m for g in groups for m in g], fmt)
+    if fmt == "table":
+        copies = sum(len(g) - 1 for g in groups)
+        warn(f"{len(groups)} groups, {copies} redundant files.")
+
+
+@main.command()
+@click.argument("seeds", nargs=-1, required=True)
+@click.option("-n", "n", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Tracks in the playlist, seeds included.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the playlist to this M3U file (absolute paths, UTF-8).")
+@click.option("--smooth", is_flag=True, help="Order so each next track is the nearest to the last.")
+@click.option("--no-seeds", is_flag=True, help="Leave the seeds out of the playlist.")
+@_metric_option
+@_where_option
+@db_option
+@format_option(extra=("m3u",))
+def playlist(seeds, n, output, smooth, no_seeds, metric, where, db, fmt):
+    """A playlist of tracks near the SEEDS (paths or track ids), without repeats or duplicates.
+
+    \b
+    audiodb playlist ~/Music/a.flac ~/Music/b.mp3 -n 20 -o mix.m3u
+    audiodb playlist 42 --smooth --format m3u > mix.m3u
+    """
+    rows = library(db).playlist(list(seeds), n=n, metric=metric, smooth=smooth, include_seeds=not no_seeds,
+                                where=where)
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            write_m3u(rows, f)
+        warn(f"Wrote {len(rows)} tracks to {output}")
+    _show(rows, PLAYLIST_COLUMNS, fmt)
+
+
+@main.command(name="eval")
+@click.option("--label-from", "label_from", default="folder", show_default=True, metavar="folder|CSV",
+              help="Labels: each track's folder, or a CSV of path,label.")
+@click.option("-m", "--metric", type=click.Choice((*METRICS, "all")), default=DEFAULT_METRIC,
+              show_default=True, help="Metric to evaluate, or all of them.")
+@click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Neighbours per query.")
+@click.option("--summary", is_flag=True, help="Only the overall figures, one row per metric.")
+@db_option
+@format_option
+def eval_(label_from, metric, k, summary, db, fmt):
+    """Check that "similar" means something: leave-one-out k-NN on labelled tracks.
+
+    Each labelled track asks for its k nearest other labelled tracks;
+    precision_at_k is the share with its label, accuracy_1nn the share of
+    tracks whose nearest neighbour has it. Per label and over all, "(all)".
+
+    \b
+    audiodb eval --label-from folder --metric all --summary
+    audiodb eval --label-from labels.csv -k 10 --format json
+    """
+    metrics = METRICS if metric == "all" else (metric,)
+    report = library(db).evaluate(label_from, metrics=metrics, k=k)
+    if report.unmatched:
+        warn(f"{len(report.unmatched)} paths in {label_from} are not in the library "
+             f"(first: {report.unmatched[0]}); they were left out.")
+    if report.singletons:
+        warn(f"{len(report.singletons)} labels have one track only and were not queried: "
+             + ", ".join(report.singletons[:5]) + ("..." if len(report.singletons) > 5 else ""))
+    rows = [r for r in report.rows if r["label"] == "(all)"] if summary else report.rows
+    render(list(EVAL_COLUMNS), rows, fmt)
