@@ -1,0 +1,43 @@
+"""plot: the notebook's PCA and UMAP maps, as pages to open in a browser."""
+
+from __future__ import annotations
+
+import click
+
+from . import main
+from .common import db_option, library
+
+
+@main.command()
+@click.option("-p", "--projection", type=click.Choice(["pca", "umap"]), default="pca", show_default=True,
+              help="PCA (with the explained variance of each axis) or UMAP (the notebook's settings).")
+@click.option("-c", "--color", "color", default="kmeans", show_default=True, metavar="kmeans|hdbscan|COLUMN",
+              help="Colour by the latest k-means or HDBSCAN run, or by a column of tracks "
+                   "(duration_sec, folder, codec, ...).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="The page to write.  [default: audiodb-PROJECTION-COLOR.html]")
+@click.option("--open", "open_page", is_flag=True, help="Open the page in your browser.")
+@db_option
+def plot(projection, color, output, open_page, db):
+    """Write a map of the library as one HTML page that works offline.
+
+    Each point is a track; hover for its name, duration and clusters; click to
+    play it and list its nearest neighbours; search by name.
+
+    \b
+    audiodb cluster --method both && audiodb plot -o map.html
+    audiodb plot --projection umap --color hdbscan -o umap.html --open
+    audiodb plot --color duration_sec -o durations.html
+    """
+    from audiodb.plot import human_size, plot_library
+
+    lib = library(db)
+    output = output or f"audiodb-{projection}-{color}.html"
+    result = plot_library(lib.path, projection=projection, color=color, output=output,
+                          params=lib.params, on_wait=lib.on_wait)
+    for note in result.notes:
+        click.echo(note, err=True)
+    click.echo(f"Wrote a map of {result.n_points} tracks to {result.path} ({human_size(result.size_bytes)}, "
+               f"{result.seconds:.1f} s). Open it in a browser: {result.path.as_uri()}")
+    if open_page:
+        click.launch(str(result.path))
