@@ -182,6 +182,7 @@ def _register_feature_set(con, params: FeatureParams) -> None:
 
 def _delete_tracks(con, track_ids: list[int]) -> None:
     if track_ids:
+        con.execute("DELETE FROM cluster_assignments WHERE list_contains(?, track_id)", [track_ids])
         con.execute("DELETE FROM embeddings WHERE list_contains(?, track_id)", [track_ids])
         con.execute("DELETE FROM track_files WHERE list_contains(?, track_id)", [track_ids])
 
@@ -414,6 +415,7 @@ def scan(
     pool: Workers | None = None,
     should_stop: Callable[[], bool] | None = None,
     scheduler: str | None = None,
+    skip: Callable[[str], bool] | None = None,
 ) -> ScanReport:
     """Bring the library in line with what is under ``roots`` now.
 
@@ -426,6 +428,8 @@ def scan(
     ``missing_ok`` lets a root be gone (the watcher passes paths that were
     deleted: their tracks are removed); ``pool`` reuses worker processes;
     ``should_stop`` is polled to end early, keeping what was finished.
+    ``skip(path)`` true leaves a file out entirely (the watcher's files still
+    being written): not analysed, and its track, if any, not removed.
     ``scheduler`` (``tcp://host:port``) sends the analysis to a Dask cluster
     whose workers see the same paths; it is reached before anything is written.
 
@@ -457,6 +461,11 @@ def scan(
         tracks, failures = _load_state(con, params)
     found = discover(roots)
     report.problems = found.problems
+    if skip is not None:
+        held = {p for p in found.files if skip(p)} | {p for p in tracks if skip(p)}
+        for p in held:
+            found.files.pop(p, None)
+        tracks = {p: t for p, t in tracks.items() if p not in held}
     plan = _plan(frozenset(roots), found.files, tracks, failures, retry_failed)
     report.unchanged = plan.unchanged
     report.skipped_failures = plan.skipped

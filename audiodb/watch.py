@@ -15,6 +15,7 @@ commands work meanwhile.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import threading
@@ -35,32 +36,62 @@ INOTIFY_ADVICE = (
 )
 
 
+@dataclasses.dataclass
+class _Entry:
+    last_event: float
+    signature: tuple | None
+    writing_since: float | None  # written since the last close event: a writer has it open
+
+
 class _Dirty:
-    """Paths touched by events, with when they were last touched and last seen (size, mtime)."""
+    """Paths touched by events, waiting to settle."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_open: float = 30.0) -> None:
         self.lock = threading.Lock()
-        self.paths: dict[str, tuple[float, tuple | None]] = {}
+        self.paths: dict[str, _Entry] = {}
+        # A close event may never come (a touch changes only attributes; an mmap
+        # writer): past this, a file that has settled is read even if not closed.
+        self.max_open = max_open
 
-    def touch(self, path: str) -> None:
+    def touch(self, path: str, *, kind: str = "modified", polling: bool = False) -> None:
+        """Record an event. inotify reports a close after writing; until then a writer
+        has the file open (a slow copy, a recorder) and it is not read. A file created
+        already holding data was moved in from outside the tree: nobody is writing it.
+        Polling sees no opens or closes; renames and deletes end any writing."""
+        now = time.monotonic()
+        sig = _signature(path)
         with self.lock:
-            self.paths[path] = (time.monotonic(), _signature(path))
+            entry = self.paths.get(path)
+            since = entry.writing_since if entry else None
+            if polling:
+                pass
+            elif kind == "modified" or (kind == "created" and sig is not None and sig[0] == 0):
+                since = since or now
+            elif kind != "modified":
+                since = None
+            self.paths[path] = _Entry(now, sig, since)
 
     def settled(self, settle: float) -> list[str]:
-        """Paths untouched for ``settle`` s whose size and mtime did not change meanwhile."""
+        """Paths untouched for ``settle`` s, not open for writing, and whose size and
+        mtime did not change meanwhile."""
         now = time.monotonic()
         ready = []
         with self.lock:
-            for path, (when, sig) in list(self.paths.items()):
-                if now - when < settle:
+            for path, entry in list(self.paths.items()):
+                if now - entry.last_event < settle:
                     continue
+                if entry.writing_since is not None and now - entry.writing_since < self.max_open:
+                    continue  # still open for writing: a slow copy, a recorder
                 current = _signature(path)
-                if current == sig:
+                if current == entry.signature:
                     ready.append(path)
                     del self.paths[path]
-                else:  # still being written without events (or a lost event): wait again
-                    self.paths[path] = (now, current)
+                else:  # still changing without events (or a lost event): wait again
+                    entry.last_event, entry.signature = now, current
         return ready
+
+    def pending(self, path: str) -> bool:
+        return path in self.paths
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -99,7 +130,7 @@ class Watcher:
         self.params = params
         self.on_change, self.on_notice, self.on_wait = on_change, on_notice, on_wait
         self.workers = Workers(workers)
-        self.dirty = _Dirty()
+        self.dirty = _Dirty(max_open=max(30.0, 10 * settle))
         self._stop = threading.Event()
         self._observer = None
         self._limit_told = False
@@ -150,9 +181,10 @@ class Watcher:
     def _scan(self, paths: list[str], *, missing_ok: bool, progress=None) -> ScanReport:
         # Several dirty paths under one folder: the folder alone would do, but a
         # scan of each path is what is cheap (no walk of the whole tree).
+        # Files still waiting to settle are left out, even under a folder being scanned.
         return scan(paths, db=self.db, params=self.params, pool=self.workers,
                     missing_ok=missing_ok, progress=progress, on_change=self.on_change,
-                    on_wait=self.on_wait, should_stop=self._stop.is_set)
+                    on_wait=self.on_wait, should_stop=self._stop.is_set, skip=self.dirty.pending)
 
     def _notice(self, message: str) -> None:
         if self.on_notice:
@@ -170,19 +202,17 @@ class Watcher:
 
             observer = Observer()
         dirty = self.dirty
+        polling = bool(self.poll)
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event):
-                if event.event_type in ("opened", "closed_no_write"):
-                    return
-                for path in (event.src_path, getattr(event, "dest_path", "")):
-                    if not path:
-                        continue
-                    path = os.fsdecode(path)
-                    if _hidden(path):
-                        continue
-                    if event.is_directory or is_audio_path(path):
-                        dirty.touch(path)
+                kind = event.event_type
+                if kind in ("opened", "closed_no_write") or (event.is_directory and kind == "modified"):
+                    return  # a folder's own "modified" only echoes the file events inside it
+                src, dest = os.fsdecode(event.src_path), os.fsdecode(getattr(event, "dest_path", "") or "")
+                for path in (src, dest):
+                    if path and not _hidden(path) and (event.is_directory or is_audio_path(path)):
+                        dirty.touch(path, kind=kind if not event.is_directory else "dir", polling=polling)
 
         for root in self.roots:
             try:

@@ -431,3 +431,25 @@ def wait_for(predicate, timeout=60.0, every=0.3):
             return
         time.sleep(every)
     raise AssertionError("condition not reached in time")
+
+
+def test_removed_tracks_leave_no_cluster_assignments(cli, tmp_path, db_path):
+    from audiodb.demo import write_demo_library
+
+    write_demo_library(tmp_path / "lib", n_per_kind=2)
+    cli("scan", tmp_path / "lib", "-w", "2")
+    cli("cluster", "--method", "kmeans", "--k", "2")
+    import shutil
+
+    shutil.rmtree(tmp_path / "lib" / "tones")
+    cli("scan", tmp_path / "lib")
+    import duckdb
+
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        orphans = con.execute("SELECT count(*) FROM cluster_assignments WHERE track_id NOT IN "
+                              "(SELECT track_id FROM track_files)").fetchone()[0]
+        assigned = con.execute("SELECT count(*) FROM cluster_assignments").fetchone()[0]
+    finally:
+        con.close()
+    assert orphans == 0 and assigned == 12
