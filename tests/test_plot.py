@@ -310,11 +310,14 @@ _PROBE = """<script>
     out.ring_offset = [ring.left + ring.width / 2 - at.clientX, ring.top + ring.height / 2 - at.clientY];
     const player = document.getElementById("player");
     out.src = player.src;
-    out.audio = await new Promise((resolve) => {
-      if (player.readyState >= 1) resolve("loaded");
-      player.addEventListener("loadedmetadata", () => resolve("loaded"));
-      player.addEventListener("error", () => resolve("error " + (player.error && player.error.code)));
-    });
+    out.audio = await Promise.race([
+      new Promise((resolve) => {
+        if (player.readyState >= 1) resolve("loaded");
+        player.addEventListener("loadedmetadata", () => resolve("loaded"));
+        player.addEventListener("error", () => resolve("error " + (player.error && player.error.code)));
+      }),
+      wait(8000).then(() => "no loadedmetadata within 8 s (readyState " + player.readyState + ")"),
+    ]);
     out.audio_duration = player.duration;
     const search = document.getElementById("search");
     search.value = "ONERROR";
@@ -350,10 +353,17 @@ def probe(page_path, tmp_path, target: int, *extra) -> dict:
     copy = tmp_path / ("probed-" + page_path.name)
     copy.write_text(head + "<head>" + _TRAP + body + _PROBE.replace("TARGET", str(target)) + "</body>" + end,
                     encoding="utf-8")
-    run = chromium(tmp_path, *extra, "--dump-dom", copy.as_uri())
-    m = re.search(r'<pre id="probe-result"[^>]*>(.*?)</pre>', run.stdout, re.DOTALL)
+    # Under --virtual-time-budget, headless Chromium now and then lets virtual time run
+    # out before the <audio> element has read the file (about 1 run in 3 on a loaded
+    # 2-core machine); the page is fine, the harness raced. Try up to three times.
+    for _attempt in range(3):
+        run = chromium(tmp_path, *extra, "--dump-dom", copy.as_uri())
+        m = re.search(r'<pre id="probe-result"[^>]*>(.*?)</pre>', run.stdout, re.DOTALL)
+        result = json.loads(html.unescape(m.group(1))) if m else None
+        if result is not None and result.get("audio", "loaded") == "loaded":
+            break
     assert m, f"the probe did not report (chromium exit {run.returncode}):\n{run.stderr[-3000:]}"
-    return json.loads(html.unescape(m.group(1)))
+    return result
 
 
 @needs_chromium
