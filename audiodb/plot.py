@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from . import db as _db
+from .cluster import standardize  # z-score as StandardScaler does, without importing sklearn
 from .errors import AudiodbError, UsageError
 from .features import NOTEBOOK, FeatureParams
 
@@ -52,7 +53,6 @@ __all__ = [
     "nearest_neighbours",
     "plot_library",
     "project",
-    "standardize",
 ]
 
 PROJECTIONS = ("pca", "umap")
@@ -125,22 +125,6 @@ class PlotResult:
 
 
 # --------------------------------------------------------------------------- computation
-
-
-def standardize(X: np.ndarray) -> np.ndarray:
-    """z-score each feature with scikit-learn's ``StandardScaler``, as the notebook does.
-
-    Parameters
-    ----------
-    X : ndarray, shape (n_tracks, n_features)
-
-    Returns
-    -------
-    ndarray, float64, shape (n_tracks, n_features)
-    """
-    from sklearn.preprocessing import StandardScaler
-
-    return StandardScaler().fit_transform(np.asarray(X, dtype=np.float64))
 
 
 def project(X_scaled: np.ndarray, projection: str) -> tuple[np.ndarray, dict]:

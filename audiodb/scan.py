@@ -409,8 +409,8 @@ def scan(
     progress: Callable[[int, int, str], None] | None = None,
     on_change: Callable[[Change], None] | None = None,
     on_wait: Callable[[str], None] | None = None,
-    batch_size: int = 64,
-    batch_seconds: float = 2.0,
+    batch_size: int | None = None,
+    batch_seconds: float | None = None,
     missing_ok: bool = False,
     pool: Workers | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -449,6 +449,9 @@ def scan(
             "taken to mean its tracks were deleted; check the path or mount the drive)."
         )
     workers = max(1, workers or os.cpu_count() or 1)
+    # Results are written every batch_size results or batch_seconds, whichever first.
+    batch_size = batch_size or int(os.environ.get("AUDIODB_BATCH_SIZE", "64"))
+    batch_seconds = batch_seconds or float(os.environ.get("AUDIODB_BATCH_SECONDS", "2"))
     report = ScanReport(dry_run=dry_run)
     if scheduler and not dry_run and pool is None:
         from .remote import DaskWorkers

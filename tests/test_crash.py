@@ -107,6 +107,7 @@ def _env(marker: str) -> dict[str, str]:
     env[MARKER] = marker
     env.pop("AUDIODB_DB", None)  # --db is always given
     env["AUDIODB_LOCK_TIMEOUT"] = "60"
+    env["AUDIODB_BATCH_SIZE"] = "4"  # several commits per scan, so a kill can land between them
     return env
 
 
