@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import venv
 import zipfile
 from pathlib import Path
@@ -131,10 +132,18 @@ def _venv_env() -> dict[str, str]:
 
 def test_installed_wheel_scans_with_its_own_migrations(wheel, tmp_path):
     # A fresh venv whose dependencies come from this environment, audiodb from the wheel only.
+    # Not system_site_packages: a venv made from inside a venv (as in CI) would see the base
+    # interpreter's packages, which on a fresh machine have none of audiodb's dependencies.
+    # A .pth line adds this environment's site-packages after the venv's own (its .pth
+    # files, such as an editable install's finder, are not run), so the wheel wins.
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False, symlinks=os.name != "nt").create(env_dir)
+    venv.EnvBuilder(system_site_packages=False, with_pip=False, symlinks=os.name != "nt").create(env_dir)
     bin_dir = env_dir / ("Scripts" if os.name == "nt" else "bin")
     python = bin_dir / "python"
+    inner_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    outer = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    Path(inner_site, "outer-environment.pth").write_text("\n".join(sorted(outer)) + "\n")
     env, cwd = _venv_env(), tmp_path  # not the repo: the source tree must not be importable
 
     def run(*args, ok=True):
@@ -144,7 +153,7 @@ def test_installed_wheel_scans_with_its_own_migrations(wheel, tmp_path):
             assert r.returncode == 0, f"{args} exited {r.returncode}:\n{r.stdout}\n{r.stderr}"
         return r
 
-    # pip comes from the outer environment (system site packages); --ignore-installed leaves the
+    # pip comes from the outer environment (the .pth line); --ignore-installed leaves the
     # outer (editable) audiodb alone and installs the wheel into the venv.
     run(python, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed",
         "--disable-pip-version-check", "--no-cache-dir", wheel)
