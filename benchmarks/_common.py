@@ -11,7 +11,6 @@ import os
 for _k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ[_k] = "1"
 
-import glob  # noqa: E402
 import platform  # noqa: E402
 
 DEFAULT_AUDIO_DIR = "/tmp/bench-audio/usr/share/games/wesnoth/1.16/data/core/music"

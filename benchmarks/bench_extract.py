@@ -92,7 +92,7 @@ def main() -> None:
 
     # Warm-up: first calls import librosa/numba/soxr and build caches.
     shortest = files[int(np.argmin(durations))]
-    for name, fn in methods.items():
+    for fn in methods.values():
         fn(shortest)
     run_features(shortest)
 
