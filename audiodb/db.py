@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .errors import DatabaseError, DatabaseLocked, LibraryNotFound, SchemaTooNew
 
-__all__ = ["connect", "default_path", "migrations", "resolve_path", "schema_version"]
+__all__ = ["connect", "count_stale", "default_path", "migrations", "resolve_path", "schema_version"]
 
 #: How long an open waits for another process before giving up (seconds).
 LOCK_TIMEOUT = float(os.environ.get("AUDIODB_LOCK_TIMEOUT", "120"))
@@ -65,6 +65,13 @@ def schema_version(con) -> int:
     if not has:
         return 0
     return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0]
+
+
+def count_stale(con, feature_set: str) -> int:
+    """Tracks with no vector for ``feature_set`` (new parameters, or analysis pending)."""
+    return con.execute(
+        "SELECT count(*) FROM track_files t WHERE NOT EXISTS (SELECT 1 FROM embeddings e "
+        "WHERE e.track_id = t.track_id AND e.feature_set = ?)", [feature_set]).fetchall()[0][0]
 
 
 def _migrate(con, path: Path) -> None:

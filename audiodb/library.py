@@ -86,9 +86,7 @@ class Library:
                 "schema_version": _db.schema_version(con),
                 "tracks": one("SELECT count(*) FROM track_files"),
                 "embedded": one("SELECT count(*) FROM embeddings WHERE feature_set = ?", self.params.id),
-                "stale": one(
-                    "SELECT count(*) FROM track_files t WHERE NOT EXISTS (SELECT 1 FROM embeddings e "
-                    "WHERE e.track_id = t.track_id AND e.feature_set = ?)", self.params.id),
+                "stale": _db.count_stale(con, self.params.id),
                 "failures": one("SELECT count(*) FROM failures"),
                 "total_duration_sec": float(one("SELECT coalesce(sum(duration_sec), 0) FROM track_files")),
                 "feature_set": self.params.id,

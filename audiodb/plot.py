@@ -298,10 +298,7 @@ def _read(con, color: str, columns: dict[str, str], params: FeatureParams):
             LEFT JOIN clusters h ON h.track_id = e.track_id AND h.method = 'hdbscan'
             WHERE e.feature_set = ?
             ORDER BY t.path""", params=[params.id]).to_arrow_table()
-    stale = con.execute(
-        "SELECT count(*) FROM track_files t WHERE NOT EXISTS (SELECT 1 FROM embeddings e "
-        "WHERE e.track_id = t.track_id AND e.feature_set = ?)", [params.id]).fetchall()[0][0]
-    return table, int(stale)
+    return table, int(_db.count_stale(con, params.id))
 
 
 def _clusters(column) -> np.ndarray:

@@ -70,8 +70,19 @@ def run_audiodb(*args, cwd, env=None, timeout=300, **kw) -> subprocess.Completed
                           cwd=cwd, env=env, timeout=timeout, **kw)
 
 
+def rows(db, sql, *params) -> list[tuple]:
+    """Query a library file directly (read-only), as a user's duckdb session would."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()
+
+
 def files_under(root) -> list[str]:
     return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
 
 
-__all__ = ["AUDIODB", "run_audiodb", "files_under", "music_like", "np", "tone", "write_audio"]
+__all__ = ["AUDIODB", "files_under", "rows", "run_audiodb", "music_like", "np", "tone", "write_audio"]

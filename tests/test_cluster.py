@@ -22,6 +22,7 @@ from audiodb import Library
 from audiodb import cluster as C
 from audiodb.demo import write_demo_library
 from audiodb.features import FEATURE_NAMES, NOTEBOOK
+from conftest import rows
 
 N_PER_KIND = 4
 KINDS = 7
@@ -45,13 +46,6 @@ def demo_db(demo_template, db_path):
     shutil.copy(demo_template, db_path)
     return db_path
 
-
-def rows(db, sql, *params):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, list(params)).fetchall()
-    finally:
-        con.close()
 
 
 def folder_labels(db, table="clusters", method="kmeans"):
@@ -443,7 +437,6 @@ def test_removed_tracks_leave_no_cluster_assignments(cli, tmp_path, db_path):
 
     shutil.rmtree(tmp_path / "lib" / "tones")
     cli("scan", tmp_path / "lib")
-    import duckdb
 
     con = duckdb.connect(str(db_path), read_only=True)
     try:

@@ -6,7 +6,6 @@ import dataclasses
 import os
 import shutil
 
-import duckdb
 import numpy as np
 import pytest
 
@@ -14,15 +13,8 @@ from audio import music_like, write_audio
 from audiodb import Library
 from audiodb.extract import analyse
 from audiodb.features import NOTEBOOK
-from conftest import files_under
+from conftest import files_under, rows
 
-
-def rows(db, sql, *params):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, list(params)).fetchall()
-    finally:
-        con.close()
 
 
 def scan(db, *roots, **kw):
