@@ -259,6 +259,8 @@ def frame_features(
     n_mels: int = 64,
     roll_percent: float = 0.85,
     block: int = 1024,
+    chroma_basis: np.ndarray | None = None,
+    contrast_bands: list[tuple[np.ndarray, int]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-frame values of every feature, from one centred STFT of ``y``.
 
@@ -271,13 +273,19 @@ def frame_features(
         Precomputed :func:`mel_filters`.
     block : int
         Frames transformed at a time; bounds the working memory.
+    chroma_basis, contrast_bands : optional
+        From :func:`audiodb.extended.chroma_filters` and
+        :func:`audiodb.extended.contrast_bands`: also compute the per-frame
+        values of the second feature set from the same transform.
 
     Returns
     -------
     dict
         ``mel`` (n_mels, t) float32 mel power; ``centroid``, ``bandwidth``,
         ``rolloff`` (t,) float64 in Hz; ``flatness``, ``rms`` (t,) float32;
-        ``zcr`` (t,) float64.
+        ``zcr`` (t,) float64; with ``chroma_basis``, ``chroma`` (n_chroma, t)
+        float32; with ``contrast_bands``, ``contrast_peak`` and
+        ``contrast_valley`` (bands, t) float64.
     """
     import scipy.fft
 
@@ -299,6 +307,15 @@ def frame_features(
     rms = _rms_frames(y, frame_length=n_fft, hop_length=hop_length)
     zcr = np.empty(n)
     buf = np.empty((min(block, n), n_fft))  # windowed frames, reused
+    extra: dict[str, np.ndarray] = {}
+    if chroma_basis is not None or contrast_bands is not None:
+        from .extended import chroma_frames, contrast_peaks
+
+        if chroma_basis is not None:
+            extra["chroma"] = np.empty((chroma_basis.shape[0], n), dtype=np.float32)
+        if contrast_bands is not None:
+            extra["contrast_peak"] = np.empty((len(contrast_bands), n))
+            extra["contrast_valley"] = np.empty((len(contrast_bands), n))
 
     for a in range(0, n, block):
         b = min(n, a + block)
@@ -310,6 +327,10 @@ def frame_features(
         del spec
         power = mag**2.0
         mel[:, a:b] = (power @ mel_basis_t).T
+        if chroma_basis is not None:
+            extra["chroma"][:, a:b] = chroma_frames(power, chroma_basis)
+        if contrast_bands is not None:
+            extra["contrast_peak"][:, a:b], extra["contrast_valley"][:, a:b] = contrast_peaks(mag, contrast_bands)
 
         # Centroid and bandwidth: librosa normalises each frame to unit L1 norm.
         m = mag.astype(np.float64) @ moments  # sum S, sum S f, sum S f^2
@@ -340,6 +361,7 @@ def frame_features(
         "flatness": flatness,
         "rms": rms,
         "zcr": zcr,
+        **extra,
     }
 
 

@@ -111,3 +111,41 @@ def tolerance(names) -> tuple[np.ndarray, np.ndarray]:
         [1e-6 if n.startswith(("spec_flat", "rms", "zcr")) else 1e-3 for n in names]
     )
     return rel, absolute
+
+
+def extended_reference(path: Path, sr_target: int = SAMPLE_RATE_TARGET, n_mels: int = N_MELS) -> np.ndarray:
+    """The second feature set (:mod:`audiodb.extended`) computed with librosa's own functions.
+
+    Same load and trim as the notebook; contrast, chroma and onset strength are
+    librosa's; the tempo and pulse clarity use a direct (not FFT) autocorrelation.
+    """
+    import librosa
+
+    y, sr = librosa.load(Path(path), sr=sr_target, mono=True)
+    y_trim, _ = librosa.effects.trim(y, top_db=30)
+    if len(y_trim) < int(0.5 * sr):
+        y_trim = y
+    mag = np.abs(librosa.stft(y_trim, n_fft=2048, hop_length=512))
+    contrast = librosa.feature.spectral_contrast(S=mag, sr=sr, n_fft=2048, hop_length=512)
+    chroma = librosa.feature.chroma_stft(S=mag**2, sr=sr, n_fft=2048, hop_length=512, tuning=0.0)
+    mel = librosa.feature.melspectrogram(y=y_trim, sr=sr, n_fft=2048, hop_length=512, n_mels=n_mels)
+    env = librosa.onset.onset_strength(S=librosa.power_to_db(mel, ref=np.max), sr=sr, hop_length=512)
+
+    fps = sr / 512
+    x = env.astype(np.float64) - env.mean()
+    lo, hi = int(np.floor(fps * 60 / 300)), min(int(np.ceil(fps * 60 / 30)), len(x) - 1)
+    ac = np.array([np.dot(x[: len(x) - lag], x[lag:]) for lag in range(hi + 2)])
+    if hi <= lo or ac[0] <= 0:
+        bpm, clarity = 0.0, 0.0
+    else:
+        lags = np.arange(lo, hi + 1)
+        score = ac[lo:hi + 1] * np.exp(-0.5 * (np.log2(60 * fps / lags) - np.log2(120)) ** 2)
+        b = int(np.argmax(score))
+        lag = float(lags[b])
+        if 0 < b < len(score) - 1 and score[b - 1] - 2 * score[b] + score[b + 1] < 0:
+            lag += 0.5 * (score[b - 1] - score[b + 1]) / (score[b - 1] - 2 * score[b] + score[b + 1])
+        bpm, clarity = 60 * fps / lag, float(np.clip(ac[lags[b]] / ac[0], 0, 1))
+    return np.concatenate([
+        contrast.mean(axis=1), contrast.std(axis=1), chroma.mean(axis=1), chroma.std(axis=1),
+        [env.mean(), env.std(), bpm, clarity],
+    ])
