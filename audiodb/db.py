@@ -67,10 +67,11 @@ def schema_version(con) -> int:
     return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0]
 
 
-def count_stale(con, feature_set: str) -> int:
-    """Tracks with no vector for ``feature_set`` (new parameters, or analysis pending)."""
+def count_stale(con, feature_set: str, table: str = "embeddings") -> int:
+    """Tracks with no vector for ``feature_set`` in ``table`` (new parameters, or analysis pending)."""
+    assert table in ("embeddings", "extended_embeddings")
     return con.execute(
-        "SELECT count(*) FROM track_files t WHERE NOT EXISTS (SELECT 1 FROM embeddings e "
+        f"SELECT count(*) FROM track_files t WHERE NOT EXISTS (SELECT 1 FROM {table} e "
         "WHERE e.track_id = t.track_id AND e.feature_set = ?)", [feature_set]).fetchall()[0][0]
 
 

@@ -56,15 +56,20 @@ def content_hash(path: str) -> str:
     return h.hexdigest()
 
 
-def embed_file(path: str, params: FeatureParams = NOTEBOOK) -> tuple[np.ndarray, dict]:
+def embed_file(path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = False
+               ) -> tuple[np.ndarray, dict]:
     """Decode ``path`` and compute its embedding.
+
+    With ``extended``, the second feature set (:mod:`audiodb.extended`) is
+    computed too, from the same decode and STFT, and returned in ``meta``.
 
     Returns
     -------
     vector : np.ndarray, shape (params.dims,), float32
     meta : dict
         duration_sec, sample_rate (the analysis rate, as the notebook reports),
-        native_sample_rate, channels, codec, container, decoder.
+        native_sample_rate, channels, codec, container, decoder; with
+        ``extended``, also ``extended_vector`` (float32, 42 numbers).
 
     Raises
     ------
@@ -73,8 +78,13 @@ def embed_file(path: str, params: FeatureParams = NOTEBOOK) -> tuple[np.ndarray,
     from .decode import load
 
     decoded = load(path, sr=params.sr)
-    vec = embedding(decoded.y, params=params)
-    if not np.all(np.isfinite(vec)):
+    if extended:
+        from .extended import ExtendedParams, embeddings
+
+        vec, ext = embeddings(decoded.y, params=ExtendedParams(base=params))
+    else:
+        vec, ext = embedding(decoded.y, params=params), None
+    if not np.all(np.isfinite(vec)) or (ext is not None and not np.all(np.isfinite(ext))):
         raise DecodeError(path, "the audio contains non-finite samples (NaN or inf)")
     meta = {
         "duration_sec": decoded.duration_sec,
@@ -85,13 +95,15 @@ def embed_file(path: str, params: FeatureParams = NOTEBOOK) -> tuple[np.ndarray,
         "container": decoded.container,
         "decoder": decoded.decoder,
     }
+    if ext is not None:
+        meta["extended_vector"] = ext.astype(np.float32)
     return vec.astype(np.float32), meta
 
 
 def analyse(path: str, known_hash: str | None = None, params: FeatureParams = NOTEBOOK) -> dict:
     """Everything the scanner needs about one file, as plain values; never raises.
 
-    ``status`` is 'ok' (with ``vector`` and metadata), 'same' (content hash
+    ``status`` is 'ok' (with ``vector``, ``extended`` (the second feature set) and metadata), 'same' (content hash
     equals ``known_hash``: no decoding done) or 'failed' (with ``reason``).
     ``size`` and ``mtime_ns`` are taken before reading, so a file that changes
     while it is read looks changed to the next scan.
@@ -104,7 +116,8 @@ def analyse(path: str, known_hash: str | None = None, params: FeatureParams = NO
         if known_hash is not None and out["content_hash"] == known_hash:
             out["status"] = "same"
             return out
-        out["vector"], meta = embed_file(path, params)
+        out["vector"], meta = embed_file(path, params, extended=True)
+        out["extended"] = meta.pop("extended_vector")
         out.update(meta)
         out["status"] = "ok"
     except FileNotFoundError:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from . import db as _db
 from .errors import DatabaseError
+from .extended import ExtendedParams
 from .features import NOTEBOOK, FeatureParams
 from .scan import ScanReport, scan
 
@@ -42,6 +43,7 @@ class Library:
                  on_wait: Callable[[str], None] | None = None):
         self.path: Path = _db.resolve_path(path)
         self.params = params
+        self.extended = ExtendedParams(base=params)  # the second feature set, computed with it
         self.on_wait = on_wait
 
     def __repr__(self) -> str:
@@ -87,10 +89,13 @@ class Library:
                 "tracks": one("SELECT count(*) FROM track_files"),
                 "embedded": one("SELECT count(*) FROM embeddings WHERE feature_set = ?", self.params.id),
                 "stale": _db.count_stale(con, self.params.id),
+                "extended_stale": _db.count_stale(con, self.extended.id, "extended_embeddings"),
                 "failures": one("SELECT count(*) FROM failures"),
                 "total_duration_sec": float(one("SELECT coalesce(sum(duration_sec), 0) FROM track_files")),
                 "feature_set": self.params.id,
                 "feature_dims": self.params.dims,
+                "extended_feature_set": self.extended.id,
+                "extended_dims": self.extended.dims,
                 "folders": one("SELECT count(DISTINCT folder) FROM track_files"),
                 "last_indexed_at": one("SELECT max(indexed_at) FROM track_files"),
             }

@@ -24,6 +24,7 @@ from . import db as _db
 from .discover import discover
 from .errors import UsageError
 from .extract import THREAD_ENV, analyse, content_hash, quiet_worker
+from .extended import ExtendedParams
 from .features import NOTEBOOK, FeatureParams
 
 __all__ = ["Change", "ScanReport", "Workers", "scan"]
@@ -106,11 +107,15 @@ def _under(path: str, roots: frozenset[str]) -> bool:
 
 
 def _load_state(con, params: FeatureParams) -> tuple[dict[str, _Track], dict[str, tuple[int, int]]]:
+    # Current: both feature sets' vectors are there (a library from before the second set
+    # gets it on its next scan, one decode per file).
     rows = con.execute(
-        """SELECT t.track_id, t.path, t.size, t.mtime_ns, t.content_hash, e.track_id IS NOT NULL
+        """SELECT t.track_id, t.path, t.size, t.mtime_ns, t.content_hash,
+                  e.track_id IS NOT NULL AND x.track_id IS NOT NULL
            FROM track_files t
-           LEFT JOIN embeddings e ON e.track_id = t.track_id AND e.feature_set = ?""",
-        [params.id],
+           LEFT JOIN embeddings e ON e.track_id = t.track_id AND e.feature_set = ?
+           LEFT JOIN extended_embeddings x ON x.track_id = t.track_id AND x.feature_set = ?""",
+        [params.id, ExtendedParams(base=params).id],
     ).fetchall()
     tracks = {r[1]: _Track(*r) for r in rows}
     failures = {p: (s, m) for p, s, m in con.execute("SELECT path, size, mtime_ns FROM failures").fetchall()}
@@ -174,16 +179,18 @@ def _plan(
 
 
 def _register_feature_set(con, params: FeatureParams) -> None:
-    con.execute(
-        "INSERT INTO feature_sets VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        [params.id, params.name, params.dims, params.as_json(), params.feature_names(), _now()],
-    )
+    for fs in (params, ExtendedParams(base=params)):
+        con.execute(
+            "INSERT INTO feature_sets VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [fs.id, fs.name, fs.dims, fs.as_json(), fs.feature_names(), _now()],
+        )
 
 
 def _delete_tracks(con, track_ids: list[int]) -> None:
     if track_ids:
         con.execute("DELETE FROM cluster_assignments WHERE list_contains(?, track_id)", [track_ids])
         con.execute("DELETE FROM embeddings WHERE list_contains(?, track_id)", [track_ids])
+        con.execute("DELETE FROM extended_embeddings WHERE list_contains(?, track_id)", [track_ids])
         con.execute("DELETE FROM track_files WHERE list_contains(?, track_id)", [track_ids])
 
 
@@ -269,7 +276,9 @@ class _Writer:
         import pyarrow as pa
 
         dims = self.params.dims
+        ext = ExtendedParams(base=self.params)
         vectors = np.stack([r["vector"] for r in ok]).astype(np.float32).reshape(-1)
+        extended = np.stack([r["extended"] for r in ok]).astype(np.float32).reshape(-1)
         batch = pa.table({
             "path": [r["path"] for r in ok],
             "file_name": [os.path.basename(r["path"]) for r in ok],
@@ -285,6 +294,7 @@ class _Writer:
             "container": [r["container"] for r in ok],
             "decoder": [r["decoder"] for r in ok],
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors, pa.float32()), dims),
+            "extended": pa.FixedSizeListArray.from_arrays(pa.array(extended, pa.float32()), ext.dims),
         })
         con.register("scan_batch", batch)
         try:
@@ -310,6 +320,12 @@ class _Writer:
                     SELECT t.track_id, ?, b.vector::FLOAT[{dims}], ?
                     FROM scan_batch b JOIN track_files t USING (path)""",
                 [self.params.id, now],
+            )
+            con.execute(
+                f"""INSERT OR REPLACE INTO extended_embeddings
+                    SELECT t.track_id, ?, b.extended::FLOAT[{ext.dims}], ?
+                    FROM scan_batch b JOIN track_files t USING (path)""",
+                [ext.id, now],
             )
             con.execute("DELETE FROM failures WHERE path IN (SELECT path FROM scan_batch)")
         finally:

@@ -201,3 +201,51 @@ def test_changed_feature_parameters_make_vectors_stale(music_dir, db_path):
     assert report.updated == 5
     assert rows(db_path, "SELECT count(DISTINCT feature_set) FROM embeddings")[0][0] == 2
     assert lib.status()["stale"] == 0
+
+
+def test_scan_stores_the_second_feature_set_beside_the_notebooks(music_dir, db_path):
+    from audiodb.extended import EXTENDED
+    from audiodb.reference import extended_reference
+
+    scan(db_path, music_dir)
+    lib = Library(db_path)
+    status = lib.status()
+    assert status["extended_feature_set"] == EXTENDED.id and status["extended_stale"] == 0
+    assert rows(db_path, "SELECT count(*) FROM extended_embeddings WHERE feature_set = ?", EXTENDED.id)[0][0] == 5
+    result = lib.sql("SELECT * FROM extended_features ORDER BY path")
+    assert result.columns == ["track_id", "path", *EXTENDED.feature_names()]
+    path = result.rows[0][1]
+    ours = np.array(result.rows[0][2:], dtype=np.float64)
+    theirs = extended_reference(path)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)  # stored as float32
+    names = rows(db_path, "SELECT feature_names FROM feature_sets WHERE id = ?", EXTENDED.id)[0][0]
+    assert names == EXTENDED.feature_names()
+
+
+def test_a_library_without_the_second_set_gets_it_on_the_next_scan(music_dir, db_path):
+    """As a library indexed before the second set existed: notebook vectors only."""
+    scan(db_path, music_dir)
+    before = dict(rows(db_path, "SELECT path, track_id FROM track_files"))
+    vectors = dict(rows(db_path, "SELECT track_id, vector FROM embeddings"))
+    import duckdb
+
+    with duckdb.connect(str(db_path)) as con:
+        con.execute("DELETE FROM extended_embeddings")
+    assert Library(db_path).status()["extended_stale"] == 5
+    report = scan(db_path, music_dir)
+    assert report.updated == 5 and report.added == 0
+    assert dict(rows(db_path, "SELECT path, track_id FROM track_files")) == before
+    assert dict(rows(db_path, "SELECT track_id, vector FROM embeddings")) == vectors
+    assert Library(db_path).status()["extended_stale"] == 0
+    assert scan(db_path, music_dir).counts()["unchanged"] == 5
+
+
+def test_removing_a_track_removes_both_vectors(music_dir, db_path):
+    scan(db_path, music_dir)
+    victim = files_under(music_dir)[0]
+    os.remove(victim)
+    assert scan(db_path, music_dir).removed == 1
+    for table in ("embeddings", "extended_embeddings"):
+        orphans = rows(db_path, f"SELECT count(*) FROM {table} WHERE track_id NOT IN (SELECT track_id FROM track_files)")
+        assert orphans[0][0] == 0
+    assert rows(db_path, "SELECT count(*) FROM extended_embeddings")[0][0] == 4
