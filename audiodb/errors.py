@@ -48,3 +48,7 @@ class TrackNotFound(AudiodbError):
 
 class UsageError(AudiodbError):
     pass
+
+
+class AudiodbWarning(UserWarning):
+    """Something the user should know that did not stop the work (the CLI prints it as a note)."""

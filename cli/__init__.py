@@ -8,10 +8,22 @@ status 1 here, once; usage errors exit with 2.
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
-from audiodb.errors import AudiodbError, UsageError
+from audiodb.errors import AudiodbError, AudiodbWarning, UsageError
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, AudiodbWarning):
+        click.echo(f"Note: {message}", err=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+warnings.showwarning = _show_warning
 
 
 class _Group(click.Group):

@@ -22,9 +22,10 @@ from .common import db_option, library, warn
 from .output import format_option, render
 
 _metric_option = click.option(
-    "-m", "--metric", type=click.Choice(METRICS), default=DEFAULT_METRIC, show_default=True,
+    "-m", "--metric", type=click.Choice(METRICS), default=None, show_default=DEFAULT_METRIC,
     help="Distance: notebook (z-score euclidean, the notebook's space), cosine (on z-scores), "
-         "blocks (z-scores, each feature group weighted equally).")
+         "blocks (z-scores, each feature group weighted equally), extended (as blocks, adding "
+         "spectral contrast, chroma, onset and tempo).")
 _where_option = click.option(
     "--where", metavar="SQL", default=None,
     help="Only tracks meeting this SQL condition on the tracks view, e.g. \"duration_sec > 60\".")
@@ -133,8 +134,8 @@ def playlist(seeds, n, output, smooth, no_seeds, metric, where, db, fmt):
 @main.command(name="eval")
 @click.option("--label-from", "label_from", default="folder", show_default=True, metavar="folder|CSV",
               help="Labels: each track's folder, or a CSV of path,label.")
-@click.option("-m", "--metric", type=click.Choice((*METRICS, "all")), default=DEFAULT_METRIC,
-              show_default=True, help="Metric to evaluate, or all of them.")
+@click.option("-m", "--metric", type=click.Choice((*METRICS, "all")), default=None,
+              show_default=DEFAULT_METRIC, help="Metric to evaluate, or all of them.")
 @click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Neighbours per query.")
 @click.option("--summary", is_flag=True, help="Only the overall figures, one row per metric.")
 @db_option

@@ -249,6 +249,45 @@ def test_metrics_match_their_definitions_on_random_vectors():
     assert 7 not in rows and list(rows) == list(np.argsort(np.linalg.norm(z - z[7], axis=1))[1:6])
 
 
+def test_the_extended_metric_weights_ten_groups_alike():
+    from audiodb.extended import EXTENDED
+    from audiodb.features import NOTEBOOK
+
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((200, 222)) * rng.uniform(0.1, 50, 222) + rng.uniform(-40, 40, 222)).astype(np.float32)
+    z = (x.astype(np.float64) - x.mean(0)) / x.std(0)
+    names = NOTEBOOK.feature_names() + EXTENDED.feature_names()
+    sizes = np.array([64] * 128 + [20] * 40 + [12] * 12 + [7] * 14 + [12] * 24 + [4] * 4)
+    got = Space(np.arange(200), x, "extended", names).distances(x[3])
+    assert np.allclose(got, np.linalg.norm((z - z[3]) / np.sqrt(sizes), axis=1), atol=1e-3)
+
+
+def test_the_extended_metric_on_an_unindexed_file(cli, lib, tmp_path):
+    outside = tmp_path / "song4 again.ogg"
+    write_audio(outside, music_like(8.0, SR, seed=4, channels=2), SR)
+    hits = run_json(cli, lib, "similar", outside, "-n", "2", "--metric", "extended")
+    assert hits[0]["path"] == str(lib["songs"] / "song4.wav")
+
+
+def test_without_the_second_set_the_default_falls_back_to_blocks_and_says_so(tmp_path, lib):
+    """A library indexed before the second feature set existed, not rescanned yet."""
+    import duckdb
+
+    db = tmp_path / "old.duckdb"
+    shutil.copy(lib["db"], db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("DELETE FROM extended_embeddings")
+    query = str(lib["songs"] / "song0.wav")
+    out = run_audiodb("--db", db, "similar", query, "-n", "3", "--format", "json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "Note:" in out.stderr and "--metric blocks" in out.stderr and "audiodb scan" in out.stderr
+    blocks = run_audiodb("--db", db, "similar", query, "-n", "3", "--format", "json", "--metric", "blocks",
+                         cwd=tmp_path)
+    assert json.loads(out.stdout) == json.loads(blocks.stdout)
+    asked = run_audiodb("--db", db, "similar", query, "--metric", "extended", cwd=tmp_path)
+    assert asked.returncode != 0 and "audiodb scan" in asked.stderr and "Traceback" not in asked.stderr
+
+
 # --------------------------------------------------------------------------- speed and concurrency
 
 def test_similar_on_an_indexed_track_decodes_nothing_and_imports_no_ml(lib, tmp_path):
