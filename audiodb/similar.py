@@ -305,8 +305,10 @@ def load_tracks(con, params: FeatureParams = NOTEBOOK, extended: ExtendedParams 
         names = params.feature_names()
         if extended is not None:
             ext_ids, ext_vectors = _read_vectors(cur, "extended_embeddings", extended.id, extended.dims)
-            ids, a, b = np.intersect1d(ids, ext_ids, assume_unique=True, return_indices=True)
-            vectors = np.hstack([vectors[a], ext_vectors[b]])
+            if not np.array_equal(ids, ext_ids):  # usually both are in track order already
+                ids, a, b = np.intersect1d(ids, ext_ids, assume_unique=True, return_indices=True)
+                vectors, ext_vectors = vectors[a], ext_vectors[b]
+            vectors = np.hstack([vectors, ext_vectors])
             names = names + extended.feature_names()
         meta = cur.sql("SELECT track_id, coalesce(duration_sec, 0) AS duration_sec FROM track_files"
                        ).to_arrow_table()
