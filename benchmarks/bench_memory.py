@@ -13,6 +13,7 @@ process whose only child it is):
                     (librosa loads its submodules lazily: those count to the notebook)
   decode+resample   audiodb.decode.load(path, sr=22050)
   audiodb           audiodb.extract.embed_file(path)
+  audiodb+extended  embed_file(path, extended=True): both feature sets, as a scan computes them
   notebook          audiodb.reference.extract_acoustic_embedding(path)
 
 and checks that the two embeddings agree (max relative difference).
@@ -35,7 +36,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-KINDS = ("imports only", "decode+resample", "audiodb", "notebook")
+KINDS = ("imports only", "decode+resample", "audiodb", "audiodb+extended", "notebook")
 
 
 def child(kind: str, path: str, out: str) -> None:
@@ -55,8 +56,8 @@ def child(kind: str, path: str, out: str) -> None:
     elif kind == "decode+resample":
         d = audiodb.decode.load(path, sr=22050)
         info["samples"] = len(d.y)
-    elif kind == "audiodb":
-        vec, _meta = audiodb.extract.embed_file(path)
+    elif kind in ("audiodb", "audiodb+extended"):
+        vec, _meta = audiodb.extract.embed_file(path, extended=kind == "audiodb+extended")
         np.save(out, vec.astype(np.float64))
     elif kind == "notebook":
         r = audiodb.reference.extract_acoustic_embedding(path)
@@ -149,7 +150,8 @@ def main() -> None:
             print(f"  {kind}: {peak:,.0f} MB, {wall:.1f} s", file=sys.stderr, flush=True)
         print()
         print(table(["run (fresh process)", "max RSS MB", "process wall s", "work s"], rows))
-        print(f"notebook / audiodb peak memory: {peaks['notebook'] / peaks['audiodb']:.1f}x")
+        print(f"notebook / audiodb peak memory: {peaks['notebook'] / peaks['audiodb']:.1f}x; "
+              f"notebook / audiodb+extended: {peaks['notebook'] / peaks['audiodb+extended']:.1f}x")
         floor = peaks["imports only"]
         print(f"above the imports floor ({floor:,.0f} MB): notebook {peaks['notebook'] - floor:,.0f} MB, "
               f"audiodb {peaks['audiodb'] - floor:,.0f} MB, decode+resample {peaks['decode+resample'] - floor:,.0f} MB "

@@ -74,8 +74,8 @@ def similar(track, n, metric, where, exclude_folder, db, fmt):
 @main.command()
 @click.option("--threshold", type=click.FloatRange(min=0, min_open=True), default=DUPLICATE_THRESHOLD,
               show_default=True,
-              help="Largest RMS z-score difference for one recording. Transcodes measure up to 0.08; "
-                   "different passages of one piece from 0.13.")
+              help="Largest RMS z-score difference for one recording. Transcodes measured up to 0.040; "
+                   "different recordings from 0.071.")
 @_where_option
 @db_option
 @format_option
