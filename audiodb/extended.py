@@ -28,12 +28,17 @@ are pure and never import librosa; the tests compare them with librosa's.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 
 import numpy as np
 
-from .features import _AMIN, NOTEBOOK, FeatureParams, frame_features, mel_filters, summarize, trim_bounds
+from .features import (
+    _AMIN,
+    NOTEBOOK,
+    FeatureParams,
+    _Identified,
+    analysis_frames,
+    summarize,
+)
 
 __all__ = [
     "EXTENDED",
@@ -48,7 +53,7 @@ __all__ = [
 
 
 @dataclasses.dataclass(frozen=True)
-class ExtendedParams:
+class ExtendedParams(_Identified):
     """Parameters of the second feature set; ``base`` is the notebook set it is computed with."""
 
     base: FeatureParams = NOTEBOOK
@@ -66,14 +71,6 @@ class ExtendedParams:
     @property
     def dims(self) -> int:
         return 2 * (self.n_bands + 1) + 2 * self.n_chroma + 4
-
-    @property
-    def id(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True)
-        return f"{self.name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
-
-    def as_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     def feature_names(self) -> list[str]:
         names = [f"contrast_mean_{i}" for i in range(self.n_bands + 1)]
@@ -313,20 +310,8 @@ def embeddings(y: np.ndarray, *, params: ExtendedParams = EXTENDED, block: int =
     extended : np.ndarray, shape (params.dims,), float64
     """
     base = params.base
-    if y.ndim != 1 or len(y) == 0:
-        raise ValueError("embeddings needs a non-empty mono waveform")
-    start, end = trim_bounds(y, top_db=base.top_db, frame_length=base.n_fft, hop_length=base.hop_length)
-    y_trim = y[start:end]
-    if len(y_trim) < int(base.min_trimmed_sec * base.sr):
-        y_trim = y
-    frames = frame_features(
-        y_trim,
-        sr=base.sr,
-        n_fft=base.n_fft,
-        hop_length=base.hop_length,
-        mel_basis=mel_filters(sr=base.sr, n_fft=base.n_fft, n_mels=base.n_mels),
-        roll_percent=base.roll_percent,
-        block=block,
+    frames = analysis_frames(
+        y, params=base, block=block,
         chroma_basis=chroma_filters(sr=base.sr, n_fft=base.n_fft, n_chroma=params.n_chroma,
                                     tuning=params.tuning),
         contrast_bands=contrast_bands(sr=base.sr, n_fft=base.n_fft, n_bands=params.n_bands,

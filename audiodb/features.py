@@ -21,8 +21,9 @@ import numpy as np
 
 __all__ = [
     "FEATURE_NAMES",
-    "FeatureParams",
     "NOTEBOOK",
+    "FeatureParams",
+    "analysis_frames",
     "embedding",
     "frame_features",
     "mel_filters",
@@ -31,8 +32,21 @@ __all__ = [
 ]
 
 
+class _Identified:
+    """A feature set's id and JSON, from its dataclass fields (``name`` among them)."""
+
+    @property
+    def id(self) -> str:
+        """A stable id: the name plus a short digest of every parameter."""
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return f"{self.name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+
+    def as_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
 @dataclasses.dataclass(frozen=True)
-class FeatureParams:
+class FeatureParams(_Identified):
     """Parameters of the notebook's embedding; together they define a feature set."""
 
     sr: int = 22050
@@ -49,15 +63,6 @@ class FeatureParams:
     @property
     def dims(self) -> int:
         return 2 * self.n_mels + 2 * self.n_mfcc + 12
-
-    @property
-    def id(self) -> str:
-        """A stable id: the name plus a short digest of every parameter."""
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True)
-        return f"{self.name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
-
-    def as_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     def feature_names(self) -> list[str]:
         names = [f"mel_mean_{i}" for i in range(self.n_mels)]
@@ -409,12 +414,38 @@ def summarize(frames: dict[str, np.ndarray], *, n_mfcc: int = 20) -> np.ndarray:
     return np.concatenate([mel_mean, mel_std, *mfcc_stats, spec])
 
 
-def embedding(y: np.ndarray, *, params: FeatureParams = NOTEBOOK, block: int = 1024) -> np.ndarray:
-    """The notebook's embedding of a mono waveform already at ``params.sr``.
+def analysis_frames(y: np.ndarray, *, params: FeatureParams = NOTEBOOK, block: int = 1024,
+                    **extra) -> dict[str, np.ndarray]:
+    """:func:`frame_features` of the part of ``y`` the notebook analyses.
 
     Trims leading and trailing silence as the notebook does (``top_db``, and
     falls back to the untrimmed signal when less than ``min_trimmed_sec``
-    remains), then derives every feature from one STFT.
+    remains). ``extra`` goes to :func:`frame_features` (the second feature
+    set's ``chroma_basis`` and ``contrast_bands``).
+    """
+    if y.ndim != 1 or len(y) == 0:
+        raise ValueError("the embedding needs a non-empty mono waveform")
+    start, end = trim_bounds(y, top_db=params.top_db, frame_length=params.n_fft, hop_length=params.hop_length)
+    y_trim = y[start:end]
+    if len(y_trim) < int(params.min_trimmed_sec * params.sr):
+        y_trim = y
+    return frame_features(
+        y_trim,
+        sr=params.sr,
+        n_fft=params.n_fft,
+        hop_length=params.hop_length,
+        mel_basis=mel_filters(sr=params.sr, n_fft=params.n_fft, n_mels=params.n_mels),
+        roll_percent=params.roll_percent,
+        block=block,
+        **extra,
+    )
+
+
+def embedding(y: np.ndarray, *, params: FeatureParams = NOTEBOOK, block: int = 1024) -> np.ndarray:
+    """The notebook's embedding of a mono waveform already at ``params.sr``.
+
+    Trims silence as the notebook does (:func:`analysis_frames`), then derives
+    every feature from one STFT.
 
     Parameters
     ----------
@@ -425,19 +456,4 @@ def embedding(y: np.ndarray, *, params: FeatureParams = NOTEBOOK, block: int = 1
     -------
     np.ndarray, shape (params.dims,), float64
     """
-    if y.ndim != 1 or len(y) == 0:
-        raise ValueError("embedding needs a non-empty mono waveform")
-    start, end = trim_bounds(y, top_db=params.top_db, frame_length=params.n_fft, hop_length=params.hop_length)
-    y_trim = y[start:end]
-    if len(y_trim) < int(params.min_trimmed_sec * params.sr):
-        y_trim = y
-    frames = frame_features(
-        y_trim,
-        sr=params.sr,
-        n_fft=params.n_fft,
-        hop_length=params.hop_length,
-        mel_basis=mel_filters(sr=params.sr, n_fft=params.n_fft, n_mels=params.n_mels),
-        roll_percent=params.roll_percent,
-        block=block,
-    )
-    return summarize(frames, n_mfcc=params.n_mfcc)
+    return summarize(analysis_frames(y, params=params, block=block), n_mfcc=params.n_mfcc)

@@ -23,8 +23,8 @@ from concurrent.futures.process import BrokenProcessPool
 from . import db as _db
 from .discover import discover
 from .errors import UsageError
-from .extract import THREAD_ENV, analyse, content_hash, quiet_worker
 from .extended import ExtendedParams
+from .extract import THREAD_ENV, analyse, content_hash, quiet_worker
 from .features import NOTEBOOK, FeatureParams
 
 __all__ = ["Change", "ScanReport", "Workers", "scan"]

@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from audio import music_like, silence, tone, write_audio
+
 from audiodb.decode import load
 from audiodb.extended import EXTENDED, embeddings
 from audiodb.features import NOTEBOOK, embedding
