@@ -221,6 +221,12 @@ class _Writer:
         self.last_flush = time.monotonic()
 
     def add(self, result: dict) -> None:
+        if result["status"] == "ok" and "extended" not in result:
+            # A Dask worker running an audiodb from before the second feature set.
+            result = {"path": result["path"], "size": result.get("size"), "mtime_ns": result.get("mtime_ns"),
+                      "status": "failed",
+                      "reason": "the worker that analysed it runs an older audiodb (no extended features); "
+                                "install the same audiodb version on every Dask worker"}
         if not self.pending:
             self.last_flush = time.monotonic()  # a batch's clock starts with its first result
         self.pending[result["path"]] = result

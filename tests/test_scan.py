@@ -249,3 +249,25 @@ def test_removing_a_track_removes_both_vectors(music_dir, db_path):
         orphans = rows(db_path, f"SELECT count(*) FROM {table} WHERE track_id NOT IN (SELECT track_id FROM track_files)")
         assert orphans[0][0] == 0
     assert rows(db_path, "SELECT count(*) FROM extended_embeddings")[0][0] == 4
+
+
+class OldWorkers:
+    """A pool whose workers run an audiodb from before the second feature set (as a stale Dask worker)."""
+
+    def run(self, tasks, params, writer, progress=None, should_stop=None):
+        for path, known in tasks:
+            result = analyse(path, known, params)
+            result.pop("extended", None)
+            writer.add(result)
+        return True
+
+    def close(self, **kw):
+        pass
+
+
+def test_a_result_without_the_second_set_is_a_failure_with_advice_not_a_crash(music_dir, db_path):
+    report = scan(db_path, music_dir, pool=OldWorkers())
+    assert report.failed == 5 and report.added == 0
+    reasons = {r[0] for r in rows(db_path, "SELECT reason FROM failures")}
+    assert len(reasons) == 1 and "same audiodb version" in reasons.pop()
+    assert scan(db_path, music_dir, retry_failed=True).added == 5
