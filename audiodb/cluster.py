@@ -514,13 +514,18 @@ def arrow(con, query: str, params: list | None = None):
 def load_vectors(con, params: FeatureParams = NOTEBOOK) -> tuple[np.ndarray, np.ndarray, int]:
     """``(track_ids, X, n_stale)``: current vectors of every track, by track id, and how
     many tracks have none for ``params`` yet."""
-    table = arrow(con, "SELECT e.track_id, e.vector FROM embeddings e JOIN track_files t USING (track_id) "
-                       "WHERE e.feature_set = ? ORDER BY e.track_id", [params.id])
-    ids = table["track_id"].to_numpy()
-    vectors = table["vector"].combine_chunks()
-    X = np.asarray(vectors.flatten().to_numpy(), dtype=np.float32).reshape(-1, params.dims)
-    total = con.execute("SELECT count(*) FROM track_files").fetchone()[0]
-    return ids, X, int(total - len(ids))
+    from .vectors import read_vectors
+
+    cur = con.cursor()
+    try:
+        ids, X = read_vectors(cur, "embeddings", params.id, params.dims)
+        known = cur.execute("SELECT track_id FROM track_files").fetchnumpy()["track_id"]
+    finally:
+        cur.close()
+    keep = np.isin(ids, known)  # vectors of tracks no longer in the library are left out
+    order = np.argsort(ids[keep], kind="stable")  # by track id: the same input, the same clusters
+    ids, X = ids[keep][order], X[keep][order]
+    return ids, X, int(len(known) - len(ids))
 
 
 def _latest_run(con, method: str) -> int | None:

@@ -41,6 +41,7 @@ import numpy as np
 from .errors import AudiodbWarning, TrackNotFound, UsageError
 from .extended import ExtendedParams
 from .features import NOTEBOOK, FeatureParams
+from .vectors import arrow_values, read_vectors
 
 __all__ = [
     "DEFAULT_METRIC",
@@ -261,34 +262,6 @@ class Tracks:
         return Space(self.track_ids, self.vectors[:, :d], metric, self.feature_names[:d])
 
 
-def _read_vectors(cur, table: str, feature_set: str, dims: int) -> tuple[np.ndarray, np.ndarray]:
-    """(track ids, vectors) of one feature set, through Arrow, without per-row Python work."""
-    # A relation (not execute()) hands Arrow its columns without an extra copy; it needs a
-    # connection with no result pending, hence a cursor of its own. One scan thread makes
-    # DuckDB return one Arrow chunk, which numpy then uses in place: at a million tracks,
-    # copying 720 MB into fresh memory costs more than the scan.
-    n = cur.execute(f"SELECT count(*) FROM {table} WHERE feature_set = ?", [feature_set]).fetchone()[0]
-    threads = cur.execute("SELECT current_setting('threads')").fetchone()[0]
-    cur.execute("SET threads = 1")
-    try:
-        emb = cur.sql(f"SELECT track_id, vector FROM {table} WHERE feature_set = $fs",
-                      params={"fs": feature_set}).to_arrow_table(batch_size=max(n, 1))
-    finally:
-        cur.execute(f"SET threads = {int(threads)}")
-    chunks = emb.column("vector").chunks
-    if len(chunks) == 1:
-        vectors = _arrow_values(chunks[0].flatten(), np.float32).reshape(len(chunks[0]), dims)
-    else:
-        vectors = np.empty((emb.num_rows, dims), dtype=np.float32)
-        at = 0
-        for vec in chunks:
-            vectors[at:at + len(vec)] = _arrow_values(vec.flatten(), np.float32).reshape(len(vec), dims)
-            at += len(vec)
-    ids = np.concatenate([_arrow_values(c, np.int64) for c in emb.column("track_id").chunks] or
-                         [np.empty(0, np.int64)])
-    return ids, vectors
-
-
 def load_tracks(con, params: FeatureParams = NOTEBOOK, extended: ExtendedParams | None = None) -> Tracks:
     """Every track with a current vector, read through Arrow (no per-row Python work).
 
@@ -301,10 +274,10 @@ def load_tracks(con, params: FeatureParams = NOTEBOOK, extended: ExtendedParams 
     """
     cur = con.cursor()
     try:
-        ids, vectors = _read_vectors(cur, "embeddings", params.id, params.dims)
+        ids, vectors = read_vectors(cur, "embeddings", params.id, params.dims)
         names = params.feature_names()
         if extended is not None:
-            ext_ids, ext_vectors = _read_vectors(cur, "extended_embeddings", extended.id, extended.dims)
+            ext_ids, ext_vectors = read_vectors(cur, "extended_embeddings", extended.id, extended.dims)
             if not np.array_equal(ids, ext_ids):  # usually both are in track order already
                 ids, a, b = np.intersect1d(ids, ext_ids, assume_unique=True, return_indices=True)
                 vectors, ext_vectors = vectors[a], ext_vectors[b]
@@ -315,9 +288,9 @@ def load_tracks(con, params: FeatureParams = NOTEBOOK, extended: ExtendedParams 
     finally:
         cur.close()
     n = len(ids)
-    track_ids = np.concatenate([_arrow_values(c, np.int64) for c in meta.column("track_id").chunks] or
+    track_ids = np.concatenate([arrow_values(c, np.int64) for c in meta.column("track_id").chunks] or
                                [np.empty(0, np.int64)])
-    seconds = np.concatenate([_arrow_values(c, np.float64) for c in meta.column("duration_sec").chunks] or
+    seconds = np.concatenate([arrow_values(c, np.float64) for c in meta.column("duration_sec").chunks] or
                              [np.empty(0)])
     order = np.argsort(track_ids)
     track_ids, seconds = track_ids[order], seconds[order]
@@ -327,17 +300,6 @@ def load_tracks(con, params: FeatureParams = NOTEBOOK, extended: ExtendedParams 
         vectors, ids, at = vectors[known], ids[known], at[known]
     dur = seconds[at] if len(track_ids) else np.empty(0)
     return Tracks(ids, vectors, dur, names, params.dims)
-
-
-def _arrow_values(arr, dtype) -> np.ndarray:
-    """A null-free primitive Arrow array as a numpy view of its buffer.
-
-    (pyarrow's own ``to_numpy`` imports pandas, which costs more than the query.)
-    """
-    dtype = np.dtype(dtype)
-    if arr.null_count:
-        raise ValueError("unexpected NULL in a vector column")
-    return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
 
 
 def load_space(con, metric: str = DEFAULT_METRIC, params: FeatureParams = NOTEBOOK) -> Space:
