@@ -52,6 +52,9 @@ __all__ = [
 
 METHODS = ("kmeans", "hdbscan")
 SPACES = ("scaled", "pca", "umap")
+#: What to cluster: the notebook's 180 z-scored features (as the notebook), or those and
+#: the second feature set's 42, each group weighted alike (the `extended` metric's space).
+FEATURES = ("notebook", "extended")
 
 #: The space each method clusters in unless told otherwise. k-means stays in the
 #: notebook's space; HDBSCAN reduces first (measurements in README, "Clustering").
@@ -292,6 +295,7 @@ def cluster_vectors(
     min_samples: int = 2,
     space: str | None = None,
     dims: int | None = None,
+    weights: np.ndarray | None = None,
 ) -> ClusterRun:
     """Cluster raw feature vectors as the notebook does; nothing is stored.
 
@@ -309,6 +313,9 @@ def cluster_vectors(
         Where to cluster; default :data:`DEFAULT_SPACE` of the method.
     dims : int, optional
         Components for pca / umap.
+    weights : ndarray, shape (n_features,), optional
+        Multiplies each z-scored column before reducing and clustering (the
+        ``extended`` features' group weights); None leaves them as the notebook.
 
     Returns
     -------
@@ -323,7 +330,10 @@ def cluster_vectors(
     if n == 0:
         raise AudiodbError("No tracks indexed yet: run audiodb scan DIR first.")
     _check_args(method, n, k, min_cluster_size, min_samples)
-    Y, space_info = reduce(standardize(X), space, dims=dims)
+    X_scaled = standardize(X)
+    if weights is not None:
+        X_scaled *= weights
+    Y, space_info = reduce(X_scaled, space, dims=dims)
     params: dict = {"space": space, **space_info}
     run = ClusterRun(method=method, space=space, parameters=params, track_ids=np.arange(n),
                      labels=np.zeros(n, dtype=np.int64))
@@ -579,6 +589,7 @@ def cluster_library(
     *,
     method: str,
     params: FeatureParams = NOTEBOOK,
+    features: str = "notebook",
     on_wait: Callable[[str], None] | None = None,
     **options,
 ) -> ClusterRun:
@@ -586,7 +597,8 @@ def cluster_library(
 
     Reads the vectors and closes the library, computes with it closed, then
     writes the run (renumbered to match the previous run of ``method``) in one
-    short transaction. ``options`` are those of :func:`cluster_vectors`.
+    short transaction. ``features`` is one of :data:`FEATURES`; ``options`` are
+    those of :func:`cluster_vectors`.
 
     Raises
     ------
@@ -595,14 +607,28 @@ def cluster_library(
     UsageError
         Options that cannot work with this library (k larger than the tracks, ...).
     """
+    if features not in FEATURES:
+        raise UsageError(f"Unknown features {features!r}: choose notebook or extended.")
+    weights = None
     with _db.connect(db, read_only=True, on_wait=on_wait) as con:
-        track_ids, X, stale = load_vectors(con, params)
+        if features == "extended":
+            from .extended import ExtendedParams
+            from .similar import group_weights, load_tracks
+
+            tracks = load_tracks(con, params, ExtendedParams(base=params))
+            order = np.argsort(tracks.track_ids, kind="stable")  # by track id, as load_vectors
+            track_ids, X = tracks.track_ids[order], tracks.vectors[order]
+            stale = con.execute("SELECT count(*) FROM track_files").fetchone()[0] - len(track_ids)
+            weights = np.sqrt(group_weights(tracks.feature_names))
+        else:
+            track_ids, X, stale = load_vectors(con, params)
     if len(track_ids) == 0:
         if stale:
             raise AudiodbError(f"None of the {stale} tracks has current features: run audiodb scan DIR "
                                "to compute them.")
         raise AudiodbError("No tracks indexed yet: run audiodb scan DIR first.")
-    run = cluster_vectors(X, method=method, **options)
+    run = cluster_vectors(X, method=method, weights=weights, **options)
+    run.parameters["features"] = features
     run.track_ids, run.feature_set = track_ids, params.id
     if stale:
         run.advice.append(f"{stale} tracks without current features were left out: run audiodb scan DIR.")

@@ -136,7 +136,8 @@ class Library:
 
         ``method`` is ``'kmeans'`` (options ``k``: int or ``'auto'``) or ``'hdbscan'``
         (``min_cluster_size``, ``min_samples``); both take ``space`` (``'scaled'``,
-        ``'pca'``, ``'umap'``) and ``dims``. See :func:`audiodb.cluster.cluster_vectors`.
+        ``'pca'``, ``'umap'``), ``dims`` and ``features`` (``'notebook'``, the default, or
+        ``'extended'``). See :func:`audiodb.cluster.cluster_library`.
         """
         from .cluster import cluster_library
 

@@ -106,6 +106,13 @@ def _groups(feature_names: Sequence[str]) -> list[str]:
     return out
 
 
+def group_weights(feature_names: Sequence[str]) -> np.ndarray:
+    """1 / (size of its group) for each feature: each group's squared distance counts alike."""
+    groups = _groups(feature_names)
+    sizes = {g: groups.count(g) for g in set(groups)}
+    return 1.0 / np.array([sizes[g] for g in groups], dtype=float)
+
+
 def _check_metric(metric: str) -> str:
     if metric not in METRICS:
         raise UsageError(f"Unknown metric {metric!r}; choose one of {', '.join(METRICS)}.")
@@ -139,9 +146,7 @@ class Space:
         self.std = std
         weights = 1.0 / std**2
         if metric in ("blocks", "extended"):
-            groups = _groups(feature_names)
-            sizes = {g: groups.count(g) for g in set(groups)}
-            weights /= np.array([sizes[g] for g in groups], dtype=float)
+            weights *= group_weights(feature_names)
         self.weights = weights
         # |x - mean|_w^2 of every row, and <x, w * mean> to centre the products.
         self.sqnorms = np.empty(n, dtype=np.float64)

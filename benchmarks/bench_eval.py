@@ -15,7 +15,11 @@ other tracks that have the query's label, averaged over queries). Unless
 
 It then repeats the evaluation of the `extended` metric leaving out one part of
 the second feature set at a time (chroma, contrast, onset and tempo), to show
-what each contributes. Figures, not assertions; README "Similarity" quotes them.
+what each contributes; and clusters the excerpts with `audiodb cluster`
+(k-means with k = the number of pieces, and HDBSCAN with its defaults) on the
+notebook's features and on `--features extended`, scoring each partition
+against the pieces (adjusted Rand index; HDBSCAN's noise counts as one more
+cluster). Figures, not assertions; README "Similarity" and "Clustering" quote them.
 """
 
 from _common import DEFAULT_AUDIO_DIR, audio_files, machine, table  # noqa: I001  (pins BLAS threads)
@@ -103,6 +107,33 @@ def ablation(db: str) -> None:
     print(table(["second feature set", "precision@5", "1-NN accuracy"], rows))
 
 
+def cluster_scores(db: str) -> None:
+    """ARI of `audiodb cluster` partitions against the pieces, notebook vs extended features."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from audiodb import Library
+
+    lib = Library(db)
+    pieces = {tid: os.path.basename(os.path.dirname(p)) for tid, p in
+              lib.sql("SELECT track_id, path FROM tracks").rows}
+    k = len(set(pieces.values()))
+    rows = []
+    for features in ("notebook", "extended"):
+        for method, extra in (("kmeans", ["--k", str(k)]), ("hdbscan", [])):
+            t = time.perf_counter()
+            audiodb("--db", db, "cluster", "--method", method, "--features", features, *extra)
+            seconds = time.perf_counter() - t
+            got = lib.sql("SELECT track_id, cluster FROM clusters WHERE method = ?", [method]).rows
+            truth = [pieces[tid] for tid, _ in got]
+            labels = [c for _, c in got]
+            noise = sum(c == -1 for c in labels) / len(labels)
+            rows.append([features, method + (f" k={k}" if method == "kmeans" else " (umap 5)"),
+                         f"{adjusted_rand_score(truth, labels):.3f}", f"{len(set(labels) - {-1})}",
+                         f"{noise:.0%}", f"{seconds:.1f}"])
+    print("\naudiodb cluster on the excerpts, scored against the pieces:")
+    print(table(["features", "method", "ARI", "clusters", "noise", "seconds"], rows))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("audio_dir", nargs="?", default=DEFAULT_AUDIO_DIR)
@@ -120,6 +151,7 @@ def main() -> None:
     db = os.path.join(args.work, "wesnoth.duckdb")
     evaluate(db, corpus, "wesnoth excerpts, labelled by piece")
     ablation(db)
+    cluster_scores(db)
     if not args.no_demo:
         demo = os.path.join(args.work, "demo")
         if not os.path.isdir(demo):

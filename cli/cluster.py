@@ -39,9 +39,12 @@ class _K(click.ParamType):
                    "Default: scaled for k-means, umap for HDBSCAN.")
 @click.option("--dims", type=click.IntRange(min=1), default=None,
               help="Components for --space pca (default 10) or umap (default 5).")
+@click.option("--features", type=click.Choice(["notebook", "extended"]), default="notebook", show_default=True,
+              help="The notebook's 180 features, or those plus the second feature set (contrast, chroma, "
+                   "onset, tempo), each group weighted alike, as `audiodb similar` ranks.")
 @db_option
 @format_option
-def cluster(method, k, min_cluster_size, min_samples, space, dims, db, fmt):
+def cluster(method, k, min_cluster_size, min_samples, space, dims, features, db, fmt):
     """Cluster the tracks as the notebook does, and keep the run.
 
     Features are z-scored; k-means uses random_state 42 and n_init 10; HDBSCAN
@@ -53,12 +56,13 @@ def cluster(method, k, min_cluster_size, min_samples, space, dims, db, fmt):
     audiodb cluster                          # k-means (k by silhouette) and HDBSCAN
     audiodb cluster --method kmeans --k 4
     audiodb cluster --method hdbscan --min-cluster-size 3 --space pca --dims 5
+    audiodb cluster --method kmeans --k 12 --features extended
     audiodb sql "select cluster, count(*) from clusters where method = 'hdbscan' group by 1"
     """
     lib = library(db)
     methods = ["kmeans", "hdbscan"] if method == "both" else [method]
     runs = [lib.cluster(m, k=k, min_cluster_size=min_cluster_size, min_samples=min_samples, space=space,
-                        dims=dims) for m in methods]
+                        dims=dims, features=features) for m in methods]
     for run in runs:
         for line in run.advice:
             warn(f"note: {line}")
@@ -79,7 +83,8 @@ def _describe(run) -> str:
     sizes = ", ".join(f"{c}: {n}" for c, n in run.sizes().items() if c != -1)
     noise = f", {run.n_noise} noise" if run.method == "hdbscan" else ""
     quality = "" if run.quality is None else f", silhouette {run.quality:.3f}"
-    return (f"{run.method} run {run.run_id} ({what}; {run.space} space, {p['dims']} dims): "
+    return (f"{run.method} run {run.run_id} ({what}; {p.get('features', 'notebook')} features, "
+            f"{run.space} space, {p['dims']} dims): "
             f"{run.n_tracks} tracks in {run.n_clusters} clusters{noise}{quality} ({run.seconds:.1f} s)\n"
             f"  sizes: {sizes or 'none'}")
 

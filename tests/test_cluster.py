@@ -446,3 +446,36 @@ def test_removed_tracks_leave_no_cluster_assignments(cli, tmp_path, db_path):
     finally:
         con.close()
     assert orphans == 0 and assigned == 12
+
+
+def test_clustering_with_the_second_feature_set(cli, demo_db):
+    out = cli("--db", demo_db, "cluster", "--method", "kmeans", "--k", str(KINDS), "--features", "extended")
+    assert "extended features" in out.stdout
+    params, feature_set, n = rows(demo_db, "SELECT parameters, feature_set, n_tracks FROM cluster_runs")[0]
+    assert json.loads(params)["features"] == "extended" and feature_set == NOTEBOOK.id and n == N
+    assert ari(demo_db, "kmeans") > 0.9  # the seven kinds, as in the notebook's space
+    summary = json.loads(cli("--db", demo_db, "summary", "--format", "json").stdout)
+    assert sum(r["num_tracks"] for r in summary) == N and all(r["spec_cent_mean"] is not None for r in summary)
+
+    # The same computation by hand: z-scores, each group weighted as the extended metric does.
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+
+    from audiodb.similar import group_weights, load_tracks
+
+    lib = Library(demo_db)
+    with lib.connect() as con:
+        tracks = load_tracks(con, lib.params, lib.extended)
+    order = np.argsort(tracks.track_ids)
+    x = tracks.vectors[order].astype(np.float64)
+    z = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0) * np.sqrt(group_weights(tracks.feature_names))
+    theirs = KMeans(KINDS, random_state=42, n_init=10).fit_predict(z)
+    ours = [c for _, c in sorted(rows(demo_db, "SELECT track_id, cluster FROM clusters WHERE method = 'kmeans'"))]
+    assert adjusted_rand_score(theirs, ours) == 1.0
+
+    import duckdb as _duckdb
+
+    with _duckdb.connect(str(demo_db)) as con:
+        con.execute("DELETE FROM extended_embeddings WHERE track_id IN (SELECT min(track_id) FROM track_files)")
+    out = cli("--db", demo_db, "cluster", "--method", "kmeans", "--k", "3", "--features", "extended")
+    assert "1 tracks without current features were left out" in out.output
