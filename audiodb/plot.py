@@ -161,7 +161,7 @@ def project(X_scaled: np.ndarray, projection: str) -> tuple[np.ndarray, dict]:
             "axes": [f"PC1 ({r1:.1%} of variance)", f"PC2 ({r2:.1%} of variance)"],
             "notes": [(f"Explained variance by PC1 and PC2: {r1:.4f} {r2:.4f} "
                        f"(together {r1 + r2:.1%}); PCA(n_components=2, random_state=42) on the "
-                       "z-scored 180 features.")],
+                       f"z-scored {X_scaled.shape[1]} features.")],
         }
     if projection != "umap":
         raise UsageError(f"Unknown projection {projection!r}: choose pca or umap.")
@@ -170,7 +170,7 @@ def project(X_scaled: np.ndarray, projection: str) -> tuple[np.ndarray, dict]:
                          "use --projection pca.")
     settings = dict(UMAP_SETTINGS)
     note = ("UMAP with the notebook's settings: n_neighbors=10, min_dist=0.1, metric=euclidean, "
-            "random_state=42, on the z-scored 180 features.")
+            f"random_state=42, on the z-scored {X_scaled.shape[1]} features.")
     extra = {}
     if n <= settings["n_neighbors"]:
         settings["n_neighbors"] = n - 1
@@ -567,6 +567,7 @@ def plot_library(
     color: str = "kmeans",
     output: str | os.PathLike,
     params: FeatureParams = NOTEBOOK,
+    features: str = "notebook",
     on_wait: Callable[[str], None] | None = None,
 ) -> PlotResult:
     """Write the map of the library as one self-contained HTML page.
@@ -586,6 +587,11 @@ def plot_library(
         name of a column of ``tracks`` (``duration_sec``, ``folder``, ...).
     output : path
         The ``.html`` file to write.
+    features : {'notebook', 'extended'}
+        Map (and find neighbours in) the notebook's z-scored 180 features, or
+        those and the second feature set's 42 with each group weighted alike
+        (the space of ``audiodb similar``'s default metric; tracks without
+        the second set are left out).
 
     Returns
     -------
@@ -601,13 +607,21 @@ def plot_library(
     started = time.monotonic()
     if projection not in PROJECTIONS:
         raise UsageError(f"Unknown projection {projection!r}: choose pca or umap.")
+    if features not in ("notebook", "extended"):
+        raise UsageError(f"Unknown features {features!r}: choose notebook or extended.")
+    weights = None
     with _db.connect(db, read_only=True, on_wait=on_wait) as con:
         table, coloring, clusters, stale = _load(con, color, params=params)
+        vectors = table["vector"].combine_chunks()
+        X = np.asarray(vectors.flatten().to_numpy(), dtype=np.float32).reshape(-1, params.dims)
+        if features == "extended":
+            table, X, weights, stale, clusters, coloring = _with_extended(con, table, X, params, clusters,
+                                                                          coloring, color, stale)
     paths = table["path"].to_pylist()
-    vectors = table["vector"].combine_chunks()
-    X = np.asarray(vectors.flatten().to_numpy(), dtype=np.float32).reshape(-1, params.dims)
     durations = np.asarray(table["duration_sec"].to_numpy(zero_copy_only=False), dtype=np.float64)
     X_scaled = standardize(X)
+    if weights is not None:
+        X_scaled *= weights
     Y, info = project(X_scaled, projection)
     neighbours = nearest_neighbours(X_scaled, N_NEIGHBOURS)
 
@@ -616,8 +630,10 @@ def plot_library(
     notes = [f"{len(paths):,} tracks. " + info["notes"][0], *info["notes"][1:], *coloring.notes]
     if stale:
         notes.append(f"{stale} tracks without current features are not shown: run audiodb scan DIR.")
+    space = ("the notebook's space" if features == "notebook" else
+             "with the second feature set, each group weighted alike: audiodb similar's default")
     hint = (f"Click a point to play it and list its {neighbours.shape[1]} nearest neighbours "
-            "(euclidean on the z-scored features, the notebook's space).")
+            f"(euclidean on the z-scored features, {space}).")
     page = build_page(
         title=f"{name} — Colored by {what}", x=Y[:, 0], y=Y[:, 1], paths=paths, durations=durations,
         coloring=coloring, neighbours=neighbours, axes=info["axes"], notes=[*notes, hint],
@@ -635,6 +651,37 @@ def plot_library(
             tmp.unlink()
     return PlotResult(path=out, n_points=len(paths), projection=projection, color=color,
                       size_bytes=out.stat().st_size, seconds=time.monotonic() - started, notes=notes)
+
+
+def _with_extended(con, table, X, params, clusters, coloring, color, stale):
+    """Append each track's second feature set to ``X``; tracks without it are left out."""
+    from .extended import ExtendedParams
+    from .similar import group_weights
+    from .vectors import read_vectors
+
+    ext = ExtendedParams(base=params)
+    cur = con.cursor()
+    try:
+        ids, E = read_vectors(cur, "extended_embeddings", ext.id, ext.dims)
+    finally:
+        cur.close()
+    track_ids = np.asarray(table["track_id"].to_numpy(zero_copy_only=False), dtype=np.int64)
+    order = np.argsort(ids)
+    pos = np.searchsorted(ids[order], track_ids)
+    pos = np.minimum(pos, max(len(ids) - 1, 0))
+    has = ids[order][pos] == track_ids if len(ids) else np.zeros(len(track_ids), dtype=bool)
+    if not has.all():
+        keep = np.flatnonzero(has)
+        table, X, pos = table.take(keep), X[keep], pos[keep]
+        stale += int((~has).sum())
+        clusters = {m: (c[0][keep], c[1]) if c is not None else None for m, c in clusters.items()}
+        if color in CLUSTER_METHODS:
+            coloring = _cluster_coloring(color, clusters[color][0], clusters[color][1])
+        else:
+            coloring = _column_coloring(color, _tracks_columns(con)[color], table["color_value"])
+    X = np.hstack([X, E[order][pos]])
+    names = params.feature_names() + ext.feature_names()
+    return table, X, np.sqrt(group_weights(names)), stale, clusters, coloring
 
 
 def human_size(n: int) -> str:

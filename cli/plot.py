@@ -16,9 +16,12 @@ from .common import db_option, library
                    "(duration_sec, folder, codec, ...).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="The page to write.  [default: audiodb-PROJECTION-COLOR.html]")
+@click.option("--features", type=click.Choice(["notebook", "extended"]), default="notebook", show_default=True,
+              help="Map the notebook's 180 features, or those plus the second feature set (contrast, chroma, "
+                   "onset, tempo), each group weighted alike: the space audiodb similar ranks in.")
 @click.option("--open", "open_page", is_flag=True, help="Open the page in your browser.")
 @db_option
-def plot(projection, color, output, open_page, db):
+def plot(projection, color, output, features, open_page, db):
     """Write a map of the library as one HTML page that works offline.
 
     Each point is a track; hover for its name, duration and clusters; click to
@@ -28,13 +31,14 @@ def plot(projection, color, output, open_page, db):
     audiodb cluster --method both && audiodb plot -o map.html
     audiodb plot --projection umap --color hdbscan -o umap.html --open
     audiodb plot --color duration_sec -o durations.html
+    audiodb plot --features extended -o map.html     # neighbours as audiodb similar ranks them
     """
     from audiodb.plot import human_size, plot_library
 
     lib = library(db)
     output = output or f"audiodb-{projection}-{color}.html"
     result = plot_library(lib.path, projection=projection, color=color, output=output,
-                          params=lib.params, on_wait=lib.on_wait)
+                          params=lib.params, features=features, on_wait=lib.on_wait)
     for note in result.notes:
         click.echo(note, err=True)
     click.echo(f"Wrote a map of {result.n_points} tracks to {result.path} ({human_size(result.size_bytes)}, "

@@ -126,6 +126,41 @@ def test_pca_page_is_the_notebooks_map(mapped, pca_page):
     assert "%23" in data["folder_urls"][odd] and "#" not in data["folder_urls"][odd]
 
 
+def test_extended_features_map_lists_the_neighbours_similar_gives(mapped, tmp_path):
+    """--features extended: the page's neighbours are `audiodb similar`'s (default metric) top 5."""
+    db, _, _ = mapped
+    out = tmp_path / "extended.html"
+    result = _run("--db", db, "plot", "--features", "extended", "-o", out)
+    data = page_data(out.read_text(encoding="utf-8"))
+    assert data["n"] == 22 and "z-scored 222 features" in result.output
+    assert any("audiodb similar's default" in note for note in data["notes"])
+    paths = _features(db)[0]
+    neighbours = decode(data["neighbours"]).reshape(22, 5)
+    for i in (0, 7, 21):
+        hits = json.loads(_run("--db", db, "similar", paths[i], "-n", "5", "--format", "json").output)
+        assert [paths[j] for j in neighbours[i]] == [h["path"] for h in hits]
+    _run("--db", db, "plot", "-o", tmp_path / "nb.html")
+    notebook = decode(page_data((tmp_path / "nb.html").read_text(encoding="utf-8"))["neighbours"]).reshape(22, 5)
+    assert not np.array_equal(notebook, neighbours)  # a different space, so some lists differ
+
+
+def test_extended_map_leaves_out_tracks_without_the_second_set(mapped, tmp_path):
+    import shutil
+
+    import duckdb
+
+    db = tmp_path / "old.duckdb"
+    shutil.copy(mapped[0], db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("DELETE FROM extended_embeddings WHERE track_id IN (SELECT min(track_id) FROM track_files)")
+    for color in ("kmeans", "folder"):
+        out = tmp_path / f"{color}.html"
+        result = _run("--db", db, "plot", "--features", "extended", "--color", color, "-o", out)
+        data = page_data(out.read_text(encoding="utf-8"))
+        assert data["n"] == 21 and "Wrote a map of 21 tracks" in result.output
+        assert "1 tracks without current features are not shown" in result.output
+
+
 def test_page_is_self_contained_and_names_are_data(pca_page):
     out, _ = pca_page
     page = out.read_text(encoding="utf-8")
