@@ -16,7 +16,7 @@ extended   as blocks, over the notebook's 180 numbers and the second feature set
            chroma stds, onset and tempo): ten groups that count alike
 ========== ===========================================================================
 
-All three are one computation: a centre ``mean``, per-feature weights ``w``
+All four are one computation: a centre ``mean``, per-feature weights ``w``
 and ``<x, q> = sum_i w_i (x_i - mean_i) (q_i - mean_i)``. Per row the squared
 norm is computed once; a query then costs one matrix-vector product over the
 stored float32 vectors. Only numpy and duckdb are imported here: asking for
@@ -310,7 +310,8 @@ def load_tracks(con, params: FeatureParams = NOTEBOOK, extended: ExtendedParams 
 def load_space(con, metric: str = DEFAULT_METRIC, params: FeatureParams = NOTEBOOK) -> Space:
     """The library's vectors in ``metric``'s space (z-score statistics from its own tracks)."""
     _check_metric(metric)
-    return load_tracks(con, params).space(metric)
+    extended = ExtendedParams(base=params) if metric in EXTENDED_METRICS else None
+    return load_tracks(con, params, extended).space(metric)
 
 
 def _missing_extended(con, lib) -> int:
