@@ -670,6 +670,9 @@ def _with_extended(con, table, X, params, clusters, coloring, color, stale):
     pos = np.searchsorted(ids[order], track_ids)
     pos = np.minimum(pos, max(len(ids) - 1, 0))
     has = ids[order][pos] == track_ids if len(ids) else np.zeros(len(track_ids), dtype=bool)
+    if not has.any():
+        raise AudiodbError(f"None of the {len(has)} tracks has the extended features yet (indexed by an older "
+                           "audiodb): run audiodb scan on their folders, or plot with --features notebook.")
     if not has.all():
         keep = np.flatnonzero(has)
         table, X, pos = table.take(keep), X[keep], pos[keep]

@@ -159,6 +159,10 @@ def test_extended_map_leaves_out_tracks_without_the_second_set(mapped, tmp_path)
         data = page_data(out.read_text(encoding="utf-8"))
         assert data["n"] == 21 and "Wrote a map of 21 tracks" in result.output
         assert "1 tracks without current features are not shown" in result.output
+    with duckdb.connect(str(db)) as con:
+        con.execute("DELETE FROM extended_embeddings")
+    result = _run("--db", db, "plot", "--features", "extended", "-o", tmp_path / "none.html", ok=False)
+    assert result.exit_code == 1 and "audiodb scan" in result.output and "--features notebook" in result.output
 
 
 def test_page_is_self_contained_and_names_are_data(pca_page):
