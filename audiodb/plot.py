@@ -399,14 +399,19 @@ def _categories(name: str, texts: list[str | None], *, order: list[str] | None =
                     hover=[t if t is not None else "(none)" for t in texts], notes=notes)
 
 
-def _load(con, color: str, *, params: FeatureParams = NOTEBOOK):
+def _load(con, color: str, *, params: FeatureParams = NOTEBOOK, extended=None):
     """Read what a map needs from an open library.
+
+    With ``extended`` (:class:`audiodb.extended.ExtendedParams`), each track's
+    vector is followed by its second feature set, and tracks without one are
+    left out (and counted as stale).
 
     Returns
     -------
-    (table, coloring, clusters, stale)
+    (table, X, coloring, clusters, stale)
         The Arrow table of tracks with current features (by path: ``track_id``,
-        ``path``, ``duration_sec``, ``vector``, ...), the :class:`Coloring`,
+        ``path``, ``duration_sec``, ``vector``, ...), their raw vectors
+        (float32, one row per table row), the :class:`Coloring`,
         ``{method: (labels int32 with a sentinel for "not in the run", run info) or None}``
         and the number of tracks without current features.
 
@@ -428,12 +433,17 @@ def _load(con, color: str, *, params: FeatureParams = NOTEBOOK):
             raise AudiodbError(f"None of the {stale} tracks has current features: run audiodb scan DIR "
                                "to compute them.")
         raise AudiodbError("No tracks indexed yet: run audiodb scan DIR first.")
+    vectors = table["vector"].combine_chunks()
+    X = np.asarray(vectors.flatten().to_numpy(), dtype=np.float32).reshape(-1, params.dims)
+    if extended is not None:
+        table, X, dropped = _append_extended(con, table, X, extended)
+        stale += dropped
     clusters = {m: (_clusters(table[f"cluster_{m}"]), runs[m]) if runs[m] else None for m in CLUSTER_METHODS}
     if color in CLUSTER_METHODS:
         coloring = _cluster_coloring(color, clusters[color][0], runs[color])
     else:
         coloring = _column_coloring(color, columns[color], table["color_value"])
-    return table, coloring, clusters, stale
+    return table, X, coloring, clusters, stale
 
 
 # --------------------------------------------------------------------------- the page
@@ -609,19 +619,20 @@ def plot_library(
         raise UsageError(f"Unknown projection {projection!r}: choose pca or umap.")
     if features not in ("notebook", "extended"):
         raise UsageError(f"Unknown features {features!r}: choose notebook or extended.")
-    weights = None
+    extended = None
+    if features == "extended":
+        from .extended import ExtendedParams
+
+        extended = ExtendedParams(base=params)
     with _db.connect(db, read_only=True, on_wait=on_wait) as con:
-        table, coloring, clusters, stale = _load(con, color, params=params)
-        vectors = table["vector"].combine_chunks()
-        X = np.asarray(vectors.flatten().to_numpy(), dtype=np.float32).reshape(-1, params.dims)
-        if features == "extended":
-            table, X, weights, stale, clusters, coloring = _with_extended(con, table, X, params, clusters,
-                                                                          coloring, color, stale)
+        table, X, coloring, clusters, stale = _load(con, color, params=params, extended=extended)
     paths = table["path"].to_pylist()
     durations = np.asarray(table["duration_sec"].to_numpy(zero_copy_only=False), dtype=np.float64)
     X_scaled = standardize(X)
-    if weights is not None:
-        X_scaled *= weights
+    if extended is not None:
+        from .similar import group_weights
+
+        X_scaled *= np.sqrt(group_weights(params.feature_names() + extended.feature_names()))
     Y, info = project(X_scaled, projection)
     neighbours = nearest_neighbours(X_scaled, N_NEIGHBOURS)
 
@@ -653,22 +664,21 @@ def plot_library(
                       size_bytes=out.stat().st_size, seconds=time.monotonic() - started, notes=notes)
 
 
-def _with_extended(con, table, X, params, clusters, coloring, color, stale):
-    """Append each track's second feature set to ``X``; tracks without it are left out."""
-    from .extended import ExtendedParams
-    from .similar import group_weights
+def _append_extended(con, table, X, extended):
+    """``X`` with each track's second feature set appended; tracks without one are left out.
+
+    Returns (table, X, number left out).
+    """
     from .vectors import read_vectors
 
-    ext = ExtendedParams(base=params)
     cur = con.cursor()
     try:
-        ids, E = read_vectors(cur, "extended_embeddings", ext.id, ext.dims)
+        ids, E = read_vectors(cur, "extended_embeddings", extended.id, extended.dims)
     finally:
         cur.close()
     track_ids = np.asarray(table["track_id"].to_numpy(zero_copy_only=False), dtype=np.int64)
     order = np.argsort(ids)
-    pos = np.searchsorted(ids[order], track_ids)
-    pos = np.minimum(pos, max(len(ids) - 1, 0))
+    pos = np.minimum(np.searchsorted(ids[order], track_ids), max(len(ids) - 1, 0))
     has = ids[order][pos] == track_ids if len(ids) else np.zeros(len(track_ids), dtype=bool)
     if not has.any():
         raise AudiodbError(f"None of the {len(has)} tracks has the extended features yet (indexed by an older "
@@ -676,15 +686,7 @@ def _with_extended(con, table, X, params, clusters, coloring, color, stale):
     if not has.all():
         keep = np.flatnonzero(has)
         table, X, pos = table.take(keep), X[keep], pos[keep]
-        stale += int((~has).sum())
-        clusters = {m: (c[0][keep], c[1]) if c is not None else None for m, c in clusters.items()}
-        if color in CLUSTER_METHODS:
-            coloring = _cluster_coloring(color, clusters[color][0], clusters[color][1])
-        else:
-            coloring = _column_coloring(color, _tracks_columns(con)[color], table["color_value"])
-    X = np.hstack([X, E[order][pos]])
-    names = params.feature_names() + ext.feature_names()
-    return table, X, np.sqrt(group_weights(names)), stale, clusters, coloring
+    return table, np.hstack([X, E[order][pos]]), int((~has).sum())
 
 
 def human_size(n: int) -> str:

@@ -259,6 +259,7 @@ class Tracks:
     duration_sec: np.ndarray  # (n,) float64
     feature_names: list[str]
     notebook_dims: int = NOTEBOOK.dims  # the first columns are the notebook's; any others the second set's
+    without_extended: int = 0  # loaded with the second set: tracks left out for lacking it
 
     def space(self, metric: str) -> Space:
         if metric in EXTENDED_METRICS or self.vectors.shape[1] == self.notebook_dims:
@@ -277,6 +278,7 @@ def load_tracks(con, params: FeatureParams = NOTEBOOK, extended: ExtendedParams 
     million tracks a join inside DuckDB that carries the 180 floats costs
     several times the read itself.
     """
+    without_extended = 0
     cur = con.cursor()
     try:
         ids, vectors = read_vectors(cur, "embeddings", params.id, params.dims)
@@ -284,8 +286,10 @@ def load_tracks(con, params: FeatureParams = NOTEBOOK, extended: ExtendedParams 
         if extended is not None:
             ext_ids, ext_vectors = read_vectors(cur, "extended_embeddings", extended.id, extended.dims)
             if not np.array_equal(ids, ext_ids):  # usually both are in track order already
+                n_notebook = len(ids)
                 ids, a, b = np.intersect1d(ids, ext_ids, assume_unique=True, return_indices=True)
                 vectors, ext_vectors = vectors[a], ext_vectors[b]
+                without_extended = n_notebook - len(ids)
             vectors = np.hstack([vectors, ext_vectors])
             names = names + extended.feature_names()
         meta = cur.sql("SELECT track_id, coalesce(duration_sec, 0) AS duration_sec FROM track_files"
@@ -304,7 +308,7 @@ def load_tracks(con, params: FeatureParams = NOTEBOOK, extended: ExtendedParams 
     if not known.all():  # vectors of tracks no longer in the library
         vectors, ids, at = vectors[known], ids[known], at[known]
     dur = seconds[at] if len(track_ids) else np.empty(0)
-    return Tracks(ids, vectors, dur, names, params.dims)
+    return Tracks(ids, vectors, dur, names, params.dims, without_extended)
 
 
 def load_space(con, metric: str = DEFAULT_METRIC, params: FeatureParams = NOTEBOOK) -> Space:
@@ -314,16 +318,8 @@ def load_space(con, metric: str = DEFAULT_METRIC, params: FeatureParams = NOTEBO
     return load_tracks(con, params, extended).space(metric)
 
 
-def _missing_extended(con, lib) -> int:
-    """Tracks with a notebook vector but none of the second feature set (indexed before it existed)."""
-    return con.execute(
-        "SELECT count(*) FROM embeddings e WHERE e.feature_set = ? AND NOT EXISTS (SELECT 1 FROM "
-        "extended_embeddings x WHERE x.track_id = e.track_id AND x.feature_set = ?)",
-        [lib.params.id, lib.extended.id]).fetchone()[0]
-
-
-def choose_metric(con, lib, metric: str | None) -> str:
-    """``metric``, or the default when None.
+def _resolve_metric(metric: str | None, missing: int) -> str:
+    """``metric``, or the default when None, given ``missing`` tracks without the second set.
 
     The extended metric needs every track's second feature set. Asked for by
     name, its absence is an error; as the default, ``blocks`` stands in (with
@@ -332,12 +328,12 @@ def choose_metric(con, lib, metric: str | None) -> str:
     if metric is not None:
         _check_metric(metric)
     chosen = metric or DEFAULT_METRIC
-    if chosen in EXTENDED_METRICS and (missing := _missing_extended(con, lib)):
+    if chosen in EXTENDED_METRICS and missing:
         if metric is None:
             warnings.warn(AudiodbWarning(
                 f"{missing} tracks have no extended features yet (indexed by an older audiodb), so "
                 f"tracks are ranked with --metric blocks; run audiodb scan on their folders to compute "
-                f"them (one decode per file) and get the default {DEFAULT_METRIC!r} metric."), stacklevel=3)
+                f"them (one decode per file) and get the default {DEFAULT_METRIC!r} metric."), stacklevel=4)
             return "blocks"
         raise UsageError(
             f"--metric {chosen} needs the extended features, and {missing} tracks have none yet "
@@ -346,9 +342,16 @@ def choose_metric(con, lib, metric: str | None) -> str:
     return chosen
 
 
-def _load(con, lib, metric: str) -> Tracks:
-    """The library's tracks with the vectors ``metric`` needs."""
-    return load_tracks(con, lib.params, lib.extended if metric in EXTENDED_METRICS else None)
+def load_for(con, lib, metrics: Sequence[str | None]) -> tuple[list[str], Tracks]:
+    """The metrics to use (None: the default, see :func:`_resolve_metric`) and the tracks
+    with the vectors they need, in one read of the vectors."""
+    wanted = [m or DEFAULT_METRIC for m in metrics]
+    extended = any(m in EXTENDED_METRICS for m in wanted)
+    tracks = load_tracks(con, lib.params, lib.extended if extended else None)
+    chosen = [_resolve_metric(m, tracks.without_extended) for m in metrics]
+    if extended and not any(m in EXTENDED_METRICS for m in chosen):
+        tracks = load_tracks(con, lib.params)  # fell back to blocks: every track, notebook vectors only
+    return chosen, tracks
 
 
 def _require_tracks(tracks: Tracks, con) -> None:
@@ -494,7 +497,7 @@ def similar(lib, track: str, *, n: int = 10, metric: str | None = None, where: s
     """The ``n`` tracks nearest to ``track`` (a path, indexed or not, or a track id).
 
     The query itself is left out; an unindexed file is analysed and not added.
-    ``metric`` None is :data:`DEFAULT_METRIC` (see :func:`choose_metric`).
+    ``metric`` None is :data:`DEFAULT_METRIC` (see :func:`load_for`).
 
     Returns
     -------
@@ -504,11 +507,10 @@ def similar(lib, track: str, *, n: int = 10, metric: str | None = None, where: s
     if n < 1:
         raise UsageError("-n must be at least 1.")
     with lib.connect() as con:
-        metric = choose_metric(con, lib, metric)
+        (metric,), tracks = load_for(con, lib, [metric])
+        _require_tracks(tracks, con)
     (query,) = resolve_queries(lib, [track], extended=metric in EXTENDED_METRICS)
     with lib.connect() as con:
-        tracks = _load(con, lib, metric)
-        _require_tracks(tracks, con)
         space = tracks.space(metric)
         mask = np.ones(len(space), dtype=bool)
         if query.track_id is not None:
@@ -720,11 +722,10 @@ def playlist(lib, seeds: Sequence[str], *, n: int = 20, metric: str | None = Non
     if not seeds:
         raise UsageError("Give at least one seed track.")
     with lib.connect() as con:
-        metric = choose_metric(con, lib, metric)
+        (metric,), tracks = load_for(con, lib, [metric])
+        _require_tracks(tracks, con)
     queries = resolve_queries(lib, seeds, extended=metric in EXTENDED_METRICS)
     with lib.connect() as con:
-        tracks = _load(con, lib, metric)
-        _require_tracks(tracks, con)
         space = tracks.space(metric)
         dup = _DupSpace(space, lib.params)
         allowed = _where_mask(con, space.track_ids, where)
@@ -860,14 +861,12 @@ def evaluate(lib, label_from: str = "folder", *, metrics: Sequence[str | None] =
     Parameters
     ----------
     label_from : 'folder' or a path to a CSV of path,label
-    metrics : metric names; None is the default metric (see :func:`choose_metric`)
+    metrics : metric names; None is the default metric (see :func:`load_for`)
     """
     if k < 1:
         raise UsageError("-k must be at least 1.")
     with lib.connect() as con:
-        metrics = [choose_metric(con, lib, m) for m in metrics]
-        extended = any(m in EXTENDED_METRICS for m in metrics)
-        tracks = load_tracks(con, lib.params, lib.extended if extended else None)
+        metrics, tracks = load_for(con, lib, metrics)
         _require_tracks(tracks, con)
         with_vectors = set(tracks.track_ids.tolist())
         rows = [r for r in con.execute("SELECT track_id, path FROM track_files").fetchall() if r[0] in with_vectors]
