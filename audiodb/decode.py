@@ -98,18 +98,86 @@ def _mono(block: np.ndarray) -> np.ndarray:
     return np.mean(block, axis=1, dtype=np.float32)
 
 
-def _load_soundfile(path: str, sr: int) -> Decoded:
+#: Sample rates outside this range are damaged headers, not audio: refused before
+#: anything is decoded or resampled (a 44 KB WAV claiming 1 Hz would otherwise
+#: become a six-hour track).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 1_000_000
+
+#: A header's frame count is used to preallocate the output only up to this
+#: many frames per byte of file: more than any real codec packs into a byte
+#: (lossy codecs stay under ~70, FLAC reaches a few hundred only on silence).
+#: Beyond it the buffer grows as real samples arrive, so a header claiming
+#: hours in a few kilobytes costs what the file holds, not what it claims.
+_MAX_FRAMES_PER_BYTE = 512
+
+
+def _check_rate(path: str, rate: int) -> None:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise DecodeError(
+            path,
+            f"sample rate {rate} Hz is not plausible for audio (accepted: 1 kHz to 1 MHz); "
+            "the file's header is damaged",
+        )
+
+
+def _expected_frames(claimed: int | None, size: int) -> int | None:
+    """How many native frames to preallocate for: the header's claim, bounded by the file size."""
+    if claimed is None or claimed <= 0:
+        return None
+    return min(claimed, size * _MAX_FRAMES_PER_BYTE)
+
+
+def _load_soundfile(path: str, sr: int, size: int) -> Decoded:
     import soundfile as sf
 
     with sf.SoundFile(path) as f:
         native_sr, channels = int(f.samplerate), int(f.channels)
-        sink = _Sink(native_sr, sr, f.frames if f.frames < (1 << 62) else None)
-        for block in f.blocks(blocksize=_BLOCK, dtype="float32", always_2d=True):
-            sink.push(_mono(block))
+        _check_rate(path, native_sr)
+        # librosa.load reads ``f.frames`` frames in one call and keeps the
+        # number libsndfile returns. Read the same, in blocks, into one reused
+        # buffer, and stop at the first short read: that is the real end of the
+        # data when the header claims more (a truncated MP3, a patched count).
+        # (``blocks()`` cannot be used: on a short read it yields the whole
+        # reused buffer, repeating stale samples up to the claimed length.)
+        remaining = f.frames if f.seekable() and 0 <= f.frames < (1 << 62) else None
+        sink = _Sink(native_sr, sr, _expected_frames(remaining, size))
+        buf = np.empty((_BLOCK, channels), dtype=np.float32)
+        while remaining is None or remaining > 0:
+            want = _BLOCK if remaining is None else min(_BLOCK, remaining)
+            got = f.read(want, dtype="float32", always_2d=True, out=buf[:want])
+            if len(got):
+                sink.push(_mono(got))
+            if len(got) < want:
+                break
+            if remaining is not None:
+                remaining -= want
         return Decoded(sink.finish(), sr, native_sr, channels, f.subtype, f.format, "libsndfile")
 
 
-def _load_pyav(path: str, sr: int) -> Decoded:
+def _to_s16_float(arr: np.ndarray) -> np.ndarray:
+    """Samples as FFmpeg's ``-f s16le`` output gives them, scaled to float32 as librosa does.
+
+    For files libsndfile cannot open, librosa.load falls back to audioread,
+    which runs the ``ffmpeg`` program to 16-bit PCM; librosa then divides by
+    32768. The conversion is libswresample's (no dither): float by rounding
+    ``x * 32768`` to nearest (ties to even) with clipping, wider integers by
+    an arithmetic right shift, unsigned 8-bit by re-centering.
+    """
+    kind, size = arr.dtype.kind, arr.dtype.itemsize
+    if kind == "f":
+        q = np.rint(arr.astype(np.float32, copy=False) * np.float32(32768.0))
+        np.clip(q, -32768.0, 32767.0, out=q)
+        return q * np.float32(1.0 / 32768)
+    if kind == "u" and size == 1:
+        q = (arr.astype(np.int16) - 128) << 8
+    elif kind == "i" and size > 2:
+        q = arr >> (8 * size - 16)
+    else:  # int16
+        q = arr
+    return q.astype(np.float32) * np.float32(1.0 / 32768)
+
+
+def _load_pyav(path: str, sr: int, size: int) -> Decoded:
     import av
 
     with av.open(path) as container:
@@ -117,26 +185,40 @@ def _load_pyav(path: str, sr: int) -> Decoded:
         if not streams:
             raise DecodeError(path, "no audio stream in the file")
         stream = streams[0]
-        native_sr = int(stream.rate or stream.codec_context.sample_rate or 0)
-        channels = int(stream.channels or stream.codec_context.channels or 0)
-        if native_sr <= 0:
-            raise DecodeError(path, "unknown sample rate")
+        header_sr = int(stream.rate or stream.codec_context.sample_rate or 0)
+        if header_sr > 0:
+            _check_rate(path, header_sr)
         expected = None
-        if stream.duration and stream.time_base:
-            expected = int(stream.duration * stream.time_base * native_sr)
-        sink = _Sink(native_sr, sr, expected)
+        if header_sr > 0 and stream.duration and stream.time_base:
+            expected = _expected_frames(int(stream.duration * stream.time_base * header_sr), size)
         codec = stream.codec_context.name
-        for frame in container.decode(stream):
-            arr = frame.to_ndarray()
-            fmt = frame.format.name
-            if not fmt.endswith("p"):  # interleaved: (1, n * ch)
-                arr = arr.reshape(-1, len(frame.layout.channels)).T
-            if arr.dtype.kind in "iu":
-                scale = float(1 << (8 * arr.dtype.itemsize - 1))
-                arr = arr.astype(np.float32) / np.float32(scale)
-            else:
-                arr = arr.astype(np.float32, copy=False)
-            sink.push(_mono(np.ascontiguousarray(arr.T)))
+        sink = native_sr = channels = None
+        bad_packets, first_error = 0, None
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError as e:
+                # The ffmpeg program (what the notebook's fallback runs) reports
+                # a damaged packet and goes on with the next; so does this.
+                bad_packets += 1
+                first_error = first_error or e
+                continue
+            for frame in frames:
+                if sink is None:  # the decoder's rate and layout, as ffmpeg's output has them
+                    native_sr = int(frame.sample_rate)
+                    channels = len(frame.layout.channels)
+                    _check_rate(path, native_sr)
+                    sink = _Sink(native_sr, sr, expected if native_sr == header_sr else None)
+                arr = frame.to_ndarray()
+                if not frame.format.is_planar:  # interleaved: (1, n * ch)
+                    arr = arr.reshape(-1, len(frame.layout.channels)).T
+                sink.push(_mono(np.ascontiguousarray(_to_s16_float(arr).T)))
+        if sink is None:
+            if header_sr <= 0:
+                raise ValueError("its audio stream has no sample rate")
+            if first_error is not None:
+                raise first_error
+            return Decoded(np.zeros(0, np.float32), sr, header_sr, 0, codec, container.format.name, "ffmpeg")
         return Decoded(sink.finish(), sr, native_sr, channels, codec, container.format.name, "ffmpeg")
 
 
@@ -166,9 +248,9 @@ def load(path: str | os.PathLike, *, sr: int = 22050) -> Decoded:
 
     errors = []
     try:
-        decoded = _load_soundfile(path, sr)
+        decoded = _load_soundfile(path, sr, size)
     except sf.LibsndfileError as e:
-        errors.append(f"libsndfile: {e.error_string.rstrip('.')}")
+        errors.append(f"libsndfile: {_libsndfile_reason(e.error_string)}")
     except (sf.SoundFileRuntimeError, RuntimeError, ValueError) as e:
         errors.append(f"libsndfile: {e}")
     except OSError as e:
@@ -179,14 +261,57 @@ def load(path: str | os.PathLike, *, sr: int = 22050) -> Decoded:
         return decoded
 
     try:
-        decoded = _load_pyav(path, sr)
+        decoded = _load_pyav(path, sr, size)
     except DecodeError:
         raise
     except FileNotFoundError:
         raise DecodeError(path, "file vanished before it could be read") from None
     except Exception as e:  # PyAV raises many types; any of them means "cannot decode"
         errors.append(f"FFmpeg: {getattr(e, 'strerror', None) or e}")
-        raise DecodeError(path, "not a decodable audio file (" + "; ".join(errors) + ")") from None
+        raise DecodeError(path, _undecodable(path, errors)) from None
     if len(decoded.y) == 0:
         raise DecodeError(path, "the file holds no decodable audio samples (truncated or empty stream)")
     return decoded
+
+
+def _libsndfile_reason(message: str) -> str:
+    message = message.strip().rstrip(".")
+    # libsndfile says this when no format module accepts an existing file
+    # (mpg123 refusing random bytes named .mp3): the file is regular, its
+    # contents are not audio libsndfile knows.
+    if "not a regular file" in message:
+        return "contents not recognised"
+    return message
+
+
+#: Leading bytes of the containers audiodb reads, to say what a file looked like.
+_MAGIC = (
+    (0, b"RIFF", "WAV (RIFF)"), (0, b"RF64", "WAV (RF64)"), (0, b"FORM", "AIFF"), (0, b"fLaC", "FLAC"),
+    (0, b"OggS", "Ogg"), (0, b"ID3", "MP3 (ID3 tag)"), (4, b"ftyp", "MP4/M4A"), (0, b"caff", "CAF"),
+)
+
+
+def _sniff(path: str) -> str | None:
+    """The audio format a file's first bytes announce, or None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    for offset, magic, name in _MAGIC:
+        if head[offset:offset + len(magic)] == magic:
+            return name
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06:
+        return "MPEG audio (MP3)"
+    return None
+
+
+def _undecodable(path: str, errors: list[str]) -> str:
+    detected = _sniff(path)
+    ext = os.path.splitext(path)[1]
+    if detected is None:
+        what = (f"its contents match no audio format (none detected"
+                + (f", though the name ends in {ext}" if ext else "") + ")")
+    else:
+        what = f"it starts like {detected} but cannot be decoded (damaged or truncated?)"
+    return f"not a decodable audio file: {what} [{'; '.join(errors)}]"

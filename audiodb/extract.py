@@ -78,14 +78,16 @@ def embed_file(path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = 
     from .decode import load
 
     decoded = load(path, sr=params.sr)
-    if extended:
-        from .extended import ExtendedParams, embeddings
+    # Overflow in the features is reported below, with its cause, not as numpy warnings.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if extended:
+            from .extended import ExtendedParams, embeddings
 
-        vec, ext = embeddings(decoded.y, params=ExtendedParams(base=params))
-    else:
-        vec, ext = embedding(decoded.y, params=params), None
+            vec, ext = embeddings(decoded.y, params=ExtendedParams(base=params))
+        else:
+            vec, ext = embedding(decoded.y, params=params), None
     if not np.all(np.isfinite(vec)) or (ext is not None and not np.all(np.isfinite(ext))):
-        raise DecodeError(path, "the audio contains non-finite samples (NaN or inf)")
+        raise DecodeError(path, _non_finite_reason(decoded.y))
     meta = {
         "duration_sec": decoded.duration_sec,
         "sample_rate": decoded.sr,
@@ -98,6 +100,16 @@ def embed_file(path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = 
     if ext is not None:
         meta["extended_vector"] = ext.astype(np.float32)
     return vec.astype(np.float32), meta
+
+
+def _non_finite_reason(y: np.ndarray) -> str:
+    """Why the features of ``y`` came out NaN or infinite, in words."""
+    bad = int(np.count_nonzero(~np.isfinite(y)))
+    if bad:
+        return f"the audio contains non-finite samples ({bad} of {len(y)} are NaN or infinite): the file is damaged"
+    peak = float(max(np.max(y), -np.min(y))) if len(y) else 0.0
+    return (f"samples far outside [-1, 1] (max |x| = {peak:.3g}) make the features overflow: "
+            "the file is damaged or holds unscaled float data")
 
 
 def analyse(path: str, known_hash: str | None = None, params: FeatureParams = NOTEBOOK) -> dict:
