@@ -9,7 +9,14 @@ so peak memory is the output waveform plus a block, not the native-rate
 multichannel file plus its copies.
 
 Files libsndfile cannot open (m4a/AAC, some others) are decoded with PyAV
-(FFmpeg), also to float32, then mixed and resampled the same way.
+(FFmpeg). librosa reads those through audioread, i.e. the ``ffmpeg`` program
+writing 16-bit PCM, so the samples are brought to 16 bits the way that program
+does before they are mixed and resampled the same way.
+
+Decoding stops where the data really ends, whatever the header claims (a
+truncated download, a damaged frame count); headers with an implausible sample
+rate are refused before anything is decoded, and a header's length sets the
+preallocation only as far as the file's size makes it believable.
 """
 
 from __future__ import annotations
@@ -141,9 +148,10 @@ def _load_soundfile(path: str, sr: int, size: int) -> Decoded:
         # reused buffer, repeating stale samples up to the claimed length.)
         remaining = f.frames if f.seekable() and 0 <= f.frames < (1 << 62) else None
         sink = _Sink(native_sr, sr, _expected_frames(remaining, size))
-        buf = np.empty((_BLOCK, channels), dtype=np.float32)
+        block = max(1024, min(_BLOCK, (1 << 20) // max(channels, 1)))  # at most ~4 MB, whatever the header's channels
+        buf = np.empty((block, channels), dtype=np.float32)
         while remaining is None or remaining > 0:
-            want = _BLOCK if remaining is None else min(_BLOCK, remaining)
+            want = block if remaining is None else min(block, remaining)
             got = f.read(want, dtype="float32", always_2d=True, out=buf[:want])
             if len(got):
                 sink.push(_mono(got))
@@ -193,14 +201,23 @@ def _load_pyav(path: str, sr: int, size: int) -> Decoded:
             expected = _expected_frames(int(stream.duration * stream.time_base * header_sr), size)
         codec = stream.codec_context.name
         sink = native_sr = channels = None
-        bad_packets, first_error = 0, None
-        for packet in container.demux(stream):
+        first_error = None
+        packets = container.demux(stream)
+        while True:
             try:
-                frames = packet.decode()
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as e:
+                # A container damaged or cut mid-packet: like the ffmpeg program,
+                # take it as the end of the input and flush the decoder.
+                first_error = first_error or e
+                packet = None
+            try:
+                frames = stream.codec_context.decode(packet)
             except av.error.InvalidDataError as e:
                 # The ffmpeg program (what the notebook's fallback runs) reports
                 # a damaged packet and goes on with the next; so does this.
-                bad_packets += 1
                 first_error = first_error or e
                 continue
             for frame in frames:
@@ -213,6 +230,8 @@ def _load_pyav(path: str, sr: int, size: int) -> Decoded:
                 if not frame.format.is_planar:  # interleaved: (1, n * ch)
                     arr = arr.reshape(-1, len(frame.layout.channels)).T
                 sink.push(_mono(np.ascontiguousarray(_to_s16_float(arr).T)))
+            if packet is None:
+                break
         if sink is None:
             if header_sr <= 0:
                 raise ValueError("its audio stream has no sample rate")
