@@ -23,7 +23,7 @@ from .errors import (
 )
 from .cluster import ClusterRun, cluster_vectors
 from .extract import embed_file
-from .features import FEATURE_NAMES, NOTEBOOK, FeatureParams
+from .analysis.params import FEATURE_NAMES, NOTEBOOK, FeatureParams
 from .library import Library, QueryResult
 from .scan import Change, ScanReport, scan
 

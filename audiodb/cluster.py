@@ -33,7 +33,7 @@ import numpy as np
 
 from . import db as _db
 from .errors import AudiodbError, UsageError
-from .features import FEATURE_NAMES, NOTEBOOK, FeatureParams
+from .analysis.params import FEATURE_NAMES, NOTEBOOK, FeatureParams
 
 __all__ = [
     "DEFAULT_SPACE",
@@ -612,7 +612,7 @@ def cluster_library(
     weights = None
     with _db.connect(db, read_only=True, on_wait=on_wait) as con:
         if features == "extended":
-            from .extended import ExtendedParams
+            from .analysis.params import ExtendedParams
             from .similar import group_weights, load_tracks
 
             tracks = load_tracks(con, params, ExtendedParams(base=params))

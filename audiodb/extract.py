@@ -13,7 +13,8 @@ import os
 import numpy as np
 
 from .errors import DecodeError
-from .features import NOTEBOOK, FeatureParams, embedding
+from .analysis.notebook import embedding
+from .analysis.params import NOTEBOOK, FeatureParams
 
 __all__ = ["analyse", "content_hash", "embed_file", "quiet_worker"]
 
@@ -79,7 +80,8 @@ def embed_file(path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = 
 
     decoded = load(path, sr=params.sr)
     if extended:
-        from .extended import ExtendedParams, embeddings
+        from .analysis.extended import embeddings
+        from .analysis.params import ExtendedParams
 
         vec, ext = embeddings(decoded.y, params=ExtendedParams(base=params))
     else:

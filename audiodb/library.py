@@ -8,8 +8,7 @@ from pathlib import Path
 
 from . import db as _db
 from .errors import DatabaseError
-from .extended import ExtendedParams
-from .features import NOTEBOOK, FeatureParams
+from .analysis.params import NOTEBOOK, ExtendedParams, FeatureParams
 from .scan import ScanReport, scan
 
 __all__ = ["Library", "QueryResult"]

@@ -39,7 +39,7 @@ import numpy as np
 from . import db as _db
 from .cluster import standardize  # z-score as StandardScaler does, without importing sklearn
 from .errors import AudiodbError, UsageError
-from .features import NOTEBOOK, FeatureParams
+from .analysis.params import NOTEBOOK, FeatureParams
 
 __all__ = [
     "CLUSTER_METHODS",
@@ -402,7 +402,7 @@ def _categories(name: str, texts: list[str | None], *, order: list[str] | None =
 def _load(con, color: str, *, params: FeatureParams = NOTEBOOK, extended=None):
     """Read what a map needs from an open library.
 
-    With ``extended`` (:class:`audiodb.extended.ExtendedParams`), each track's
+    With ``extended`` (:class:`audiodb.analysis.params.ExtendedParams`), each track's
     vector is followed by its second feature set, and tracks without one are
     left out (and counted as stale).
 
@@ -621,7 +621,7 @@ def plot_library(
         raise UsageError(f"Unknown features {features!r}: choose notebook or extended.")
     extended = None
     if features == "extended":
-        from .extended import ExtendedParams
+        from .analysis.params import ExtendedParams
 
         extended = ExtendedParams(base=params)
     with _db.connect(db, read_only=True, on_wait=on_wait) as con:

@@ -41,7 +41,7 @@ def synthetic_library(path: str, n: int, *, centers: int = 30, seed: int = 0) ->
     import pyarrow as pa
 
     from audiodb import db
-    from audiodb.features import NOTEBOOK
+    from audiodb.analysis.params import NOTEBOOK
 
     rng = np.random.default_rng(seed)
     means = rng.normal(scale=10.0, size=(centers, 180))
@@ -126,7 +126,7 @@ def spaces(args) -> None:
     from sklearn.metrics import adjusted_rand_score
 
     from audiodb import cluster as C
-    from audiodb.features import NOTEBOOK
+    from audiodb.analysis.params import NOTEBOOK
 
     warnings.simplefilter("ignore")
     candidates = [("scaled", None), ("pca", 2), ("pca", 5), ("pca", 10), ("umap", 2), ("umap", 5), ("umap", 10)]

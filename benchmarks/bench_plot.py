@@ -40,7 +40,7 @@ def write_library(db: str, n: int, seed: int = 0) -> None:
     import pyarrow as pa
 
     from audiodb import db as _db
-    from audiodb.features import NOTEBOOK
+    from audiodb.analysis.params import NOTEBOOK
 
     rng = np.random.default_rng(seed)
     groups = 12

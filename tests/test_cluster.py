@@ -21,7 +21,7 @@ import audiodb
 from audiodb import Library
 from audiodb import cluster as C
 from audiodb.demo import write_demo_library
-from audiodb.features import FEATURE_NAMES, NOTEBOOK
+from audiodb.analysis.params import FEATURE_NAMES, NOTEBOOK
 from conftest import rows
 
 N_PER_KIND = 4
