@@ -195,7 +195,7 @@ def main() -> None:
 
     from plotly.offline import get_plotlyjs
 
-    from audiodb.plot import human_size, plot_library
+    from audiodb.maps.write import human_size, plot_library
 
     tmp = args.keep or tempfile.mkdtemp(prefix="bench-plot-")
     os.makedirs(tmp, exist_ok=True)
