@@ -21,7 +21,7 @@ from .errors import (
     TrackNotFound,
     UsageError,
 )
-from .cluster import ClusterRun, cluster_vectors
+from .query.cluster import ClusterRun, cluster_vectors
 from .extract import embed_file
 from .analysis.params import FEATURE_NAMES, NOTEBOOK, FeatureParams
 from .library import Library, QueryResult

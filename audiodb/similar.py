@@ -40,7 +40,7 @@ import numpy as np
 
 from .errors import AudiodbWarning, TrackNotFound, UsageError
 from .analysis.params import NOTEBOOK, ExtendedParams, FeatureParams
-from .vectors import arrow_values, read_vectors
+from .store.vectors import arrow_values, read_vectors
 
 __all__ = [
     "DEFAULT_METRIC",

@@ -78,8 +78,9 @@ def _timed(fn, *args, **kwargs):
 def scale(args) -> None:
     from sklearn.metrics import adjusted_rand_score
 
-    from audiodb import cluster as C
     from audiodb import db
+    from audiodb.query import cluster as C
+    from audiodb.store.vectors import load_vectors
 
     warnings.simplefilter("ignore")
     print(f"# Clustering {args.n:,} synthetic tracks ({_machine()})\n")
@@ -88,7 +89,7 @@ def scale(args) -> None:
         truth, seconds = _timed(synthetic_library, path, args.n)
         print(f"library written in {seconds:.1f} s ({os.path.getsize(path) / 1e6:.0f} MB)\n")
         with db.connect(path, read_only=True) as con:
-            (track_ids, X, _), read_s = _timed(C.load_vectors, con)
+            (track_ids, X, _), read_s = _timed(load_vectors, con)
         # Warm up numba (umap, pynndescent, hdbscan) on a small sample, so the table shows steady-state
         # times; the one-off compile is reported on its own.
         _, warm = _timed(C.cluster_vectors, X[:300], method="hdbscan", space="umap")
@@ -125,7 +126,7 @@ def spaces(args) -> None:
     import duckdb
     from sklearn.metrics import adjusted_rand_score
 
-    from audiodb import cluster as C
+    from audiodb.query import cluster as C
     from audiodb.analysis.params import NOTEBOOK
 
     warnings.simplefilter("ignore")

@@ -7,7 +7,6 @@ for what the page holds.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import pathlib
 import time
@@ -17,8 +16,9 @@ import numpy as np
 
 from .. import db as _db
 from ..analysis.params import NOTEBOOK, FeatureParams
-from ..cluster import standardize  # z-score as StandardScaler does, without importing sklearn
 from ..errors import AudiodbError, UsageError
+from ..query.cluster import standardize  # z-score as StandardScaler does, without importing sklearn
+from ..store.runs import latest_run
 from .coloring import (
     CLUSTER_METHODS,
     METHOD_LABELS,
@@ -61,22 +61,6 @@ class PlotResult:
 
 def _tracks_columns(con) -> dict[str, str]:
     return {name: typ for name, typ, *_ in con.execute("DESCRIBE tracks").fetchall()}
-
-
-def _latest_run(con, method: str) -> dict | None:
-    rows = con.execute(
-        "SELECT id, space, parameters, n_clusters, n_noise, created_at FROM cluster_runs "
-        "WHERE id = (SELECT max(id) FROM cluster_runs WHERE method = ?)", [method]).fetchall()
-    if not rows:
-        return None
-    row = rows[0]
-    keys = ("id", "space", "parameters", "n_clusters", "n_noise", "created_at")
-    run = dict(zip(keys, row))
-    try:
-        run["parameters"] = json.loads(run["parameters"] or "{}")
-    except ValueError:
-        run["parameters"] = {}
-    return run
 
 
 def _no_clustering(method: str) -> AudiodbError:
@@ -142,7 +126,7 @@ def _load(con, color: str, *, params: FeatureParams = NOTEBOOK, extended=None):
     """
     columns = _tracks_columns(con)
     _check_color(color, columns)
-    runs = {m: _latest_run(con, m) for m in CLUSTER_METHODS}
+    runs = {m: latest_run(con, m) for m in CLUSTER_METHODS}
     if color in CLUSTER_METHODS and runs[color] is None:
         raise _no_clustering(color)
     table, stale = _read(con, color, columns, params)
@@ -266,7 +250,7 @@ def _append_extended(con, table, X, extended):
 
     Returns (table, X, number left out).
     """
-    from ..vectors import read_vectors
+    from ..store.vectors import read_vectors
 
     cur = con.cursor()
     try:
