@@ -21,9 +21,9 @@ from .errors import (
     TrackNotFound,
     UsageError,
 )
-from .cluster import ClusterRun, cluster_vectors
+from .query.cluster import ClusterRun, cluster_vectors
 from .extract import embed_file
-from .features import FEATURE_NAMES, NOTEBOOK, FeatureParams
+from .analysis.params import FEATURE_NAMES, NOTEBOOK, FeatureParams
 from .library import Library, QueryResult
 from .scan import Change, ScanReport, scan
 

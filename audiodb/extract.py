@@ -13,7 +13,8 @@ import os
 import numpy as np
 
 from .errors import DecodeError
-from .features import NOTEBOOK, FeatureParams, embedding
+from .analysis.notebook import embedding
+from .analysis.params import NOTEBOOK, FeatureParams
 
 __all__ = ["analyse", "content_hash", "embed_file", "quiet_worker"]
 
@@ -81,7 +82,8 @@ def embed_file(path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = 
     # Overflow in the features is reported below, with its cause, not as numpy warnings.
     with np.errstate(over="ignore", invalid="ignore"):
         if extended:
-            from .extended import ExtendedParams, embeddings
+            from .analysis.extended import embeddings
+            from .analysis.params import ExtendedParams
 
             vec, ext = embeddings(decoded.y, params=ExtendedParams(base=params))
         else:

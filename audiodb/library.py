@@ -8,8 +8,7 @@ from pathlib import Path
 
 from . import db as _db
 from .errors import DatabaseError
-from .extended import ExtendedParams
-from .features import NOTEBOOK, FeatureParams
+from .analysis.params import NOTEBOOK, ExtendedParams, FeatureParams
 from .scan import ScanReport, scan
 
 __all__ = ["Library", "QueryResult"]
@@ -139,20 +138,20 @@ class Library:
         ``'pca'``, ``'umap'``), ``dims`` and ``features`` (``'notebook'``, the default, or
         ``'extended'``). See :func:`audiodb.cluster.cluster_library`.
         """
-        from .cluster import cluster_library
+        from .query.cluster import cluster_library
 
         return cluster_library(self.path, method=method, params=self.params, on_wait=self.on_wait, **options)
 
     def summary(self, *, method: str | None = None, run: int | None = None) -> QueryResult:
         """Per-cluster summaries of the latest run of each method (or of run ``run``)."""
-        from .cluster import summary
+        from .store.runs import summary
 
         with self.connect() as con:
             return QueryResult(*summary(con, method=method, run_id=run))
 
     def export(self, path: str | os.PathLike) -> int:
         """Write the notebook's CSV (or ``.parquet``); returns the number of tracks."""
-        from .cluster import export
+        from .store.export import export
 
         with self.connect() as con:
             return export(con, os.path.expanduser(os.fspath(path)))
@@ -170,7 +169,7 @@ class Library:
         return self._frame("SELECT * FROM clusters ORDER BY method, track_id", arrow)
 
     def _frame(self, query: str, arrow: bool | None):
-        from .cluster import arrow as _arrow
+        from .store.vectors import query_arrow as _arrow
 
         with self.connect() as con:
             table = _arrow(con, query)

@@ -15,7 +15,7 @@ import socket
 
 from .errors import AudiodbError, UsageError
 from .extract import analyse
-from .features import FeatureParams
+from .analysis.params import FeatureParams
 
 __all__ = ["DaskWorkers", "analyse_on_worker"]
 

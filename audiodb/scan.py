@@ -23,9 +23,9 @@ from concurrent.futures.process import BrokenProcessPool
 from . import db as _db
 from .discover import discover
 from .errors import UsageError
-from .extended import ExtendedParams
+from .analysis.params import ExtendedParams
 from .extract import THREAD_ENV, analyse, content_hash, quiet_worker
-from .features import NOTEBOOK, FeatureParams
+from .analysis.params import NOTEBOOK, FeatureParams
 
 __all__ = ["Change", "ScanReport", "Workers", "scan"]
 

@@ -39,9 +39,8 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from .errors import AudiodbWarning, TrackNotFound, UsageError
-from .extended import ExtendedParams
-from .features import NOTEBOOK, FeatureParams
-from .vectors import arrow_values, read_vectors
+from .analysis.params import NOTEBOOK, ExtendedParams, FeatureParams
+from .store.vectors import arrow_values, read_vectors
 
 __all__ = [
     "DEFAULT_METRIC",
@@ -551,7 +550,7 @@ def same_duration(a: float, b: float) -> bool:
 def duplicate_features(params: FeatureParams = NOTEBOOK) -> np.ndarray:
     """Which features judge duplicates: mean and std of the mel bands that lie wholly
     below :data:`DUPLICATE_MAX_HZ`. Boolean mask, shape (params.dims,)."""
-    from .features import _hz_to_mel, _mel_to_hz
+    from .analysis.filters import hz_to_mel as _hz_to_mel, mel_to_hz as _mel_to_hz
 
     edges = _mel_to_hz(np.linspace(_hz_to_mel(np.array([0.0]))[0],
                                    _hz_to_mel(np.array([params.sr / 2]))[0], params.n_mels + 2))

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 
 from .discover import is_audio_path
-from .features import NOTEBOOK, FeatureParams
+from .analysis.params import NOTEBOOK, FeatureParams
 from .scan import Change, ScanReport, Workers, scan
 
 __all__ = ["Watcher"]

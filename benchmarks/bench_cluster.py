@@ -41,7 +41,7 @@ def synthetic_library(path: str, n: int, *, centers: int = 30, seed: int = 0) ->
     import pyarrow as pa
 
     from audiodb import db
-    from audiodb.features import NOTEBOOK
+    from audiodb.analysis.params import NOTEBOOK
 
     rng = np.random.default_rng(seed)
     means = rng.normal(scale=10.0, size=(centers, 180))
@@ -78,8 +78,9 @@ def _timed(fn, *args, **kwargs):
 def scale(args) -> None:
     from sklearn.metrics import adjusted_rand_score
 
-    from audiodb import cluster as C
     from audiodb import db
+    from audiodb.query import cluster as C
+    from audiodb.store.vectors import load_vectors
 
     warnings.simplefilter("ignore")
     print(f"# Clustering {args.n:,} synthetic tracks ({_machine()})\n")
@@ -88,7 +89,7 @@ def scale(args) -> None:
         truth, seconds = _timed(synthetic_library, path, args.n)
         print(f"library written in {seconds:.1f} s ({os.path.getsize(path) / 1e6:.0f} MB)\n")
         with db.connect(path, read_only=True) as con:
-            (track_ids, X, _), read_s = _timed(C.load_vectors, con)
+            (track_ids, X, _), read_s = _timed(load_vectors, con)
         # Warm up numba (umap, pynndescent, hdbscan) on a small sample, so the table shows steady-state
         # times; the one-off compile is reported on its own.
         _, warm = _timed(C.cluster_vectors, X[:300], method="hdbscan", space="umap")
@@ -125,8 +126,8 @@ def spaces(args) -> None:
     import duckdb
     from sklearn.metrics import adjusted_rand_score
 
-    from audiodb import cluster as C
-    from audiodb.features import NOTEBOOK
+    from audiodb.query import cluster as C
+    from audiodb.analysis.params import NOTEBOOK
 
     warnings.simplefilter("ignore")
     candidates = [("scaled", None), ("pca", 2), ("pca", 5), ("pca", 10), ("umap", 2), ("umap", 5), ("umap", 10)]

@@ -3,13 +3,13 @@
     python benchmarks/bench_extract.py [AUDIO_DIR] [--limit N] [--notebook-limit M] [--seed S]
 
 On the same files, in the same run and process, times per file:
-  (a) notebook  audiodb.reference.extract_acoustic_embedding (librosa, verbatim)
+  (a) notebook  audiodb.analysis.reference.extract_acoustic_embedding (librosa, verbatim)
   (b) audiodb   audiodb.extract.embed_file (streaming decode + soxr + one STFT)
   (b') audiodb+extended  embed_file(extended=True): the notebook's 180 and the second
                feature set's 42 from the same decode and STFT, as every scan computes them
   (c) decode+resample  audiodb.decode.load(path, sr=22050)
   (d) decode only      soundfile blocks(65536, float32), no resampling
-  (e) features only    audiodb.features.embedding(y) on (c)'s waveform
+  (e) features only    audiodb.analysis.notebook.embedding(y) on (c)'s waveform
   (f) librosa.load     the notebook's own decode+resample step, for reference
 Goals: (a)/(b) >= 3x per core; (b)/(c) <= 1.5x. (b')/(b) is what the second set costs.
 Parity: max relative difference per feature between (a) and (b) across files.
@@ -55,9 +55,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from audiodb import decode, extract, features
-    from audiodb.features import FEATURE_NAMES
-    from audiodb.reference import extract_acoustic_embedding, tolerance
+    from audiodb import decode, extract
+    from audiodb.analysis import notebook
+    from audiodb.analysis.params import FEATURE_NAMES
+    from audiodb.analysis.reference import extract_acoustic_embedding, tolerance
 
     rng = random.Random(args.seed)
     files = audio_files(args.audio_dir)
@@ -75,7 +76,7 @@ def main() -> None:
     state: dict = {}
 
     def run_features(path: str):
-        return features.embedding(state["y"])
+        return notebook.embedding(state["y"])
 
     def run_load(path: str):
         d = decode.load(path, sr=22050)

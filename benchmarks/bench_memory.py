@@ -14,7 +14,7 @@ process whose only child it is):
   decode+resample   audiodb.decode.load(path, sr=22050)
   audiodb           audiodb.extract.embed_file(path)
   audiodb+extended  embed_file(path, extended=True): both feature sets, as a scan computes them
-  notebook          audiodb.reference.extract_acoustic_embedding(path)
+  notebook          audiodb.analysis.reference.extract_acoustic_embedding(path)
 
 and checks that the two embeddings agree (max relative difference).
 BLAS/OpenMP pools are pinned to one thread in the parent and the children.
@@ -47,7 +47,7 @@ def child(kind: str, path: str, out: str) -> None:
 
     import audiodb.decode
     import audiodb.extract
-    import audiodb.reference
+    import audiodb.analysis.reference
 
     info: dict = {}
     t0 = time.perf_counter()
@@ -60,7 +60,7 @@ def child(kind: str, path: str, out: str) -> None:
         vec, _meta = audiodb.extract.embed_file(path, extended=kind == "audiodb+extended")
         np.save(out, vec.astype(np.float64))
     elif kind == "notebook":
-        r = audiodb.reference.extract_acoustic_embedding(path)
+        r = audiodb.analysis.reference.extract_acoustic_embedding(path)
         np.save(out, np.asarray(r["embedding"], dtype=np.float64))
     else:
         raise SystemExit(f"unknown kind {kind}")
@@ -158,7 +158,7 @@ def main() -> None:
               f"(mono float32 at 22050 Hz is {secs * 22050 * 4 / 2**20:,.0f} MB)")
         a, b = vecs["notebook"], vecs["audiodb"]
         rel = np.abs(a - b) / np.maximum(np.abs(a), 1e-12)
-        from audiodb.features import FEATURE_NAMES
+        from audiodb.analysis.params import FEATURE_NAMES
 
         j = int(np.argmax(rel))
         print(f"embeddings agree: max relative difference {rel.max():.2e} at {FEATURE_NAMES[j]} "

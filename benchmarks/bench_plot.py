@@ -40,7 +40,7 @@ def write_library(db: str, n: int, seed: int = 0) -> None:
     import pyarrow as pa
 
     from audiodb import db as _db
-    from audiodb.features import NOTEBOOK
+    from audiodb.analysis.params import NOTEBOOK
 
     rng = np.random.default_rng(seed)
     groups = 12
@@ -195,7 +195,7 @@ def main() -> None:
 
     from plotly.offline import get_plotlyjs
 
-    from audiodb.plot import human_size, plot_library
+    from audiodb.maps.write import human_size, plot_library
 
     tmp = args.keep or tempfile.mkdtemp(prefix="bench-plot-")
     os.makedirs(tmp, exist_ok=True)

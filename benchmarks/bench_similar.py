@@ -35,8 +35,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from audiodb import Library  # noqa: E402
-from audiodb.extended import EXTENDED  # noqa: E402
-from audiodb.features import NOTEBOOK  # noqa: E402
+from audiodb.analysis.params import EXTENDED  # noqa: E402
+from audiodb.analysis.params import NOTEBOOK  # noqa: E402
 from audiodb.similar import DEFAULT_METRIC, EXTENDED_METRICS, METRICS, load_tracks  # noqa: E402
 
 

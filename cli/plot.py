@@ -33,7 +33,7 @@ def plot(projection, color, output, features, open_page, db):
     audiodb plot --color duration_sec -o durations.html
     audiodb plot --features extended -o map.html     # neighbours as audiodb similar ranks them
     """
-    from audiodb.plot import human_size, plot_library
+    from audiodb.maps.write import human_size, plot_library
 
     lib = library(db)
     output = output or f"audiodb-{projection}-{color}.html"

@@ -70,7 +70,7 @@ def test_sql_in_every_format(cli, music_dir):
 
 
 def test_features_view_has_the_notebooks_columns(cli, music_dir):
-    from audiodb.features import FEATURE_NAMES
+    from audiodb.analysis.params import FEATURE_NAMES
 
     cli("scan", music_dir)
     cols = json.loads(cli("sql", "select * from features limit 1", "-f", "json").stdout)[0]

@@ -19,9 +19,12 @@ import pytest
 
 import audiodb
 from audiodb import Library
-from audiodb import cluster as C
+from audiodb.query import cluster as C
+from audiodb.query.cluster_ids import match_ids
+from audiodb.store.runs import SUMMARY_COLUMNS
+from audiodb.store.vectors import load_vectors
 from audiodb.demo import write_demo_library
-from audiodb.features import FEATURE_NAMES, NOTEBOOK
+from audiodb.analysis.params import FEATURE_NAMES, NOTEBOOK
 from conftest import rows
 
 N_PER_KIND = 4
@@ -106,7 +109,7 @@ def test_summaries_add_up_to_the_track_count(cli, demo_db):
     cli("cluster", "--method", "kmeans", "--k", "5")
     cli("cluster", "--method", "hdbscan", "--space", "scaled")
     summary = json.loads(cli("summary", "-f", "json").stdout)
-    assert list(summary[0]) == C.SUMMARY_COLUMNS
+    assert list(summary[0]) == SUMMARY_COLUMNS
     names = {r[0] for r in rows(demo_db, "SELECT file_name FROM tracks")}
     for method in ("kmeans", "hdbscan"):
         mine = [r for r in summary if r["method"] == method]
@@ -172,7 +175,7 @@ def test_the_notebooks_kmeans_and_hdbscan_give_the_same_partitions(demo_db):
     from sklearn.preprocessing import StandardScaler
 
     with Library(demo_db).connect() as con:
-        _, X, _ = C.load_vectors(con)
+        _, X, _ = load_vectors(con)
     X_scaled = StandardScaler().fit_transform(X.astype(np.float64))
     assert np.allclose(C.standardize(X), X_scaled, atol=1e-9)
 
@@ -210,11 +213,11 @@ def test_match_ids_keeps_ids_by_overlap():
     # A split: the bigger part keeps the id, the other part gets a new one above every old id.
     assert match_ids_of([1, 1, 1, 0, 0, -1, 2, 2, 3, 3], ids, prev).tolist() == [0, 0, 0, 1, 1, -1, 2, 2, 3, 3]
     # A new track joins; a vanished one is ignored.
-    got = C.match_ids(np.array([4, 4, 7, 7, 7]), (np.array([1, 2, 3, 4]), np.array([0, 0, 1, 1])),
+    got = match_ids(np.array([4, 4, 7, 7, 7]), (np.array([1, 2, 3, 4]), np.array([0, 0, 1, 1])),
                       track_ids=np.array([2, 3, 4, 5, 9]))
     assert got.tolist() == [0, 0, 1, 1, 1]
     # First run: numbered by size, largest 0; noise stays -1.
-    assert C.match_ids(np.array([2, 2, 0, 1, 1, 1, -1]), None).tolist() == [1, 1, 2, 0, 0, 0, -1]
+    assert match_ids(np.array([2, 2, 0, 1, 1, 1, -1]), None).tolist() == [1, 1, 2, 0, 0, 0, -1]
     # Thousands of clusters (HDBSCAN on a big library): permuted, 5% moved, in well under a second.
     rng = np.random.default_rng(0)
     prev = rng.integers(-1, 5000, 100_000)
@@ -229,7 +232,7 @@ def test_match_ids_keeps_ids_by_overlap():
 
 
 def match_ids_of(labels, ids, prev):
-    return C.match_ids(np.array(labels), (ids, prev), track_ids=ids)
+    return match_ids(np.array(labels), (ids, prev), track_ids=ids)
 
 
 def test_cluster_ids_stay_when_little_changed(cli, demo_db, tmp_path):

@@ -98,7 +98,7 @@ def test_unreachable_scheduler_fails_fast_and_writes_nothing(tmp_path, music_dir
 
 def test_a_path_the_worker_cannot_see_is_explained(tmp_path):
     from audiodb.remote import analyse_on_worker
-    from audiodb.features import NOTEBOOK
+    from audiodb.analysis.params import NOTEBOOK
 
     result = analyse_on_worker(str(tmp_path / "only-on-the-scanner.wav"), None, NOTEBOOK)
     assert result["status"] == "failed" and "same path" in result["reason"] and "shared storage" in result["reason"]

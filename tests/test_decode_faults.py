@@ -1,7 +1,7 @@
 """Damaged audio files: decoding stops at the real data, refuses absurd headers, says truthfully why.
 
 Every file is written by the test; the reference is the notebook's own
-``librosa.load`` (``audiodb.reference``) on the same damaged file.
+``librosa.load`` (``audiodb.analysis.reference``) on the same damaged file.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from audio import ffmpeg_encode, music_like, write_audio
 from audiodb.decode import load
 from audiodb.errors import DecodeError
 from audiodb.extract import analyse, embed_file
-from audiodb.features import FEATURE_NAMES
-from audiodb.reference import extract_acoustic_embedding, tolerance
+from audiodb.analysis.params import FEATURE_NAMES
+from audiodb.analysis.reference import extract_acoustic_embedding, tolerance
 
 
 def notebook(path) -> dict:

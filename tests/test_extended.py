@@ -9,9 +9,10 @@ import pytest
 from audio import music_like, silence, tone, write_audio
 
 from audiodb.decode import load
-from audiodb.extended import EXTENDED, embeddings
-from audiodb.features import NOTEBOOK, embedding
-from audiodb.reference import extended_reference
+from audiodb.analysis.extended import embeddings
+from audiodb.analysis.notebook import embedding
+from audiodb.analysis.params import EXTENDED, NOTEBOOK
+from audiodb.analysis.reference import extended_reference
 
 
 def assert_close(ours: np.ndarray, theirs: np.ndarray) -> None:

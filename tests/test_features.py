@@ -7,8 +7,10 @@ import pytest
 
 from audio import music_like, silence, tone, write_audio
 from audiodb.extract import embed_file
-from audiodb.features import FEATURE_NAMES, NOTEBOOK, embedding, mel_filters
-from audiodb.reference import extract_acoustic_embedding, tolerance
+from audiodb.analysis.filters import mel_filters
+from audiodb.analysis.notebook import embedding
+from audiodb.analysis.params import FEATURE_NAMES, NOTEBOOK
+from audiodb.analysis.reference import extract_acoustic_embedding, tolerance
 
 
 def assert_parity(ours: np.ndarray, theirs: np.ndarray) -> None:
@@ -120,7 +122,7 @@ def test_feature_set_id_changes_with_any_parameter():
 def test_per_frame_rms_and_zcr_match_librosa(n):
     import librosa
 
-    from audiodb.features import frame_features
+    from audiodb.analysis.frames import frame_features
 
     rng = np.random.default_rng(n)
     y = (rng.standard_normal(n) * 0.1).astype(np.float32)

@@ -16,8 +16,8 @@ import pytest
 
 from audio import ffmpeg_encode, music_like, silence, write_audio
 from audiodb.extract import embed_file
-from audiodb.features import FEATURE_NAMES
-from audiodb.reference import extract_acoustic_embedding, tolerance
+from audiodb.analysis.params import FEATURE_NAMES
+from audiodb.analysis.reference import extract_acoustic_embedding, tolerance
 
 CASES = [
     # (name, seconds, rate, channels, ffmpeg encoder arguments)

@@ -100,7 +100,9 @@ def test_wheel_contains_the_audiodb_package_and_nothing_else(wheel):
     expected = ([f"audiodb/{f}" for f in _source_files("audiodb", "*.py")]
                 + [f"audiodb/cli/{f}" for f in _source_files("cli", "*.py")]
                 + [f"audiodb/migrations/{f}" for f in _source_files("migrations", "*.py")]
-                + [f"audiodb/migrations/{f}" for f in _source_files("migrations", "*.sql")])
+                + [f"audiodb/migrations/{f}" for f in _source_files("migrations", "*.sql")]
+                + [f"audiodb/maps/static/{f}" for f in _source_files("audiodb/maps/static", "*")])
+    assert "audiodb/maps/static/page.html" in expected, "the map's static files are not where the test looks"
     missing = sorted(set(expected) - set(names))
     assert not missing, f"source files missing from the wheel (a package not listed?): {missing}"
 

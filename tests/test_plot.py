@@ -18,7 +18,9 @@ from click.testing import CliRunner
 from audio import music_like, write_audio
 
 import audiodb
-from audiodb import plot as P
+from audiodb.maps.coloring import MISSING_COLOR, PALETTE, Coloring
+from audiodb.maps.page import build_page
+from audiodb.maps.projection import nearest_neighbours, project
 from audiodb.cli import main
 
 XSS = "<img src=x onerror=alert(1)>.oga"
@@ -109,7 +111,7 @@ def test_pca_page_is_the_notebooks_map(mapped, pca_page):
     # Discrete colours: the 7 k-means clusters, Dark24 by cluster id.
     cats = data["color"]["categories"]
     assert [c["name"] for c in cats] == [str(i) for i in range(7)]
-    assert [c["color"] for c in cats] == list(P.PALETTE[:7])
+    assert [c["color"] for c in cats] == list(PALETTE[:7])
     assert data["color"]["title"] == "k-means cluster"
     # Nearest neighbours: 5 per track, in the z-scored space (checked against sklearn).
     from sklearn.neighbors import NearestNeighbors
@@ -179,10 +181,10 @@ def test_page_is_self_contained_and_names_are_data(pca_page):
 
 def test_build_page_escapes_whatever_is_in_a_name():
     evil = ["/m/</script><script>alert(1)</script>/a.wav", "/m/{{APP}}.wav", "/m/a & b \u2028.flac"]
-    page = P.build_page(
+    page = build_page(
         title="t <b>", x=np.zeros(3), y=np.arange(3.0), paths=evil,
         durations=np.array([1.0, np.nan, 2.0]), neighbours=np.array([[1], [2], [0]]), axes=["a", "b"],
-        coloring=P.Coloring(kind="discrete", title="c", codes=np.zeros(3, np.int32), categories=[("x", "#000")]),
+        coloring=Coloring(kind="discrete", title="c", codes=np.zeros(3, np.int32), categories=[("x", "#000")]),
         plotly_js="/* plotly */")
     assert page.count("</script>") == 3 and "<script>alert" not in page
     assert "<title>t &lt;b&gt;</title>" in page
@@ -246,8 +248,8 @@ def test_hdbscan_noise_is_grey_and_later_tracks_are_marked(cli, music_dir, db_pa
     assert "audiodb cluster --method hdbscan" in result.output
     data = page_data(out.read_text())
     cats = [(c["name"], c["color"]) for c in data["color"]["categories"]]
-    assert cats == [("0", P.PALETTE[0]), ("3", P.PALETTE[3]), ("noise (-1)", "#7f7f7f"),
-                    ("not clustered", P.MISSING_COLOR)]
+    assert cats == [("0", PALETTE[0]), ("3", PALETTE[3]), ("noise (-1)", "#7f7f7f"),
+                    ("not clustered", MISSING_COLOR)]
     assert decode(data["color"]["codes"]).tolist() == [1, 1, 2, 0, 3]
     assert decode(data["clusters"]["hdbscan"]).tolist()[:4] == [3, 3, -1, 0]
 
@@ -263,26 +265,26 @@ def test_umap_uses_the_notebooks_settings(mapped, tmp_path):
     xy = np.stack([decode(data["x"]), decode(data["y"])])
     assert xy.shape == (2, 22) and np.all(np.isfinite(xy)) and xy.std(axis=1).min() > 0
     # A library smaller than the notebook's neighbourhood: fewer neighbours, and it says so.
-    Y, info = P.project(np.random.default_rng(1).normal(size=(6, 180)), "umap")
+    Y, info = project(np.random.default_rng(1).normal(size=(6, 180)), "umap")
     assert Y.shape == (6, 2) and info["settings"]["n_neighbors"] == 5 and "n_neighbors is 5" in info["notes"][0]
     with pytest.raises(audiodb.UsageError, match="at least 4 tracks"):
-        P.project(np.zeros((3, 180)), "umap")
+        project(np.zeros((3, 180)), "umap")
 
 
 def test_nearest_neighbours_are_exact():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(700, 12))
     X[5] = X[6]  # a duplicate: each other's nearest, never themselves
-    got = P.nearest_neighbours(X, 4)
+    got = nearest_neighbours(X, 4)
     d = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1)
     np.fill_diagonal(d, np.inf)
     assert np.array_equal(got, np.argsort(d, axis=1, kind="stable")[:, :4])
     assert got[5, 0] == 6 and got[6, 0] == 5
-    assert P.nearest_neighbours(X[:3], 5).shape == (3, 2)
+    assert nearest_neighbours(X[:3], 5).shape == (3, 2)
 
 
 def test_the_library_module_imports_nothing_heavy():
-    code = ("import sys, audiodb.plot; "
+    code = ("import sys, audiodb.maps.write; "
             "print(','.join(m for m in ('plotly', 'sklearn', 'umap', 'numba', 'librosa') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/")
     assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr

@@ -12,7 +12,7 @@ import pytest
 from audio import music_like, write_audio
 from audiodb import Library
 from audiodb.extract import analyse
-from audiodb.features import NOTEBOOK
+from audiodb.analysis.params import NOTEBOOK
 from conftest import files_under, rows
 
 
@@ -204,8 +204,8 @@ def test_changed_feature_parameters_make_vectors_stale(music_dir, db_path):
 
 
 def test_scan_stores_the_second_feature_set_beside_the_notebooks(music_dir, db_path):
-    from audiodb.extended import EXTENDED
-    from audiodb.reference import extended_reference
+    from audiodb.analysis.params import EXTENDED
+    from audiodb.analysis.reference import extended_reference
 
     scan(db_path, music_dir)
     lib = Library(db_path)

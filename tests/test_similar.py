@@ -250,8 +250,8 @@ def test_metrics_match_their_definitions_on_random_vectors():
 
 
 def test_the_extended_metric_weights_ten_groups_alike():
-    from audiodb.extended import EXTENDED
-    from audiodb.features import NOTEBOOK
+    from audiodb.analysis.params import EXTENDED
+    from audiodb.analysis.params import NOTEBOOK
 
     rng = np.random.default_rng(1)
     x = (rng.standard_normal((200, 222)) * rng.uniform(0.1, 50, 222) + rng.uniform(-40, 40, 222)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""The notebook's 180-number acoustic embedding, computed from one STFT.
+"""Per-frame values of every feature, computed from one STFT.
 
 These functions reproduce ``extract_acoustic_embedding`` from the original
 notebook (librosa 0.11: ``effects.trim``, ``feature.melspectrogram``,
@@ -9,136 +9,22 @@ Memory stays proportional to the number of frames times the number of mel
 bands, not to the full complex spectrogram.
 
 They are pure: arrays in, arrays out, no I/O. They never import librosa.
+:mod:`audiodb.analysis.notebook` collapses the frames into the 180 numbers,
+:mod:`audiodb.analysis.extended` into the second set's 42.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-
 import numpy as np
 
+from .filters import chroma_frames, contrast_peaks, hann_window, mel_filters
+from .params import AMIN, NOTEBOOK, FeatureParams
+
 __all__ = [
-    "FEATURE_NAMES",
-    "NOTEBOOK",
-    "FeatureParams",
     "analysis_frames",
-    "embedding",
     "frame_features",
-    "mel_filters",
-    "summarize",
     "trim_bounds",
 ]
-
-
-class _Identified:
-    """A feature set's id and JSON, from its dataclass fields (``name`` among them)."""
-
-    @property
-    def id(self) -> str:
-        """A stable id: the name plus a short digest of every parameter."""
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True)
-        return f"{self.name}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
-
-    def as_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-
-@dataclasses.dataclass(frozen=True)
-class FeatureParams(_Identified):
-    """Parameters of the notebook's embedding; together they define a feature set."""
-
-    sr: int = 22050
-    n_fft: int = 2048
-    hop_length: int = 512
-    n_mels: int = 64
-    n_mfcc: int = 20
-    top_db: float = 30.0
-    min_trimmed_sec: float = 0.5
-    roll_percent: float = 0.85
-    resampler: str = "soxr_hq"
-    name: str = "notebook"
-
-    @property
-    def dims(self) -> int:
-        return 2 * self.n_mels + 2 * self.n_mfcc + 12
-
-    def feature_names(self) -> list[str]:
-        names = [f"mel_mean_{i}" for i in range(self.n_mels)]
-        names += [f"mel_std_{i}" for i in range(self.n_mels)]
-        names += [f"mfcc_mean_{i}" for i in range(self.n_mfcc)]
-        names += [f"mfcc_std_{i}" for i in range(self.n_mfcc)]
-        for label in ("spec_cent", "spec_bw", "spec_roll", "spec_flat", "rms", "zcr"):
-            names += [f"{label}_mean", f"{label}_std"]
-        return names
-
-
-#: The notebook's own parameters (SAMPLE_RATE_TARGET, N_MELS, N_MFCC, ...).
-NOTEBOOK = FeatureParams()
-
-#: The notebook's 180 feature names, in its order.
-FEATURE_NAMES: tuple[str, ...] = tuple(NOTEBOOK.feature_names())
-
-_AMIN = 1e-10
-
-
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
-    # Slaney's auditory toolbox scale, as librosa.hz_to_mel(htk=False).
-    f = np.asanyarray(f, dtype=float)
-    f_sp = 200.0 / 3
-    mels = f / f_sp
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    log_t = f >= min_log_hz
-    mels[log_t] = min_log_mel + np.log(f[log_t] / min_log_hz) / logstep
-    return mels
-
-
-def _mel_to_hz(m: np.ndarray) -> np.ndarray:
-    m = np.asanyarray(m, dtype=float)
-    f_sp = 200.0 / 3
-    freqs = f_sp * m
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    log_t = m >= min_log_mel
-    freqs[log_t] = min_log_hz * np.exp(logstep * (m[log_t] - min_log_mel))
-    return freqs
-
-
-def mel_filters(*, sr: float, n_fft: int, n_mels: int) -> np.ndarray:
-    """Slaney-normalised mel filterbank, as ``librosa.filters.mel`` (defaults).
-
-    Returns
-    -------
-    np.ndarray, shape (n_mels, 1 + n_fft // 2), float32
-    """
-    fftfreqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
-    fmax = float(sr) / 2
-    mels = np.linspace(_hz_to_mel(np.array([0.0]))[0], _hz_to_mel(np.array([fmax]))[0], n_mels + 2)
-    mel_f = _mel_to_hz(mels)
-    fdiff = np.diff(mel_f)
-    ramps = np.subtract.outer(mel_f, fftfreqs)
-    weights = np.zeros((n_mels, 1 + n_fft // 2), dtype=np.float32)
-    for i in range(n_mels):
-        lower = -ramps[i] / fdiff[i]
-        upper = ramps[i + 2] / fdiff[i + 1]
-        weights[i] = np.maximum(0, np.minimum(lower, upper))
-    enorm = 2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels])
-    weights *= enorm[:, np.newaxis]
-    return weights
-
-
-def hann_window(n_fft: int) -> np.ndarray:
-    """The periodic Hann window, as ``scipy.signal.get_window('hann', n_fft)`` computes it
-    (same operations, same bits), without importing scipy.signal (a second at start-up)."""
-    fac = np.linspace(-np.pi, np.pi, n_fft + 1)
-    w = np.zeros(n_fft + 1)
-    w += 0.5 * np.cos(0 * fac)
-    w += 0.5 * np.cos(1 * fac)
-    return w[:-1]
 
 
 def _n_frames(n: int, hop_length: int) -> int:
@@ -244,8 +130,8 @@ def trim_bounds(
     rms = _rms_frames(y, frame_length=frame_length, hop_length=hop_length)
     power = np.square(rms)
     ref = np.max(power) if power.size else 0.0
-    db = 10.0 * np.log10(np.maximum(_AMIN, power))
-    db -= 10.0 * np.log10(np.maximum(_AMIN, ref))
+    db = 10.0 * np.log10(np.maximum(AMIN, power))
+    db -= 10.0 * np.log10(np.maximum(AMIN, ref))
     nonzero = np.flatnonzero(db > -top_db)
     if nonzero.size == 0:
         return 0, 0
@@ -279,8 +165,8 @@ def frame_features(
     block : int
         Frames transformed at a time; bounds the working memory.
     chroma_basis, contrast_bands : optional
-        From :func:`audiodb.extended.chroma_filters` and
-        :func:`audiodb.extended.contrast_bands`: also compute the per-frame
+        From :func:`audiodb.analysis.filters.chroma_filters` and
+        :func:`audiodb.analysis.filters.contrast_bands`: also compute the per-frame
         values of the second feature set from the same transform.
 
     Returns
@@ -314,8 +200,6 @@ def frame_features(
     buf = np.empty((min(block, n), n_fft))  # windowed frames, reused
     extra: dict[str, np.ndarray] = {}
     if chroma_basis is not None or contrast_bands is not None:
-        from .extended import chroma_frames, contrast_peaks
-
         if chroma_basis is not None:
             extra["chroma"] = np.empty((chroma_basis.shape[0], n), dtype=np.float32)
         if contrast_bands is not None:
@@ -352,7 +236,7 @@ def frame_features(
         rolloff[a:b] = freq[np.argmax(total >= roll_percent * total[:, -1:], axis=-1)]
         del total
 
-        s_thresh = np.maximum(_AMIN, power)
+        s_thresh = np.maximum(AMIN, power)
         gmean = np.exp(np.mean(np.log(s_thresh), axis=-1))
         flatness[a:b] = gmean / np.mean(s_thresh, axis=-1)
 
@@ -368,50 +252,6 @@ def frame_features(
         "zcr": zcr,
         **extra,
     }
-
-
-def summarize(frames: dict[str, np.ndarray], *, n_mfcc: int = 20) -> np.ndarray:
-    """Collapse :func:`frame_features` output into the notebook's embedding.
-
-    Consumes ``frames['mel']`` (it is turned into dB in place).
-
-    Returns
-    -------
-    np.ndarray, shape (2 * n_mels + 2 * n_mfcc + 12,), float64
-        ``mel_mean_*``, ``mel_std_*``, ``mfcc_mean_*``, ``mfcc_std_*`` then
-        mean and std of centroid, bandwidth, rolloff, flatness, RMS, ZCR.
-    """
-    import scipy.fft
-
-    # power_to_db(S, ref=np.max) with amin 1e-10 and top_db 80, in float32, in place
-    # (``frames['mel']`` becomes dB): a long recording holds one (n_mels, t) array.
-    s_db = frames["mel"]
-    ref = 10.0 * np.log10(np.maximum(_AMIN, np.max(s_db)))
-    np.maximum(s_db, _AMIN, out=s_db)
-    np.log10(s_db, out=s_db)
-    s_db *= 10.0
-    s_db -= ref
-    np.maximum(s_db, s_db.max() - 80.0, out=s_db)
-
-    # Row by row and block by block: the same reductions as over the whole array.
-    mel_mean = np.array([np.mean(row) for row in s_db])
-    mel_std = np.array([np.std(row) for row in s_db])
-    t = s_db.shape[1]
-    mfcc = np.empty((n_mfcc, t), dtype=s_db.dtype)
-    for a in range(0, t, 8192):
-        mfcc[:, a : a + 8192] = scipy.fft.dct(s_db[:, a : a + 8192], axis=-2, type=2, norm="ortho")[:n_mfcc]
-
-    def stats(x: np.ndarray) -> np.ndarray:
-        return np.array([np.mean(x), np.std(x)], dtype=float)
-
-    spec = np.concatenate(
-        [
-            stats(frames[key])
-            for key in ("centroid", "bandwidth", "rolloff", "flatness", "rms", "zcr")
-        ]
-    )
-    mfcc_stats = [np.mean(mfcc, axis=1), np.std(mfcc, axis=1)]
-    return np.concatenate([mel_mean, mel_std, *mfcc_stats, spec])
 
 
 def analysis_frames(y: np.ndarray, *, params: FeatureParams = NOTEBOOK, block: int = 1024,
@@ -439,21 +279,3 @@ def analysis_frames(y: np.ndarray, *, params: FeatureParams = NOTEBOOK, block: i
         block=block,
         **extra,
     )
-
-
-def embedding(y: np.ndarray, *, params: FeatureParams = NOTEBOOK, block: int = 1024) -> np.ndarray:
-    """The notebook's embedding of a mono waveform already at ``params.sr``.
-
-    Trims silence as the notebook does (:func:`analysis_frames`), then derives
-    every feature from one STFT.
-
-    Parameters
-    ----------
-    y : np.ndarray, shape (n,), float32, n >= 1
-    params : FeatureParams
-
-    Returns
-    -------
-    np.ndarray, shape (params.dims,), float64
-    """
-    return summarize(analysis_frames(y, params=params, block=block), n_mfcc=params.n_mfcc)

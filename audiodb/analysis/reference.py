@@ -114,7 +114,7 @@ def tolerance(names) -> tuple[np.ndarray, np.ndarray]:
 
 
 def extended_reference(path: Path, sr_target: int = SAMPLE_RATE_TARGET, n_mels: int = N_MELS) -> np.ndarray:
-    """The second feature set (:mod:`audiodb.extended`) computed with librosa's own functions.
+    """The second feature set (:mod:`audiodb.analysis.extended`) computed with librosa's own functions.
 
     Same load and trim as the notebook; contrast, chroma and onset strength are
     librosa's; the tempo and pulse clarity use a direct (not FFT) autocorrelation.

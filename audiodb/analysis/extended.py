@@ -21,170 +21,25 @@ pulse_clarity       1    that autocorrelation over the one at lag 0 (0: no pulse
 
 Tuning is fixed at 0 (A = 440 Hz) rather than estimated: estimation costs a
 pitch tracker per file, and a fixed reference keeps a track's chroma the same
-whatever else is in the library. Like :mod:`audiodb.features` these functions
+whatever else is in the library. Like :mod:`audiodb.analysis.notebook` these functions
 are pure and never import librosa; the tests compare them with librosa's.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from .features import (
-    _AMIN,
-    NOTEBOOK,
-    FeatureParams,
-    _Identified,
-    analysis_frames,
-    summarize,
-)
+from .filters import chroma_filters, contrast_bands
+from .frames import analysis_frames
+from .notebook import summarize
+from .params import AMIN, EXTENDED, ExtendedParams
 
 __all__ = [
-    "EXTENDED",
-    "ExtendedParams",
-    "chroma_filters",
-    "contrast_bands",
     "embeddings",
     "onset_strength",
     "summarize_extended",
     "tempo",
 ]
-
-
-@dataclasses.dataclass(frozen=True)
-class ExtendedParams(_Identified):
-    """Parameters of the second feature set; ``base`` is the notebook set it is computed with."""
-
-    base: FeatureParams = NOTEBOOK
-    n_bands: int = 6
-    fmin: float = 200.0
-    quantile: float = 0.02
-    n_chroma: int = 12
-    tuning: float = 0.0
-    start_bpm: float = 120.0
-    std_bpm: float = 1.0
-    min_bpm: float = 30.0
-    max_bpm: float = 300.0
-    name: str = "extended"
-
-    @property
-    def dims(self) -> int:
-        return 2 * (self.n_bands + 1) + 2 * self.n_chroma + 4
-
-    def feature_names(self) -> list[str]:
-        names = [f"contrast_mean_{i}" for i in range(self.n_bands + 1)]
-        names += [f"contrast_std_{i}" for i in range(self.n_bands + 1)]
-        names += [f"chroma_mean_{i}" for i in range(self.n_chroma)]
-        names += [f"chroma_std_{i}" for i in range(self.n_chroma)]
-        return names + ["onset_mean", "onset_std", "tempo_bpm", "pulse_clarity"]
-
-
-#: The second feature set with the notebook's analysis parameters.
-EXTENDED = ExtendedParams()
-
-
-def chroma_filters(*, sr: float, n_fft: int, n_chroma: int = 12, tuning: float = 0.0) -> np.ndarray:
-    """Chroma filterbank, as ``librosa.filters.chroma`` with its defaults (C first).
-
-    Returns
-    -------
-    np.ndarray, shape (n_chroma, 1 + n_fft // 2), float32
-    """
-    frequencies = np.linspace(0, sr, n_fft, endpoint=False)[1:]
-    a440 = 440.0 * 2.0 ** (tuning / n_chroma)
-    frqbins = n_chroma * np.log2(frequencies / (a440 / 16))
-    # The 0 Hz bin: 1.5 octaves below bin 1.
-    frqbins = np.concatenate(([frqbins[0] - 1.5 * n_chroma], frqbins))
-    binwidthbins = np.concatenate((np.maximum(frqbins[1:] - frqbins[:-1], 1.0), [1]))
-    d = np.subtract.outer(frqbins, np.arange(0, n_chroma, dtype="d")).T
-    half = np.round(float(n_chroma) / 2)
-    d = np.remainder(d + half + 10 * n_chroma, n_chroma) - half
-    wts = np.exp(-0.5 * (2 * d / np.tile(binwidthbins, (n_chroma, 1))) ** 2)
-    length = np.sqrt(np.sum(wts**2, axis=0, keepdims=True))  # unit L2 columns
-    length[length < np.finfo(wts.dtype).tiny] = 1.0
-    wts = wts / length
-    ctroct, octwidth = 5.0, 2.0
-    wts *= np.tile(np.exp(-0.5 * (((frqbins / n_chroma - ctroct) / octwidth) ** 2)), (n_chroma, 1))
-    wts = np.roll(wts, -3 * (n_chroma // 12), axis=0)
-    return np.ascontiguousarray(wts[:, : int(1 + n_fft / 2)], dtype=np.float32)
-
-
-def contrast_bands(
-    *, sr: float, n_fft: int, n_bands: int = 6, fmin: float = 200.0, quantile: float = 0.02
-) -> list[tuple[np.ndarray, int]]:
-    """The FFT bins of each spectral-contrast band and how many make its peak and valley.
-
-    The bands of ``librosa.feature.spectral_contrast``: octaves from ``fmin``
-    (the first from 0 Hz), each with the bin below it, the last up to Nyquist.
-
-    Returns
-    -------
-    list of (bins, count), n_bands + 1 of them
-    """
-    freq = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
-    octa = np.zeros(n_bands + 2)
-    octa[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
-    if np.any(octa[:-1] >= 0.5 * sr):
-        raise ValueError("Frequency band exceeds Nyquist. Reduce either fmin or n_bands.")
-    out = []
-    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:])):
-        band = np.logical_and(freq >= f_low, freq <= f_high)
-        idx = np.flatnonzero(band)
-        if k > 0:
-            band[idx[0] - 1] = True
-        if k == n_bands:
-            band[idx[-1] + 1:] = True
-        count = int(np.maximum(np.rint(quantile * np.sum(band)), 1))
-        bins = np.flatnonzero(band)
-        if k < n_bands:
-            bins = bins[:-1]
-        assert np.all(np.diff(bins) == 1)
-        out.append((bins, count))
-    return out
-
-
-def contrast_peaks(mag: np.ndarray, bands: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Peak and valley of each band in each frame: the mean of the ``count`` largest and smallest.
-
-    Parameters
-    ----------
-    mag : np.ndarray, shape (frames, bins), float32 magnitudes
-
-    Returns
-    -------
-    peak, valley : np.ndarray, shape (n_bands + 1, frames), float64
-    """
-    peak = np.empty((len(bands), mag.shape[0]))
-    valley = np.empty_like(peak)
-    for k, (bins, count) in enumerate(bands):
-        sub = mag[:, bins[0]:bins[-1] + 1]  # a band is a run of bins: a view, no copy
-        if count == 1:
-            valley[k], peak[k] = np.min(sub, axis=1), np.max(sub, axis=1)
-            continue
-        # numpy's vectorised sort beats a two-sided partition here, and sums as librosa does.
-        ordered = np.sort(sub, axis=1)
-        valley[k] = np.mean(ordered[:, :count], axis=1)
-        peak[k] = np.mean(ordered[:, -count:], axis=1)
-    return peak, valley
-
-
-def chroma_frames(power: np.ndarray, basis: np.ndarray) -> np.ndarray:
-    """Chroma of each frame, each frame scaled to a maximum of 1 (silent frames stay 0).
-
-    Parameters
-    ----------
-    power : np.ndarray, shape (frames, bins), float32
-    basis : np.ndarray, shape (n_chroma, bins), from :func:`chroma_filters`
-
-    Returns
-    -------
-    np.ndarray, shape (n_chroma, frames), float32
-    """
-    raw = (power @ basis.T).T
-    length = np.max(np.abs(raw), axis=0, keepdims=True).astype(float)
-    length[length < np.finfo(raw.dtype).tiny] = 1.0
-    return (raw / length).astype(raw.dtype)
 
 
 def onset_strength(mel_db: np.ndarray, *, n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
@@ -266,7 +121,7 @@ def summarize_extended(frames: dict[str, np.ndarray], mel_db: np.ndarray, *,
     Parameters
     ----------
     frames : dict
-        :func:`audiodb.features.frame_features` output computed with
+        :func:`audiodb.analysis.frames.frame_features` output computed with
         ``chroma_basis`` and ``contrast_bands``: ``contrast_peak``,
         ``contrast_valley`` (bands, t), ``chroma`` (n_chroma, t).
     mel_db : np.ndarray, shape (n_mels, t)
@@ -278,12 +133,12 @@ def summarize_extended(frames: dict[str, np.ndarray], mel_db: np.ndarray, *,
     """
     def to_db(s: np.ndarray, top: float) -> np.ndarray:
         # power_to_db(ref=1.0, amin=1e-10, top_db=80) over the whole (bands, t) array
-        db = 10.0 * np.log10(np.maximum(_AMIN, s))
+        db = 10.0 * np.log10(np.maximum(AMIN, s))
         return np.maximum(db, top - 80.0)
 
     peak, valley = frames["contrast_peak"], frames["contrast_valley"]
-    peak_db = to_db(peak, 10.0 * np.log10(max(_AMIN, float(peak.max()))))
-    valley_db = to_db(valley, 10.0 * np.log10(max(_AMIN, float(valley.max()))))
+    peak_db = to_db(peak, 10.0 * np.log10(max(AMIN, float(peak.max()))))
+    valley_db = to_db(valley, 10.0 * np.log10(max(AMIN, float(valley.max()))))
     contrast = peak_db - valley_db
     chroma = frames["chroma"]
     base = params.base
@@ -302,7 +157,7 @@ def embeddings(y: np.ndarray, *, params: ExtendedParams = EXTENDED, block: int =
     """The notebook's embedding and the extended one of a mono waveform at ``params.base.sr``.
 
     One trim, one STFT: the first vector equals
-    :func:`audiodb.features.embedding`'s.
+    :func:`audiodb.analysis.notebook.embedding`'s.
 
     Returns
     -------

@@ -15,7 +15,9 @@ n_init=10``, HDBSCAN with ``min_cluster_size=4, min_samples=2``, euclidean,
 
 A run reads the vectors (read-only, then closes the library), computes with
 the file closed, and writes the run in one short transaction, so it works
-while a scan or a watcher is writing too.
+while a scan or a watcher is writing too. The ids are matched in
+:mod:`audiodb.query.cluster_ids`; the SQL that saves and summarises runs is in
+:mod:`audiodb.store.runs`.
 
 sklearn, hdbscan and umap are imported inside the functions that need them.
 """
@@ -31,9 +33,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import db as _db
-from .errors import AudiodbError, UsageError
-from .features import FEATURE_NAMES, NOTEBOOK, FeatureParams
+from .. import db as _db
+from ..analysis.params import NOTEBOOK, FeatureParams
+from ..errors import AudiodbError, UsageError
+from ..store.runs import save_run
+from ..store.vectors import load_vectors
+from .cluster_ids import match_ids
 
 __all__ = [
     "DEFAULT_SPACE",
@@ -42,12 +47,9 @@ __all__ = [
     "ClusterRun",
     "cluster_library",
     "cluster_vectors",
-    "export",
-    "arrow",
-    "match_ids",
     "reduce",
     "standardize",
-    "summary",
+    "store",
 ]
 
 METHODS = ("kmeans", "hdbscan")
@@ -72,9 +74,6 @@ SAMPLE = 20_000
 #: ... and silhouettes are estimated on a seeded sample of this size.
 SILHOUETTE_SAMPLE = 5_000
 NOISY = 0.5  # an HDBSCAN run with at least this fraction of noise gets advice
-
-_CENT = FEATURE_NAMES.index("spec_cent_mean") + 1  # DuckDB arrays are 1-based
-_RMS = FEATURE_NAMES.index("rms_mean") + 1
 
 
 @dataclasses.dataclass
@@ -401,187 +400,12 @@ def _advice(run: ClusterRun, min_cluster_size: int, min_samples: int) -> list[st
     return [head + " Try " + "; or ".join(tips) + "."]
 
 
-def match_ids(
-    labels: np.ndarray,
-    previous: tuple[np.ndarray, np.ndarray] | None,
-    *,
-    track_ids: np.ndarray | None = None,
-    min_jaccard: float = 0.1,
-) -> np.ndarray:
-    """Renumber ``labels`` so clusters keep the ids they had in a previous run.
-
-    New clusters are matched one-to-one to previous ones by overlap of the
-    tracks both runs saw (Jaccard index, total maximised by the Hungarian
-    algorithm); a match needs ``min_jaccard``. Matched clusters take the previous id;
-    the others get fresh ids above every previous one, largest cluster first.
-    Without a previous run, ids are 0, 1, ... by size. Noise (``-1``) stays.
-
-    Parameters
-    ----------
-    labels : ndarray of int, shape (n,)
-    previous : (track_ids, labels) of the previous run, or None
-    track_ids : ndarray, shape (n,), the tracks ``labels`` belong to (needed with ``previous``)
-
-    Returns
-    -------
-    ndarray of int64, shape (n,)
-    """
-    labels = np.asarray(labels, dtype=np.int64)
-    ids, sizes = np.unique(labels[labels != -1], return_counts=True)
-    mapping: dict[int, int] = {}
-    next_id = 0
-    if previous is not None and len(previous[0]) and len(ids):
-        prev_tracks, prev_labels = (np.asarray(a, dtype=np.int64) for a in previous)
-        next_id = int(prev_labels.max()) + 1 if len(prev_labels) else 0
-        common, new_idx, old_idx = np.intersect1d(track_ids, prev_tracks, return_indices=True)
-        a, b = labels[new_idx], prev_labels[old_idx]
-        keep = (a != -1) & (b != -1)
-        a, b = a[keep], b[keep]
-        old_ids = np.unique(b)
-        if len(a) and len(old_ids):
-            # Sizes among the tracks both runs saw (noise in either run counts as outside).
-            size_new = np.bincount(np.searchsorted(ids, labels[new_idx][labels[new_idx] != -1]),
-                                   minlength=len(ids))
-            size_old = np.bincount(np.searchsorted(old_ids, prev_labels[old_idx][
-                np.isin(prev_labels[old_idx], old_ids)]), minlength=len(old_ids))
-            pairs = _match(np.searchsorted(ids, a), np.searchsorted(old_ids, b), size_new, size_old, min_jaccard)
-            mapping = {int(ids[r]): int(old_ids[c]) for r, c in pairs}
-        next_id = max([next_id, *(v + 1 for v in mapping.values())])
-    for i in np.argsort(-sizes, kind="stable"):
-        if int(ids[i]) not in mapping:
-            mapping[int(ids[i])] = next_id
-            next_id += 1
-    out = np.full(len(labels), -1, dtype=np.int64)
-    clustered = labels != -1
-    out[clustered] = np.array([mapping[int(i)] for i in ids], dtype=np.int64)[np.searchsorted(ids, labels[clustered])]
-    return out
-
-
-def _match(ia: np.ndarray, ib: np.ndarray, size_new: np.ndarray, size_old: np.ndarray,
-           min_jaccard: float) -> list[tuple[int, int]]:
-    """One-to-one pairs (new, old) maximising total Jaccard, each at least ``min_jaccard``.
-
-    ``ia``, ``ib``: for each track in a cluster in both runs, its new and old cluster
-    index. Only overlapping pairs are looked at; the Hungarian algorithm runs on each
-    connected group of them (a cluster has at most 1 / min_jaccard candidates), so
-    thousands of clusters cost no more than a few. A group too large for that
-    (two very different runs) is matched greedily, best pair first.
-    """
-    from scipy.optimize import linear_sum_assignment
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n_old = len(size_old)
-    key, overlap = np.unique(ia * n_old + ib, return_counts=True)
-    ra, rb = np.divmod(key, n_old)
-    jaccard = overlap / (size_new[ra] + size_old[rb] - overlap)
-    keep = jaccard >= min_jaccard
-    ra, rb, jaccard = ra[keep], rb[keep], jaccard[keep]
-    if not len(ra):
-        return []
-    n_new = len(size_new)
-    graph = coo_matrix((np.ones(len(ra)), (ra, n_new + rb)), shape=(n_new + n_old,) * 2)
-    _, component = connected_components(graph, directed=False)
-    pairs: list[tuple[int, int]] = []
-    order = np.argsort(component[ra], kind="stable")
-    for edges in np.split(order, np.flatnonzero(np.diff(component[ra][order])) + 1):
-        rows, cols = np.unique(ra[edges]), np.unique(rb[edges])
-        if len(rows) * len(cols) <= 250_000:
-            dense = np.zeros((len(rows), len(cols)))
-            dense[np.searchsorted(rows, ra[edges]), np.searchsorted(cols, rb[edges])] = jaccard[edges]
-            r, c = linear_sum_assignment(-dense)
-            pairs += [(int(rows[i]), int(cols[j])) for i, j in zip(r, c) if dense[i, j] > 0]
-        else:
-            used_r, used_c = set(), set()
-            for e in edges[np.argsort(-jaccard[edges], kind="stable")]:
-                if ra[e] not in used_r and rb[e] not in used_c:
-                    used_r.add(ra[e])
-                    used_c.add(rb[e])
-                    pairs.append((int(ra[e]), int(rb[e])))
-    return pairs
-
-
-# --------------------------------------------------------------------------- the store
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-
-
-def arrow(con, query: str, params: list | None = None):
-    """A query's rows as an Arrow table, without a copy.
-
-    Runs on a cursor: DuckDB 2 refuses ``con.sql`` while an ``execute()`` result
-    on the same connection is unfinished, and copies DB-API results to Arrow.
-    """
-    cur = con.cursor()
-    try:
-        return cur.sql(query, params=params or None).to_arrow_table()
-    finally:
-        cur.close()
-
-
-def load_vectors(con, params: FeatureParams = NOTEBOOK) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(track_ids, X, n_stale)``: current vectors of every track, by track id, and how
-    many tracks have none for ``params`` yet."""
-    from .vectors import read_vectors
-
-    cur = con.cursor()
-    try:
-        ids, X = read_vectors(cur, "embeddings", params.id, params.dims)
-        known = cur.execute("SELECT track_id FROM track_files").fetchnumpy()["track_id"]
-    finally:
-        cur.close()
-    keep = np.isin(ids, known)  # vectors of tracks no longer in the library are left out
-    order = np.argsort(ids[keep], kind="stable")  # by track id: the same input, the same clusters
-    ids, X = ids[keep][order], X[keep][order]
-    return ids, X, int(len(known) - len(ids))
-
-
-def _latest_run(con, method: str) -> int | None:
-    row = con.execute("SELECT max(id) FROM cluster_runs WHERE method = ?", [method]).fetchone()
-    return row[0] if row else None
+# --------------------------------------------------------------------------- keeping runs
 
 
 def store(con, run: ClusterRun) -> ClusterRun:
     """Renumber ``run`` against the previous run of its method and insert it, in one transaction."""
-    import pyarrow as pa
-
-    con.execute("BEGIN TRANSACTION")
-    try:
-        previous = _latest_run(con, run.method)
-        if previous is not None:
-            prev = con.execute("SELECT track_id, cluster FROM cluster_assignments WHERE run_id = ?",
-                               [previous]).fetchnumpy()
-            run.labels = match_ids(run.labels, (prev["track_id"], prev["cluster"]), track_ids=run.track_ids)
-        run.created_at = _now()
-        run.run_id = con.execute(
-            "INSERT INTO cluster_runs (method, parameters, feature_set, space, created_at, n_tracks, "
-            "n_clusters, n_noise, quality, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            [run.method, json.dumps(run.parameters, sort_keys=True), run.feature_set, run.space,
-             run.created_at, run.n_tracks, run.n_clusters, run.n_noise, run.quality, run.seconds],
-        ).fetchone()[0]
-        n = run.n_tracks
-        none = pa.nulls(n, pa.float64())
-        dist = run.centre_distance if run.centre_distance is not None else np.full(n, np.nan)
-        batch = pa.table({
-            "track_id": pa.array(run.track_ids, pa.int64()),
-            "cluster": pa.array(run.labels, pa.int32()),
-            "probability": none if run.probability is None else pa.array(run.probability, pa.float64()),
-            "outlier_score": none if run.outlier_score is None else pa.array(run.outlier_score, pa.float64()),
-            "centre_distance": pa.array(dist, pa.float64(), from_pandas=True),  # NaN -> NULL
-        })
-        con.register("new_assignments", batch)
-        try:
-            con.execute("INSERT INTO cluster_assignments SELECT ?, track_id, cluster, probability, outlier_score, "
-                        "centre_distance FROM new_assignments", [run.run_id])
-        finally:
-            con.unregister("new_assignments")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return run
+    return save_run(con, run, renumber=lambda previous: match_ids(run.labels, previous, track_ids=run.track_ids))
 
 
 def cluster_library(
@@ -612,8 +436,8 @@ def cluster_library(
     weights = None
     with _db.connect(db, read_only=True, on_wait=on_wait) as con:
         if features == "extended":
-            from .extended import ExtendedParams
-            from .similar import group_weights, load_tracks
+            from ..analysis.params import ExtendedParams
+            from ..similar import group_weights, load_tracks
 
             tracks = load_tracks(con, params, ExtendedParams(base=params))
             order = np.argsort(tracks.track_ids, kind="stable")  # by track id, as load_vectors
@@ -634,97 +458,3 @@ def cluster_library(
         run.advice.append(f"{stale} tracks without current features were left out: run audiodb scan DIR.")
     with _db.connect(db, read_only=False, on_wait=on_wait) as con:
         return store(con, run)
-
-
-def _runs_for(con, method: str | None, run_id: int | None) -> list[tuple[int, str]]:
-    if run_id is not None:
-        row = con.execute("SELECT id, method FROM cluster_runs WHERE id = ?", [run_id]).fetchone()
-        if row is None:
-            raise UsageError(f"No clustering run {run_id}: see them with "
-                             "audiodb sql \"select * from cluster_runs\".")
-        if method and row[1] != method:
-            raise UsageError(f"Run {run_id} is a {row[1]} run, not {method}.")
-        return [row]
-    rows = con.execute(
-        "SELECT max(id), method FROM cluster_runs WHERE ? IS NULL OR method = ? GROUP BY method "
-        "ORDER BY method DESC", [method, method]).fetchall()  # kmeans first, as the notebook
-    if not rows:
-        what = f"{method} " if method else ""
-        raise AudiodbError(f"No {what}clustering yet: run audiodb cluster"
-                           + (f" --method {method}" if method else "") + " first.")
-    return rows
-
-
-SUMMARY_COLUMNS = [
-    "method", "run_id", "cluster", "num_tracks", "duration_sec_mean", "duration_sec_min", "duration_sec_max",
-    "sample_rate_mean", "sample_rate_min", "sample_rate_max", "spec_cent_mean", "rms_mean", "central_track",
-]
-
-
-def summary(con, *, method: str | None = None, run_id: int | None = None) -> tuple[list[str], list[tuple]]:
-    """Per-cluster summaries of the latest run of each method (or of one run), in SQL.
-
-    As the notebook's: number of tracks, duration mean/min/max, sample rate
-    mean/min/max; plus the mean spectral centroid and RMS of the cluster's
-    tracks and its most central track (nearest the cluster's centre in the space
-    clustered in). HDBSCAN noise is its own row, ``cluster = -1``, last.
-
-    Returns
-    -------
-    (columns, rows)
-    """
-    rows: list[tuple] = []
-    for rid, _ in _runs_for(con, method, run_id):
-        rows += con.execute(f"""
-            SELECT r.method, r.id AS run_id, a.cluster,
-                   count(*) AS num_tracks,
-                   avg(t.duration_sec) AS duration_sec_mean,
-                   min(t.duration_sec) AS duration_sec_min,
-                   max(t.duration_sec) AS duration_sec_max,
-                   avg(t.sample_rate) AS sample_rate_mean,
-                   min(t.sample_rate) AS sample_rate_min,
-                   max(t.sample_rate) AS sample_rate_max,
-                   avg(e.vector[{_CENT}]) AS spec_cent_mean,
-                   avg(e.vector[{_RMS}]) AS rms_mean,
-                   CASE WHEN a.cluster = -1 THEN NULL
-                        ELSE arg_min(t.file_name, a.centre_distance) END AS central_track
-            FROM cluster_runs r
-            JOIN cluster_assignments a ON a.run_id = r.id
-            JOIN track_files t ON t.track_id = a.track_id
-            LEFT JOIN embeddings e ON e.track_id = a.track_id AND e.feature_set = r.feature_set
-            WHERE r.id = ?
-            GROUP BY r.method, r.id, a.cluster
-            ORDER BY a.cluster = -1, a.cluster""", [rid]).fetchall()
-    return SUMMARY_COLUMNS, rows
-
-
-def export_query() -> str:
-    """The notebook's CSV as one SELECT: file_name, file_path, duration_sec, sample_rate,
-    the 180 features, cluster_kmeans, cluster_hdbscan (latest runs; NULL where none)."""
-    features = ", ".join(f"f.{name}" for name in FEATURE_NAMES)
-    return f"""
-        SELECT t.file_name, t.path AS file_path, t.duration_sec, t.sample_rate, {features},
-               k.cluster AS cluster_kmeans, h.cluster AS cluster_hdbscan
-        FROM track_files t
-        JOIN features f USING (track_id)
-        LEFT JOIN clusters k ON k.track_id = t.track_id AND k.method = 'kmeans'
-        LEFT JOIN clusters h ON h.track_id = t.track_id AND h.method = 'hdbscan'
-        ORDER BY t.path"""
-
-
-def export(con, path: str | os.PathLike) -> int:
-    """Write the notebook's CSV (``.csv``) or the same columns as Parquet (``.parquet``).
-
-    Returns the number of tracks written.
-    """
-    path = os.fspath(path)
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in (".csv", ".parquet"):
-        raise UsageError(f"Cannot tell the format of {path!r}: name it .csv or .parquet.")
-    n = con.execute("SELECT count(*) FROM features").fetchone()[0]
-    if n == 0:
-        raise AudiodbError("No tracks indexed yet: run audiodb scan DIR first.")
-    options = "FORMAT csv, HEADER true" if ext == ".csv" else "FORMAT parquet"
-    quoted = path.replace("'", "''")
-    con.execute(f"COPY ({export_query()}) TO '{quoted}' ({options})")
-    return int(n)

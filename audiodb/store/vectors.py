@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["arrow_values", "read_vectors"]
+from ..analysis.params import NOTEBOOK, FeatureParams
+
+__all__ = ["arrow_values", "load_vectors", "query_arrow", "read_vectors"]
 
 TABLES = ("embeddings", "extended_embeddings")
 
@@ -51,3 +53,31 @@ def arrow_values(arr, dtype) -> np.ndarray:
     if arr.null_count:
         raise ValueError("unexpected NULL in a vector column")
     return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
+
+
+def query_arrow(con, query: str, params: list | None = None):
+    """A query's rows as an Arrow table, without a copy.
+
+    Runs on a cursor: DuckDB 2 refuses ``con.sql`` while an ``execute()`` result
+    on the same connection is unfinished, and copies DB-API results to Arrow.
+    """
+    cur = con.cursor()
+    try:
+        return cur.sql(query, params=params or None).to_arrow_table()
+    finally:
+        cur.close()
+
+
+def load_vectors(con, params: FeatureParams = NOTEBOOK) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(track_ids, X, n_stale)``: current vectors of every track, by track id, and how
+    many tracks have none for ``params`` yet."""
+    cur = con.cursor()
+    try:
+        ids, X = read_vectors(cur, "embeddings", params.id, params.dims)
+        known = cur.execute("SELECT track_id FROM track_files").fetchnumpy()["track_id"]
+    finally:
+        cur.close()
+    keep = np.isin(ids, known)  # vectors of tracks no longer in the library are left out
+    order = np.argsort(ids[keep], kind="stable")  # by track id: the same input, the same clusters
+    ids, X = ids[keep][order], X[keep][order]
+    return ids, X, int(len(known) - len(ids))

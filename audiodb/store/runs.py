@@ -1,0 +1,157 @@
+"""Clustering runs in the library: saving one, finding the latest, and the per-cluster summary.
+
+The computation is in :mod:`audiodb.query.cluster`; here is only SQL over
+``cluster_runs`` and ``cluster_assignments``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable
+
+import numpy as np
+
+from ..analysis.params import FEATURE_NAMES
+from ..errors import AudiodbError, UsageError
+
+__all__ = ["SUMMARY_COLUMNS", "latest_run", "latest_run_id", "save_run", "summary"]
+
+_CENT = FEATURE_NAMES.index("spec_cent_mean") + 1  # DuckDB arrays are 1-based
+_RMS = FEATURE_NAMES.index("rms_mean") + 1
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def latest_run_id(con, method: str) -> int | None:
+    """The id of the latest run of ``method``, or None."""
+    row = con.execute("SELECT max(id) FROM cluster_runs WHERE method = ?", [method]).fetchone()
+    return row[0] if row else None
+
+
+def latest_run(con, method: str) -> dict | None:
+    """The latest run of ``method`` (id, space, parameters, n_clusters, n_noise, created_at), or None."""
+    rows = con.execute(
+        "SELECT id, space, parameters, n_clusters, n_noise, created_at FROM cluster_runs "
+        "WHERE id = (SELECT max(id) FROM cluster_runs WHERE method = ?)", [method]).fetchall()
+    if not rows:
+        return None
+    row = rows[0]
+    keys = ("id", "space", "parameters", "n_clusters", "n_noise", "created_at")
+    run = dict(zip(keys, row))
+    try:
+        run["parameters"] = json.loads(run["parameters"] or "{}")
+    except ValueError:
+        run["parameters"] = {}
+    return run
+
+
+def save_run(con, run, renumber: Callable[[tuple[np.ndarray, np.ndarray]], np.ndarray] | None = None):
+    """Insert ``run`` (a :class:`audiodb.query.cluster.ClusterRun`) in one transaction; returns it.
+
+    ``renumber``, given ``(track_ids, labels)`` of the previous run of the same
+    method (when there is one), returns the labels to store instead of
+    ``run.labels``; it is called inside the transaction, so two runs saved at
+    once cannot both renumber against the same predecessor.
+    """
+    import pyarrow as pa
+
+    con.execute("BEGIN TRANSACTION")
+    try:
+        previous = latest_run_id(con, run.method)
+        if previous is not None and renumber is not None:
+            prev = con.execute("SELECT track_id, cluster FROM cluster_assignments WHERE run_id = ?",
+                               [previous]).fetchnumpy()
+            run.labels = renumber((prev["track_id"], prev["cluster"]))
+        run.created_at = _now()
+        run.run_id = con.execute(
+            "INSERT INTO cluster_runs (method, parameters, feature_set, space, created_at, n_tracks, "
+            "n_clusters, n_noise, quality, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            [run.method, json.dumps(run.parameters, sort_keys=True), run.feature_set, run.space,
+             run.created_at, run.n_tracks, run.n_clusters, run.n_noise, run.quality, run.seconds],
+        ).fetchone()[0]
+        n = run.n_tracks
+        none = pa.nulls(n, pa.float64())
+        dist = run.centre_distance if run.centre_distance is not None else np.full(n, np.nan)
+        batch = pa.table({
+            "track_id": pa.array(run.track_ids, pa.int64()),
+            "cluster": pa.array(run.labels, pa.int32()),
+            "probability": none if run.probability is None else pa.array(run.probability, pa.float64()),
+            "outlier_score": none if run.outlier_score is None else pa.array(run.outlier_score, pa.float64()),
+            "centre_distance": pa.array(dist, pa.float64(), from_pandas=True),  # NaN -> NULL
+        })
+        con.register("new_assignments", batch)
+        try:
+            con.execute("INSERT INTO cluster_assignments SELECT ?, track_id, cluster, probability, outlier_score, "
+                        "centre_distance FROM new_assignments", [run.run_id])
+        finally:
+            con.unregister("new_assignments")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return run
+
+
+def _runs_for(con, method: str | None, run_id: int | None) -> list[tuple[int, str]]:
+    if run_id is not None:
+        row = con.execute("SELECT id, method FROM cluster_runs WHERE id = ?", [run_id]).fetchone()
+        if row is None:
+            raise UsageError(f"No clustering run {run_id}: see them with "
+                             "audiodb sql \"select * from cluster_runs\".")
+        if method and row[1] != method:
+            raise UsageError(f"Run {run_id} is a {row[1]} run, not {method}.")
+        return [row]
+    rows = con.execute(
+        "SELECT max(id), method FROM cluster_runs WHERE ? IS NULL OR method = ? GROUP BY method "
+        "ORDER BY method DESC", [method, method]).fetchall()  # kmeans first, as the notebook
+    if not rows:
+        what = f"{method} " if method else ""
+        raise AudiodbError(f"No {what}clustering yet: run audiodb cluster"
+                           + (f" --method {method}" if method else "") + " first.")
+    return rows
+
+
+SUMMARY_COLUMNS = [
+    "method", "run_id", "cluster", "num_tracks", "duration_sec_mean", "duration_sec_min", "duration_sec_max",
+    "sample_rate_mean", "sample_rate_min", "sample_rate_max", "spec_cent_mean", "rms_mean", "central_track",
+]
+
+
+def summary(con, *, method: str | None = None, run_id: int | None = None) -> tuple[list[str], list[tuple]]:
+    """Per-cluster summaries of the latest run of each method (or of one run), in SQL.
+
+    As the notebook's: number of tracks, duration mean/min/max, sample rate
+    mean/min/max; plus the mean spectral centroid and RMS of the cluster's
+    tracks and its most central track (nearest the cluster's centre in the space
+    clustered in). HDBSCAN noise is its own row, ``cluster = -1``, last.
+
+    Returns
+    -------
+    (columns, rows)
+    """
+    rows: list[tuple] = []
+    for rid, _ in _runs_for(con, method, run_id):
+        rows += con.execute(f"""
+            SELECT r.method, r.id AS run_id, a.cluster,
+                   count(*) AS num_tracks,
+                   avg(t.duration_sec) AS duration_sec_mean,
+                   min(t.duration_sec) AS duration_sec_min,
+                   max(t.duration_sec) AS duration_sec_max,
+                   avg(t.sample_rate) AS sample_rate_mean,
+                   min(t.sample_rate) AS sample_rate_min,
+                   max(t.sample_rate) AS sample_rate_max,
+                   avg(e.vector[{_CENT}]) AS spec_cent_mean,
+                   avg(e.vector[{_RMS}]) AS rms_mean,
+                   CASE WHEN a.cluster = -1 THEN NULL
+                        ELSE arg_min(t.file_name, a.centre_distance) END AS central_track
+            FROM cluster_runs r
+            JOIN cluster_assignments a ON a.run_id = r.id
+            JOIN track_files t ON t.track_id = a.track_id
+            LEFT JOIN embeddings e ON e.track_id = a.track_id AND e.feature_set = r.feature_set
+            WHERE r.id = ?
+            GROUP BY r.method, r.id, a.cluster
+            ORDER BY a.cluster = -1, a.cluster""", [rid]).fetchall()
+    return SUMMARY_COLUMNS, rows
