@@ -416,8 +416,9 @@ class Workers:
                         inflight[pool.submit(analyse, path, known, params)] = (path, known)
                 finished, _ = wait(list(inflight), timeout=0.25, return_when=FIRST_COMPLETED)
                 for fut in finished:
+                    result = fut.result()  # analyse() never raises; a dead worker does, and its file stays in flight
                     path, _known = inflight.pop(fut)
-                    writer.add(fut.result())  # analyse() never raises; a dead worker does
+                    writer.add(result)
                     done += 1
                     if progress:
                         progress(done, total, path)
