@@ -1,14 +1,19 @@
 """Analysing one file: hash, decode, embed. Runs in worker processes.
 
 Workers are started with ``spawn`` and return plain values; they never touch
-the database. Before numpy is imported in them, BLAS/OpenMP pools are pinned
-to one thread: parallelism comes from the processes.
+the database. BLAS/OpenMP pools are pinned to one thread in them (the
+environment variables at start, then threadpoolctl for what is already
+loaded): parallelism comes from the processes, and one thread is also what
+makes the numbers identical everywhere (a multi-threaded matrix product sums
+in another order, changing the last bits of some features).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import threading
 
 import numpy as np
 
@@ -16,23 +21,72 @@ from .errors import DecodeError
 from .analysis.notebook import embedding
 from .analysis.params import NOTEBOOK, FeatureParams
 
-__all__ = ["analyse", "content_hash", "embed_file", "quiet_worker"]
+__all__ = ["analyse", "content_hash", "embed_file", "one_blas_thread", "quiet_worker"]
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
+_limit_lock = threading.Lock()
+_limit_users = 0
+_limit = None
 
-def quiet_worker(parent: int | None = None) -> None:
+
+def _load_analysis_libraries() -> None:
+    # threadpoolctl limits the libraries loaded when it is called: load every one the analysis uses first.
+    import scipy.fft  # noqa: F401
+
+    from . import decode  # noqa: F401
+    from .analysis import extended  # noqa: F401
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """BLAS/OpenMP limited to one thread in this process while any caller is inside.
+
+    For analyses in a process audiodb does not own (a Dask worker, started
+    with or without OMP_NUM_THREADS): the limit is process-wide, so it is set
+    when the first concurrent caller enters and restored when the last leaves
+    (best effort: OpenBLAS may ignore raising the count again from a thread
+    other than the one that started it, leaving the worker at one thread, as
+    Dask's nanny sets it anyway).
+    """
+    global _limit, _limit_users
+    from threadpoolctl import threadpool_limits
+
+    _load_analysis_libraries()
+    with _limit_lock:
+        if _limit_users == 0:
+            _limit = threadpool_limits(limits=1)
+        _limit_users += 1
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            _limit_users -= 1
+            if _limit_users == 0:
+                _limit.restore_original_limits()
+                _limit = None
+
+
+def quiet_worker(parent: int | None = None, started=None) -> None:
     """Worker initializer.
 
     Decoders (mpg123) print notes on fd 2 for damaged files; the reasons are
     recorded in failures instead (AUDIODB_DEBUG=1 keeps them). And a worker
     whose parent dies (``kill -9`` of a scan) exits instead of waiting forever.
+    BLAS pools get one thread for the worker's life (whatever the environment).
+    ``started`` (an Event) is set once the worker is up: a pool whose workers
+    die before that failed to start, which is not a decoder crash.
     """
+    from threadpoolctl import threadpool_limits
+
+    _load_analysis_libraries()
+    threadpool_limits(limits=1)  # kept: this process only analyses
+    if started is not None:
+        started.set()
     if not os.environ.get("AUDIODB_DEBUG"):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 2)
         os.close(devnull)
-    import threading
     import time
 
     parent = parent or os.getppid()
@@ -61,7 +115,7 @@ def embed_file(path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = 
                ) -> tuple[np.ndarray, dict]:
     """Decode ``path`` and compute its embedding.
 
-    With ``extended``, the second feature set (:mod:`audiodb.extended`) is
+    With ``extended``, the second feature set (:mod:`audiodb.analysis.extended`) is
     computed too, from the same decode and STFT, and returned in ``meta``.
 
     Returns

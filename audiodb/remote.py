@@ -14,7 +14,7 @@ import os
 import socket
 
 from .errors import AudiodbError, UsageError
-from .extract import analyse
+from .extract import analyse, one_blas_thread
 from .analysis.params import FeatureParams
 
 __all__ = ["DaskWorkers", "analyse_on_worker"]
@@ -23,8 +23,14 @@ CONNECT_TIMEOUT = float(os.environ.get("AUDIODB_DASK_TIMEOUT", "5"))
 
 
 def analyse_on_worker(path: str, known_hash: str | None, params: FeatureParams) -> dict:
-    """:func:`~audiodb.extract.analyse` on a Dask worker, naming the worker when a path is missing there."""
-    result = analyse(path, known_hash, params)
+    """:func:`~audiodb.extract.analyse` on a Dask worker, naming the worker when a path is missing there.
+
+    BLAS runs on one thread during the analysis, as in a local scan's workers,
+    whatever the worker's environment (``dask worker --no-nanny`` keeps the
+    machine's thread count): the numbers are identical to a local scan's.
+    """
+    with one_blas_thread():
+        result = analyse(path, known_hash, params)
     if result["status"] == "failed" and not os.path.exists(path):
         result["reason"] = (
             f"not found on Dask worker {socket.gethostname()}: workers must see the files at the same "

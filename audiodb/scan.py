@@ -15,6 +15,7 @@ import dataclasses
 import datetime
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -194,11 +195,31 @@ def _delete_tracks(con, track_ids: list[int]) -> None:
         con.execute("DELETE FROM track_files WHERE list_contains(?, track_id)", [track_ids])
 
 
+_WORKER_MARK = "AUDIODB_SCAN_WORKER"  # set in our workers' environment
+_BOOTSTRAP_EXIT = 75
+
+
+def _leave_if_worker_bootstrap() -> None:
+    """A worker re-running an unguarded main script reached a scan: leave quietly.
+
+    ``spawn`` workers run the main script's top level again (as ``__mp_main__``)
+    before they take work. Scanning there would plan and write again and start
+    workers of its own; the parent sees its pool die before any worker started
+    and explains what to add (:meth:`Workers.run`).
+    """
+    if not os.environ.get(_WORKER_MARK):
+        return
+    rerun = sys.modules.get("__mp_main__")  # runpy's module for the script while it runs again
+    if getattr(multiprocessing.current_process(), "_inheriting", False) or (
+            rerun is not None and rerun is not sys.modules.get("__main__")):
+        os._exit(_BOOTSTRAP_EXIT)
+
+
 @contextlib.contextmanager
 def _worker_env():
-    # Spawned workers inherit this environment: one BLAS thread each.
-    saved = {k: os.environ.get(k) for k in THREAD_ENV}
-    os.environ.update({k: "1" for k in THREAD_ENV})
+    # Spawned workers inherit this environment: one BLAS thread each, and the mark of an audiodb worker.
+    saved = {k: os.environ.get(k) for k in (*THREAD_ENV, _WORKER_MARK)}
+    os.environ.update({k: "1" for k in (*THREAD_ENV, _WORKER_MARK)})
     try:
         yield
     finally:
@@ -350,13 +371,15 @@ class Workers:
     def __init__(self, n: int | None = None):
         self.n = max(1, n or os.cpu_count() or 1)
         self._pool: ProcessPoolExecutor | None = None
+        self._started = None
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            with _worker_env():
-                self._pool = ProcessPoolExecutor(
-                    max_workers=self.n, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=quiet_worker, initargs=(os.getpid(),))
+            ctx = multiprocessing.get_context("spawn")
+            self._started = ctx.Event()
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.n, mp_context=ctx,
+                initializer=quiet_worker, initargs=(os.getpid(), self._started))
         return self._pool
 
     def close(self, *, kill: bool = False) -> None:
@@ -387,13 +410,15 @@ class Workers:
         while queue or inflight:
             try:
                 pool = self._executor()
-                while queue and len(inflight) < 2 * self.n:
-                    path, known = queue.pop()
-                    inflight[pool.submit(analyse, path, known, params)] = (path, known)
+                with _worker_env():  # a submit may start a worker process: it inherits this environment
+                    while queue and len(inflight) < 2 * self.n:
+                        path, known = queue.pop()
+                        inflight[pool.submit(analyse, path, known, params)] = (path, known)
                 finished, _ = wait(list(inflight), timeout=0.25, return_when=FIRST_COMPLETED)
                 for fut in finished:
+                    result = fut.result()  # analyse() never raises; a dead worker does, and its file stays in flight
                     path, _known = inflight.pop(fut)
-                    writer.add(fut.result())  # analyse() never raises; a dead worker does
+                    writer.add(result)
                     done += 1
                     if progress:
                         progress(done, total, path)
@@ -401,7 +426,16 @@ class Workers:
                     self.close(kill=True)
                     return False
             except BrokenProcessPool:
+                started = self._started is not None and self._started.is_set()
                 self.close(kill=True)
+                if not started:
+                    raise UsageError(
+                        "The worker processes that analyse files died while starting, before any file was "
+                        "analysed (none is recorded as failed). They are started with 'spawn', which runs the "
+                        "main script's top level again in each: if your script calls Library.scan (or "
+                        "audiodb.scan) at its top level, put that call under "
+                        "`if __name__ == \"__main__\":` and run it again."
+                    ) from None
                 for fut, (path, known) in list(inflight.items()):
                     if fut.done() and not fut.cancelled() and fut.exception() is None:
                         writer.add(fut.result())
@@ -460,6 +494,7 @@ def scan(
     ScanReport
         Counts and the list of changes; nothing is written when ``dry_run``.
     """
+    _leave_if_worker_bootstrap()
     started = time.monotonic()
     roots = [os.path.abspath(os.fspath(r)) for r in roots]
     if not roots:

@@ -26,12 +26,64 @@ def cluster():
             yield c, client
 
 
-def vectors(db) -> dict[str, tuple]:
+def vectors(db, table: str = "embeddings") -> dict[str, tuple]:
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return dict(con.execute("SELECT t.path, e.vector FROM track_files t JOIN embeddings e USING (track_id)").fetchall())
+        return dict(con.execute(f"SELECT t.path, e.vector FROM track_files t JOIN {table} e USING (track_id)").fetchall())
     finally:
         con.close()
+
+
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def without_thread_variables() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in THREAD_ENV}
+
+
+def blas_threads() -> list[int]:
+    """Thread counts of the BLAS/OpenMP pools loaded in this process (run on a worker)."""
+    import numpy  # noqa: F401
+    from threadpoolctl import threadpool_info
+
+    return [i["num_threads"] for i in threadpool_info()]
+
+
+@pytest.fixture(scope="module")
+def bare_worker(tmp_path_factory):
+    """A real scheduler and a `dask worker --no-nanny --nthreads 2` started without any thread variable.
+
+    Without the nanny, Dask sets no OMP/OPENBLAS/MKL variables either, so the
+    worker's BLAS uses every core, as a worker started by hand or by a cluster
+    manager that does not set them.
+    """
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs 2 or more cores for a multi-threaded BLAS in the worker")
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the worker cannot import this file
+    d = tmp_path_factory.mktemp("bare-dask")
+    env = without_thread_variables()
+    sched_file = d / "scheduler.json"
+    procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--no-dashboard", "--scheduler-file", str(sched_file)], cwd=d, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 60
+        while not sched_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sched_file.exists(), "the dask scheduler did not start within 60 s"
+        procs.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", "--scheduler-file", str(sched_file),
+                                       "--no-nanny", "--nthreads", "2", "--no-dashboard"], cwd=d, env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        address = json.loads(sched_file.read_text())["address"]
+        with distributed.Client(address, timeout=30) as client:
+            client.wait_for_workers(1, timeout=60)
+            yield address, client
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(timeout=30)
 
 
 def test_results_through_dask_equal_a_local_scan(tmp_path, cluster):
@@ -54,6 +106,26 @@ def test_results_through_dask_equal_a_local_scan(tmp_path, cluster):
     con = duckdb.connect(str(tmp_path / "dask.duckdb"), read_only=True)
     assert con.execute("SELECT path FROM failures").fetchall() == [(str(root / "broken.wav"),)]
     con.close()
+
+
+def test_a_worker_without_thread_variables_gives_the_numbers_of_a_local_scan(tmp_path, cluster, bare_worker):
+    address, client = bare_worker
+    assert all(max(t) > 1 for t in client.run(blas_threads).values())  # the worker really multi-threads BLAS
+    root = tmp_path / "music"
+    root.mkdir()
+    for i, (ext, sr, ch) in enumerate([("wav", 22050, 1), ("flac", 44100, 2), ("ogg", 44100, 1), ("mp3", 44100, 1)]):
+        write_audio(root / f"t{i}.{ext}", music_like(3.0, sr, seed=20 + i, channels=ch), sr)
+    env = without_thread_variables()
+    dbs = {"local": [], "bare": ["--scheduler", address], "nanny": ["--scheduler", cluster[0].scheduler_address]}
+    for name, extra in dbs.items():
+        out = run_audiodb("--db", tmp_path / f"{name}.duckdb", "scan", root, *extra, "-f", "json", cwd=tmp_path, env=env)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["added"] == 4
+    for table in ("embeddings", "extended_embeddings"):
+        local, bare, nanny = (vectors(tmp_path / f"{name}.duckdb", table) for name in dbs)
+        assert len(local) == 4 and local.keys() == bare.keys() == nanny.keys()
+        for p in local:  # identical, not merely close
+            assert local[p] == bare[p] == nanny[p], (table, p)
 
 
 def test_a_worker_killed_mid_scan_loses_nothing(tmp_path, cluster):
