@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import fcntl
 import multiprocessing
 import os
 import sys
@@ -24,6 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 from . import db as _db
 from .discover import discover
 from .errors import UsageError
+from .paths import from_stored, to_stored
 from .analysis.params import ExtendedParams
 from .extract import THREAD_ENV, analyse, content_hash, quiet_worker
 from .analysis.params import NOTEBOOK, FeatureParams
@@ -35,7 +37,11 @@ COUNT_KEYS = ("added", "updated", "moved", "removed", "unchanged", "failed")
 
 @dataclasses.dataclass
 class Change:
-    """One change to the library: kind is added, updated, moved, removed or failed."""
+    """One change to the library: kind is added, updated, moved, removed or failed.
+
+    Paths are as stored in the library (:func:`audiodb.paths.to_stored`: printable;
+    :func:`audiodb.paths.from_stored` gives the real path).
+    """
 
     kind: str
     path: str
@@ -57,6 +63,8 @@ class ScanReport:
     unchanged: int = 0
     failed: int = 0
     skipped_failures: int = 0  # known failures, unchanged since, not retried
+    skipped: int = 0  # files seen but not read (unsupported type, not audio), see skipped_files
+    skipped_files: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (path, reason)
     dry_run: bool = False
     interrupted: bool = False
     changes: list[Change] = dataclasses.field(default_factory=list)
@@ -88,6 +96,8 @@ class _Plan:
     extract: list[tuple[str, str | None]] = dataclasses.field(default_factory=list)  # path, known hash
     existing: set[str] = dataclasses.field(default_factory=set)  # extract paths already indexed
     moves: list[tuple[_Track, str, int, int]] = dataclasses.field(default_factory=list)
+    touched: list[tuple[_Track, int]] = dataclasses.field(default_factory=list)  # same content, new mtime
+    kept: dict[str, int] = dataclasses.field(default_factory=dict)  # unreadable folder -> tracks kept
     removes: list[_Track] = dataclasses.field(default_factory=list)
     forget_failures: list[str] = dataclasses.field(default_factory=list)
 
@@ -118,8 +128,14 @@ def _load_state(con, params: FeatureParams) -> tuple[dict[str, _Track], dict[str
            LEFT JOIN extended_embeddings x ON x.track_id = t.track_id AND x.feature_set = ?""",
         [params.id, ExtendedParams(base=params).id],
     ).fetchall()
-    tracks = {r[1]: _Track(*r) for r in rows}
-    failures = {p: (s, m) for p, s, m in con.execute("SELECT path, size, mtime_ns FROM failures").fetchall()}
+    # Keyed by the real path (what discover sees); see audiodb.paths.
+    tracks = {}
+    for r in rows:
+        t = _Track(*r)
+        t.path = from_stored(t.path)
+        tracks[t.path] = t
+    failures = {from_stored(p): (s, m)
+                for p, s, m in con.execute("SELECT path, size, mtime_ns FROM failures").fetchall()}
     return tracks, failures
 
 
@@ -129,6 +145,7 @@ def _plan(
     tracks: dict[str, _Track],
     failures: dict[str, tuple[int, int]],
     retry_failed: bool,
+    unreadable: dict[str, str] | None = None,
 ) -> _Plan:
     plan = _Plan()
     new: list[str] = []
@@ -137,16 +154,36 @@ def _plan(
         if t is not None:
             if t.size == size and t.mtime_ns == mtime and t.current:
                 plan.unchanged += 1
-            else:
-                # Same content (only touched) skips decoding, unless the vector is stale.
-                plan.extract.append((path, t.content_hash if t.current else None))
-                plan.existing.add(path)
+                continue
+            if t.size == size and t.current:
+                # Only touched (a copy, a tag editor that wrote nothing): same content is
+                # unchanged; its mtime is updated, nothing is decoded, no worker started.
+                try:
+                    same = content_hash(path) == t.content_hash
+                except OSError:
+                    same = False  # the worker will record why it cannot be read
+                if same:
+                    plan.touched.append((t, mtime))
+                    plan.unchanged += 1
+                    continue
+            plan.extract.append((path, None))
+            plan.existing.add(path)
         elif not retry_failed and failures.get(path) == (size, mtime):
             plan.skipped += 1
         else:
             new.append(path)
 
-    vanished = [t for p, t in tracks.items() if p not in files and _under(p, roots)]
+    # An unreadable folder, or a symlink to an unmounted drive, is not a deletion.
+    cannot_see = frozenset(unreadable or ())
+    vanished = []
+    for p, t in tracks.items():
+        if p in files or not _under(p, roots):
+            continue
+        if cannot_see and _under(p, cannot_see):
+            top = next(u for u in _ancestors(p) if u in cannot_see)
+            plan.kept[top] = plan.kept.get(top, 0) + 1
+        else:
+            vanished.append(t)
     # A move keeps the size: only new files of a vanished track's size are hashed.
     # Tracks outside the scanned folders count as vanished only if their file is gone.
     by_size: dict[int, list[_Track]] = {}
@@ -175,8 +212,18 @@ def _plan(
                 continue
         plan.extract.append((path, None))
     plan.removes = [t for t in vanished if t.track_id not in claimed]
-    plan.forget_failures = [p for p in failures if _under(p, roots) and p not in files]
+    plan.forget_failures = [p for p in failures if _under(p, roots) and p not in files
+                            and not (cannot_see and _under(p, cannot_see))]
     return plan
+
+
+def _ancestors(path: str):
+    while True:
+        yield path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
 
 
 def _register_feature_set(con, params: FeatureParams) -> None:
@@ -271,16 +318,16 @@ class _Writer:
                 for r in same:
                     con.execute(
                         "UPDATE track_files SET size = ?, mtime_ns = ? WHERE path = ?",
-                        [r["size"], r["mtime_ns"], r["path"]],
+                        [r["size"], r["mtime_ns"], to_stored(r["path"])],
                     )
                 for r in failed:
                     con.execute(
                         "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)",
-                        [r["path"], r.get("size"), r.get("mtime_ns"), r["reason"], now],
+                        [to_stored(r["path"]), r.get("size"), r.get("mtime_ns"), r["reason"], now],
                     )
                     # A changed file that no longer decodes: its old vector is stale.
                     ids = [row[0] for row in con.execute(
-                        "SELECT track_id FROM track_files WHERE path = ?", [r["path"]]).fetchall()]
+                        "SELECT track_id FROM track_files WHERE path = ?", [to_stored(r["path"])]).fetchall()]
                     _delete_tracks(con, ids)
                 con.execute("COMMIT")
             except BaseException:
@@ -289,9 +336,9 @@ class _Writer:
         self.pending.clear()
         for r in ok + same:
             kind = "updated" if r["path"] in self.existing else "added"
-            self._emit(Change(kind, r["path"]))
+            self._emit(Change(kind, to_stored(r["path"])))
         for r in failed:
-            self._emit(Change("failed", r["path"], reason=r["reason"]))
+            self._emit(Change("failed", to_stored(r["path"]), reason=r["reason"]))
 
     def _emit(self, change: Change) -> None:
         self.report._record(change)
@@ -307,9 +354,9 @@ class _Writer:
         vectors = np.stack([r["vector"] for r in ok]).astype(np.float32).reshape(-1)
         extended = np.stack([r["extended"] for r in ok]).astype(np.float32).reshape(-1)
         batch = pa.table({
-            "path": [r["path"] for r in ok],
-            "file_name": [os.path.basename(r["path"]) for r in ok],
-            "folder": [os.path.dirname(r["path"]) for r in ok],
+            "path": [to_stored(r["path"]) for r in ok],
+            "file_name": [to_stored(os.path.basename(r["path"])) for r in ok],
+            "folder": [to_stored(os.path.dirname(r["path"])) for r in ok],
             "size": pa.array([r["size"] for r in ok], pa.int64()),
             "mtime_ns": pa.array([r["mtime_ns"] for r in ok], pa.int64()),
             "content_hash": [r["content_hash"] for r in ok],
@@ -502,7 +549,7 @@ def scan(
     missing = [r for r in roots if not os.path.exists(r)]
     if missing and not missing_ok:
         raise UsageError(
-            f"Folder not found: {missing[0]}. Nothing was changed (a missing folder is not "
+            f"Folder not found: {to_stored(missing[0])}. Nothing was changed (a missing folder is not "
             "taken to mean its tracks were deleted; check the path or mount the drive)."
         )
     workers = max(1, workers or os.cpu_count() or 1)
@@ -516,27 +563,91 @@ def scan(
         pool = DaskWorkers(scheduler)  # fails here, before the library is touched, if unreachable
 
     db_path = _db.resolve_path(db)
+    # One scan of a library at a time: a second waits, then plans on what the first wrote.
+    with _scan_lock(db_path, on_wait, should_stop, enabled=not dry_run) as free:
+        if not free:  # asked to stop while waiting
+            if scheduler and pool is not None:
+                pool.close()
+            report.interrupted = True
+            report.seconds = time.monotonic() - started
+            return report
+        return _scan_locked(
+            roots, db_path, report, started, workers=workers, dry_run=dry_run, retry_failed=retry_failed,
+            params=params, progress=progress, on_change=on_change, on_wait=on_wait, batch_size=batch_size,
+            batch_seconds=batch_seconds, pool=pool, should_stop=should_stop, scheduler=scheduler, skip=skip)
+
+
+@contextlib.contextmanager
+def _scan_lock(db_path, on_wait, should_stop, *, enabled: bool = True):
+    """Hold ``<library>.scan.lock`` (an ``fcntl`` lock, freed if the process dies) while
+    scanning; yields False if ``should_stop()`` became true while waiting for it."""
+    if not enabled:
+        yield True
+        return
+    lock_path = db_path.with_name(db_path.name + ".scan.lock")
+    try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:  # a read-only place: opening the library will say what is wrong
+        yield True
+        return
+    try:
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pass
+            if not told:
+                told = True
+                pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+                if on_wait:
+                    on_wait(f"Another scan of this library ({db_path}) is running (pid {pid}); "
+                            "waiting for it to finish, then scanning what it left...")
+            if should_stop is not None and should_stop():
+                yield False
+                return
+            time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _scan_locked(roots, db_path, report: ScanReport, started: float, *, workers, dry_run, retry_failed,
+                 params, progress, on_change, on_wait, batch_size, batch_seconds, pool, should_stop,
+                 scheduler, skip) -> ScanReport:
     exists = db_path.exists()
     with _db.connect(db_path, read_only=exists, on_wait=on_wait) as con:
         tracks, failures = _load_state(con, params)
     found = discover(roots)
     report.problems = found.problems
+    report.skipped = len(found.skipped)
+    report.skipped_files = [(to_stored(p), why) for p, why in found.skipped]
     if skip is not None:
         held = {p for p in found.files if skip(p)} | {p for p in tracks if skip(p)}
         for p in held:
             found.files.pop(p, None)
         tracks = {p: t for p, t in tracks.items() if p not in held}
-    plan = _plan(frozenset(roots), found.files, tracks, failures, retry_failed)
+    plan = _plan(frozenset(roots), found.files, tracks, failures, retry_failed, found.unreadable)
     report.unchanged = plan.unchanged
     report.skipped_failures = plan.skipped
+    for folder, why in sorted(found.unreadable.items()):
+        n = plan.kept.get(folder, 0)
+        report.problems.append(
+            f"{to_stored(folder)}: {why}; " + (
+                f"its {n} track{'s' if n != 1 else ''} in the library {'were' if n != 1 else 'was'} kept "
+                "(removed only once it can be read and the files are really gone)" if n else "skipped"))
 
     if dry_run:
         for t, new_path, _, _ in plan.moves:
-            report._record(Change("moved", new_path, old_path=t.path))
+            report._record(Change("moved", to_stored(new_path), old_path=to_stored(t.path)))
         for t in plan.removes:
-            report._record(Change("removed", t.path))
+            report._record(Change("removed", to_stored(t.path)))
         for path, _ in plan.extract:
-            report._record(Change("updated" if path in plan.existing else "added", path))
+            report._record(Change("updated" if path in plan.existing else "added", to_stored(path)))
         report.seconds = time.monotonic() - started
         return report
 
@@ -580,17 +691,21 @@ def _apply_moves_and_removals(db_path, plan: _Plan, params: FeatureParams, repor
             con.execute(
                 "UPDATE track_files SET path = ?, file_name = ?, folder = ?, size = ?, mtime_ns = ?, "
                 "indexed_at = ? WHERE track_id = ?",
-                [new_path, os.path.basename(new_path), os.path.dirname(new_path), size, mtime, now, t.track_id],
+                [to_stored(new_path), to_stored(os.path.basename(new_path)),
+                 to_stored(os.path.dirname(new_path)), size, mtime, now, t.track_id],
             )
+        for t, mtime in plan.touched:
+            con.execute("UPDATE track_files SET mtime_ns = ? WHERE track_id = ?", [mtime, t.track_id])
         _delete_tracks(con, [t.track_id for t in plan.removes])
         if plan.forget_failures:
-            con.execute("DELETE FROM failures WHERE list_contains(?, path)", [plan.forget_failures])
+            con.execute("DELETE FROM failures WHERE list_contains(?, path)",
+                        [[to_stored(p) for p in plan.forget_failures]])
         con.execute("COMMIT")
     for t, new_path, _, _ in plan.moves:
-        report._record(Change("moved", new_path, old_path=t.path))
+        report._record(Change("moved", to_stored(new_path), old_path=to_stored(t.path)))
         if on_change:
             on_change(report.changes[-1])
     for t in plan.removes:
-        report._record(Change("removed", t.path))
+        report._record(Change("removed", to_stored(t.path)))
         if on_change:
             on_change(report.changes[-1])

@@ -40,6 +40,7 @@ import numpy as np
 
 from .errors import AudiodbWarning, TrackNotFound, UsageError
 from .analysis.params import NOTEBOOK, ExtendedParams, FeatureParams
+from .paths import from_stored, to_stored
 from .store.vectors import arrow_values, read_vectors
 
 __all__ = [
@@ -380,10 +381,15 @@ class Query:
 def _lookup(con, ref: str) -> tuple | None:
     """(track_id, path, folder, duration_sec, content_hash) of the track ``ref`` names, or None."""
     cols = "track_id, path, folder, duration_sec, content_hash"
-    candidates = [os.path.abspath(os.path.expanduser(ref))]
-    real = os.path.realpath(candidates[0])
+    given = os.path.abspath(os.path.expanduser(ref))
+    # Stored paths are audiodb.paths.to_stored of the real ones; the text audiodb prints
+    # for a non-UTF-8 name (with \xNN) is accepted too.
+    candidates = [to_stored(given)]
+    real = to_stored(os.path.realpath(given))
     if real != candidates[0]:
         candidates.append(real)
+    if "\\" in given:
+        candidates.append(given)
     for path in candidates:
         row = con.execute(f"SELECT {cols} FROM track_files WHERE path = ?", [path]).fetchone()
         if row:
@@ -424,10 +430,12 @@ def resolve_queries(lib, refs: Iterable[str], embed: Callable | None = None, *, 
             out.append(Query(row[1], vectors[row[0]], track_id=row[0], folder=row[2], duration_sec=row[3],
                              content_hash=row[4]))
             continue
-        path = row[1] if row is not None else os.path.abspath(os.path.expanduser(ref))
+        path = from_stored(row[1]) if row is not None else os.path.abspath(os.path.expanduser(ref))
+        if row is None and not os.path.isfile(path) and os.path.isfile(from_stored(path)):
+            path = from_stored(path)  # the printed form of a non-UTF-8 name
         if not os.path.isfile(path):
             if row is not None:
-                raise TrackNotFound(f"Track {ref!r} ({path}) has no current vector and its file is gone; "
+                raise TrackNotFound(f"Track {ref!r} ({row[1]}) has no current vector and its file is gone; "
                                     "run audiodb scan on its folder.")
             raise TrackNotFound(
                 f"{ref!r} is neither an indexed track nor an audio file. Give a path to an audio file "
@@ -437,8 +445,8 @@ def resolve_queries(lib, refs: Iterable[str], embed: Callable | None = None, *, 
         vector, meta = embed(path, lib.params, extended=extended)
         if extended:
             vector = np.concatenate([vector, meta["extended_vector"]])
-        out.append(Query(path, np.asarray(vector, dtype=np.float32), row[0] if row else None,
-                         folder=os.path.dirname(path), duration_sec=meta.get("duration_sec")))
+        out.append(Query(to_stored(path), np.asarray(vector, dtype=np.float32), row[0] if row else None,
+                         folder=to_stored(os.path.dirname(path)), duration_sec=meta.get("duration_sec")))
     return out
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from .discover import is_audio_path
 from .analysis.params import NOTEBOOK, FeatureParams
+from .paths import to_stored
 from .scan import Change, ScanReport, Workers, scan
 
 __all__ = ["Watcher"]
@@ -134,12 +135,13 @@ class Watcher:
         self._stop = threading.Event()
         self._observer = None
         self._limit_told = False
+        self._problems_told: set[str] = set()
 
     # -- the public surface -------------------------------------------------
 
     def catch_up(self, progress=None) -> ScanReport:
         """The start: a full scan of the roots, like ``audiodb scan``."""
-        return self._scan(self.roots, progress=progress, missing_ok=False)
+        return self._scan(self.roots, progress=progress, missing_ok=False, full=True)
 
     def run(self, *, catch_up_progress=None, on_catch_up: Callable[[ScanReport], None] | None = None) -> None:
         """Catch up, then follow events until :meth:`stop` (or KeyboardInterrupt)."""
@@ -158,7 +160,7 @@ class Watcher:
                 if ready:
                     self._scan(ready, missing_ok=True)
                 if time.monotonic() >= next_reconcile:
-                    self._scan(self.roots, missing_ok=False)
+                    self._reconcile()
                     next_reconcile = time.monotonic() + self.reconcile
         finally:
             self.close()
@@ -178,13 +180,31 @@ class Watcher:
 
     # -- inside ---------------------------------------------------------------
 
-    def _scan(self, paths: list[str], *, missing_ok: bool, progress=None) -> ScanReport:
+    def _scan(self, paths: list[str], *, missing_ok: bool, progress=None, full: bool = False) -> ScanReport:
         # Several dirty paths under one folder: the folder alone would do, but a
         # scan of each path is what is cheap (no walk of the whole tree).
         # Files still waiting to settle are left out, even under a folder being scanned.
-        return scan(paths, db=self.db, params=self.params, pool=self.workers,
-                    missing_ok=missing_ok, progress=progress, on_change=self.on_change,
-                    on_wait=self.on_wait, should_stop=self._stop.is_set, skip=self.dirty.pending)
+        # A watched folder that is gone (an unmounted drive) is not a deletion: nothing
+        # under it is scanned until it is back.
+        gone = [r for r in self.roots if not os.path.isdir(r)] if missing_ok else []
+        paths = [p for p in paths if not any(p == r or p.startswith(r.rstrip(os.sep) + os.sep) for r in gone)]
+        problems = [f"{to_stored(r)}: the watched folder cannot be read now (unmounted?); its tracks in "
+                    "the library are kept until it is back" for r in gone]
+        report = ScanReport()
+        if paths:
+            report = scan(paths, db=self.db, params=self.params, pool=self.workers,
+                          missing_ok=missing_ok, progress=progress, on_change=self.on_change,
+                          on_wait=self.on_wait, should_stop=self._stop.is_set, skip=self.dirty.pending)
+        problems += report.problems
+        # Each problem is said once (a full scan forgets those that went away, so a return is told).
+        for message in problems:
+            if message not in self._problems_told:
+                self._notice("warning: " + message)
+        self._problems_told = set(problems) if full else self._problems_told | set(problems)
+        return report
+
+    def _reconcile(self) -> ScanReport:
+        return self._scan(self.roots, missing_ok=True, full=True)
 
     def _notice(self, message: str) -> None:
         if self.on_notice:

@@ -41,9 +41,10 @@ class Progress:
 @click.option("--retry-failed", is_flag=True, help="Retry files that failed before, even if unchanged.")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
               help="Analyse on this Dask cluster (workers must see the same paths). Needs audiodb[dask].")
+@click.option("-v", "--verbose", is_flag=True, help="Name each file skipped (unsupported type, not audio) and why.")
 @db_option
 @format_option
-def scan(folders, workers, dry_run, retry_failed, scheduler, db, fmt):
+def scan(folders, workers, dry_run, retry_failed, scheduler, verbose, db, fmt):
     """Index audio under FOLDERS; a second scan does only what changed.
 
     New files are analysed, changed files re-analysed, moved files re-linked
@@ -55,6 +56,7 @@ def scan(folders, workers, dry_run, retry_failed, scheduler, db, fmt):
     audiodb scan ~/Music ~/Recordings --workers 2
     audiodb scan ~/Music --dry-run
     audiodb scan ~/Music --format json    # {"added": 3, "updated": 0, ...}
+    audiodb scan ~/Music --verbose        # also names the files skipped
     audiodb scan /archive --scheduler tcp://10.0.0.5:8786
     """
     lib = library(db)
@@ -66,9 +68,12 @@ def scan(folders, workers, dry_run, retry_failed, scheduler, db, fmt):
         progress.close()
     for problem in report.problems:
         warn(f"warning: {problem}")
+    if verbose:
+        for path, why in report.skipped_files:
+            warn(f"skipped: {path}: {why}")
     counts = report.counts()
     if fmt == "json":
-        obj = dict(counts)
+        obj = dict(counts, skipped=report.skipped)
         if dry_run:
             obj["plan"] = [c.as_dict() for c in report.changes]
         print_json(obj)
@@ -86,6 +91,8 @@ def scan(folders, workers, dry_run, retry_failed, scheduler, db, fmt):
         warn(f"... and {len(failed) - 20} more: see `audiodb failures`")
     verb = "Would change" if dry_run else "Indexed"
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())
+    if report.skipped:
+        summary += f", {report.skipped} skipped" + ("" if verbose else " (--verbose names them)")
     extra = f"; {report.skipped_failures} known failures not retried" if report.skipped_failures else ""
     click.echo(f"{verb}: {summary}{extra} ({report.seconds:.1f} s) -> {lib.path}")
     if failed:

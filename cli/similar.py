@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from audiodb.paths import m3u_entry
 from audiodb.similar import (
     DEFAULT_METRIC,
     DUPLICATE_THRESHOLD,
@@ -32,12 +33,14 @@ _where_option = click.option(
 
 
 def write_m3u(rows: list[dict], out) -> None:
-    """An extended M3U playlist of ``rows`` (dicts with path and duration_sec): absolute paths, UTF-8."""
+    """An extended M3U playlist of ``rows`` (dicts with path and duration_sec, paths as stored):
+    absolute paths, UTF-8, one line each; a name with a newline or other control character, or
+    bytes that are not UTF-8, is written as a ``file://`` URI with percent-escapes."""
     out.write("#EXTM3U\n")
     for r in rows:
         seconds = r.get("duration_sec")
-        title = os.path.splitext(os.path.basename(r["path"]))[0]
-        out.write(f"#EXTINF:{-1 if seconds is None else round(seconds)},{title}\n{r['path']}\n")
+        title = " ".join(os.path.splitext(os.path.basename(r["path"]))[0].split())  # one line
+        out.write(f"#EXTINF:{-1 if seconds is None else round(seconds)},{title}\n{m3u_entry(r['path'])}\n")
 
 
 def _show(rows: list[dict], columns, fmt: str) -> None:

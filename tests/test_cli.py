@@ -27,7 +27,7 @@ def test_every_command_has_help_with_an_example(cli):
 def test_scan_json_is_exactly_one_object_of_integer_counts(cli, music_dir):
     result = cli("scan", music_dir, "--format", "json", "--workers", "2")
     obj = json.loads(result.stdout)
-    assert set(obj) == {"added", "updated", "moved", "removed", "unchanged", "failed"}
+    assert set(obj) == {"added", "updated", "moved", "removed", "unchanged", "failed", "skipped"}
     assert all(isinstance(v, int) for v in obj.values()) and obj["added"] == 5
     again = json.loads(cli("scan", music_dir, "--format", "json").stdout)
     assert again["unchanged"] == 5 and again["added"] == 0

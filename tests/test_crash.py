@@ -308,7 +308,7 @@ def test_kill_during_scan_then_rescan_finishes_the_job(moment, library_dir, tmp_
     report = _json(_run(["--db", db, "scan", root, "--workers", WORKERS, "--format", "json"], marker, tmp_path),
                    f"recovery scan ({seen})")
     assert report == {"added": N_FILES - survivors, "updated": 0, "moved": 0, "removed": 0,
-                      "unchanged": survivors, "failed": 0}, (seen, state)
+                      "unchanged": survivors, "failed": 0, "skipped": 0}, (seen, state)
 
     con = duckdb.connect(str(db), read_only=True)
     try:
@@ -336,7 +336,7 @@ def test_kill_during_scan_then_rescan_finishes_the_job(moment, library_dir, tmp_
     # 3. And then there is nothing left to do.
     again = _json(_run(["--db", db, "scan", root, "--workers", WORKERS, "--format", "json"], marker, tmp_path),
                   "second scan")
-    assert again == {"added": 0, "updated": 0, "moved": 0, "removed": 0, "unchanged": N_FILES, "failed": 0}
+    assert again == {"added": 0, "updated": 0, "moved": 0, "removed": 0, "unchanged": N_FILES, "failed": 0, "skipped": 0}
 
     if not killed:
         pytest.skip(f"checks passed, but the scan finished before the '{moment}' kill point ({seen}); "

@@ -184,7 +184,7 @@ def test_installed_wheel_scans_with_its_own_migrations(wheel, tmp_path):
     db = tmp_path / "pkg.duckdb"
     out = run(audiodb, "--db", db, "scan", music, "--workers", "1", "--format", "json")
     counts = json.loads(out.stdout)
-    assert counts == {"added": 2, "updated": 0, "moved": 0, "removed": 0, "unchanged": 0, "failed": 0}, out
+    assert counts == {"added": 2, "updated": 0, "moved": 0, "removed": 0, "unchanged": 0, "failed": 0, "skipped": 0}, out
 
     rows = json.loads(run(audiodb, "--db", db, "sql",
                           "SELECT (SELECT count(*) FROM tracks) AS tracks, "

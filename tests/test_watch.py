@@ -160,7 +160,7 @@ def test_watch_follows_everything_a_file_system_does(tmp_path):
     assert added.count(str(root / "slow.wav")) == 1
     # The library file opens, and a scan after the watcher finds nothing to do.
     out = run_audiodb("--db", watch.db, "scan", root, "-f", "json", cwd=tmp_path)
-    assert json.loads(out.stdout) == {"added": 0, "updated": 0, "moved": 0, "removed": 0, "unchanged": 2, "failed": 0}
+    assert json.loads(out.stdout) == {"added": 0, "updated": 0, "moved": 0, "removed": 0, "unchanged": 2, "failed": 0, "skipped": 0}
 
 
 def test_copying_many_files_indexes_each_once(tmp_path):
