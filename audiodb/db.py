@@ -20,7 +20,8 @@ from pathlib import Path
 
 from .errors import DatabaseError, DatabaseLocked, LibraryNotFound, SchemaTooNew
 
-__all__ = ["connect", "count_stale", "default_path", "migrations", "resolve_path", "schema_version"]
+__all__ = ["check_read_only", "connect", "count_stale", "default_path", "migrations", "resolve_path",
+           "schema_version"]
 
 #: How long an open waits for another process before giving up (seconds).
 LOCK_TIMEOUT = float(os.environ.get("AUDIODB_LOCK_TIMEOUT", "120"))
@@ -51,10 +52,66 @@ def migrations() -> list[tuple[int, str, str]]:
 
 
 def _config(read_only: bool) -> dict:
-    return {
+    config = {
         "threads": int(os.environ.get("AUDIODB_THREADS", min(4, os.cpu_count() or 1))),
         "memory_limit": os.environ.get("AUDIODB_MEMORY_LIMIT", "1GB"),
     }
+    if read_only:
+        # A reader never installs an extension (that writes to ~/.duckdb); loading one is reading.
+        config["autoinstall_known_extensions"] = False
+    return config
+
+
+#: Statement types that cannot write, on a read-only connection whose configuration is locked
+#: (so no SET / PRAGMA can point profiling or logging output at a file).
+_READING = {"SELECT", "PRAGMA", "CALL", "EXPLAIN"}
+_EXPLAIN = re.compile(r"^\s*explain\s+(?:\([^)]*\)\s*)?(?:analy[sz]e\s+)?(.*)$", re.IGNORECASE | re.DOTALL)
+
+
+def check_read_only(query: str) -> None:
+    """Refuse a query holding a statement that could write anything anywhere.
+
+    DuckDB's read-only mode only protects the library file itself: ``COPY … TO``,
+    ``EXPORT DATABASE``, ``INSTALL`` and ``EXPLAIN ANALYZE COPY …`` still write files.
+    ``enable_external_access=false`` would stop those but also every ``read_csv``, and
+    ``allowed_directories`` lets writes through too; so statements are judged by type
+    (SELECT, PRAGMA, CALL, EXPLAIN of those), with the configuration locked by
+    :func:`lock_configuration`. Raises UsageError for an empty query, DatabaseError
+    for a refused statement; a query DuckDB cannot parse is left for it to report.
+    """
+    import duckdb
+
+    from .errors import UsageError
+
+    if not query.strip():
+        raise UsageError("The query is empty. Give SQL, e.g. audiodb sql \"select count(*) from tracks\" "
+                         "(or - to read it from standard input).")
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error:
+        return  # a syntax error: running it reports it, and it writes nothing
+    if not statements:
+        raise UsageError("The query holds no statement (only comments or semicolons?).")
+    for st in statements:
+        kind = st.type.name
+        if kind == "EXPLAIN":
+            m = _EXPLAIN.match(st.query)
+            if m and m.group(1).strip():
+                check_read_only(m.group(1))
+                continue
+        if kind not in _READING:
+            first = st.query.strip().split(None, 1)[0].upper() if st.query.strip() else kind
+            raise DatabaseError(
+                f"The library is opened read-only, and {first} statements may write (to the library "
+                "or to other files), so the query was refused and nothing was run. Add --write to run "
+                "it; to save rows to a file, redirect the output: audiodb sql \"select …\" --format csv "
+                "> rows.csv."
+            )
+
+
+def lock_configuration(con) -> None:
+    """No SET / PRAGMA may change settings on ``con`` from now on (e.g. profiling output to a file)."""
+    con.execute("SET lock_configuration = true")
 
 
 def schema_version(con) -> int:
