@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import DatabaseError, DatabaseLocked, LibraryNotFound, SchemaTooNew
+from .errors import DatabaseError, DatabaseLocked, LibraryDamaged, LibraryNotFound, SchemaTooNew
 
-__all__ = ["check_read_only", "connect", "count_stale", "default_path", "migrations", "resolve_path",
-           "schema_version"]
+__all__ = ["check_read_only", "connect", "count_stale", "default_path", "lock_configuration", "migrations",
+           "raise_if_damaged", "resolve_path", "schema_version"]
 
 #: How long an open waits for another process before giving up (seconds).
 LOCK_TIMEOUT = float(os.environ.get("AUDIODB_LOCK_TIMEOUT", "120"))
@@ -162,6 +162,32 @@ def _migrate(con, path: Path) -> None:
             raise DatabaseError(f"Migration {name} failed on {path}: {e}") from e
 
 
+#: What DuckDB says about a file that is truncated, overwritten or damaged on disk (measured on
+#: DuckDB 2.0: cut at any length, 4 KB of random bytes anywhere, 8 flipped bytes, random files).
+_DAMAGE = ("not a valid DuckDB database file", "Corrupt database file", "Could not read enough bytes",
+           "does not match stored checksum")
+
+
+def _is_damage(e: Exception) -> bool:
+    text = str(e)
+    return any(d in text for d in _DAMAGE)
+
+
+def raise_if_damaged(path: str | os.PathLike, e: Exception) -> None:
+    """Raise :class:`LibraryDamaged` naming ``path`` if DuckDB's error ``e`` says the file is damaged."""
+    if _is_damage(e):
+        raise _damaged(Path(path), e) from None
+
+
+def _damaged(path: Path, e: Exception) -> LibraryDamaged:
+    detail = str(e).split("\n")[0]
+    return LibraryDamaged(
+        f"The library file {path} is damaged and cannot be read ({detail}). Nothing was written to it. "
+        f"Restore it from a backup, or move it aside (mv '{path}' '{path}.damaged') and scan your "
+        "folders again: audiodb rebuilds everything from the audio."
+    )
+
+
 def _is_lock_conflict(e: Exception) -> bool:
     text = str(e)
     return "Could not set lock" in text or "Conflicting lock" in text or "lock on file" in text
@@ -243,8 +269,17 @@ def connect(
                     con.close()
                     con = None
                 if con is not None:
-                    yield con
+                    try:
+                        yield con
+                    except duckdb.Error as e:
+                        if _is_damage(e):
+                            raise _damaged(path, e) from None
+                        raise
                     return
+            except duckdb.Error as e:  # reading the schema version, or migrating
+                if _is_damage(e):
+                    raise _damaged(path, e) from None
+                raise
             finally:
                 if con is not None:
                     con.close()
@@ -262,6 +297,8 @@ def _open(duckdb, path: Path, read_only: bool, on_wait):
         try:
             return duckdb.connect(str(path), read_only=read_only, config=_config(read_only))
         except duckdb.Error as e:
+            if _is_damage(e):
+                raise _damaged(path, e) from None
             if not _is_lock_conflict(e):
                 raise DatabaseError(f"Cannot open {path}: {e}") from e
             waited = time.monotonic() - start

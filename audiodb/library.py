@@ -70,6 +70,7 @@ class Library:
             try:
                 cur = con.execute(query, params or [])
             except duckdb.Error as e:
+                _db.raise_if_damaged(self.path, e)
                 text = str(e)
                 if not write and ("read-only" in text or "read only" in text):
                     raise DatabaseError(

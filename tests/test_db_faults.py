@@ -1,0 +1,92 @@
+"""The library file under faults: damaged on disk, a full disk, a foreign lock, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from audio import music_like, write_audio
+from conftest import rows, run_audiodb
+
+
+def invoke(*args):
+    from audiodb.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], prog_name="audiodb")
+
+
+def make_music(root, n, seconds=1.0, start=0):
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(start, start + n):
+        write_audio(root / f"t{i:03d}.wav", music_like(seconds, 22050, seed=i), 22050)
+    return root
+
+
+def snapshot(path):
+    st = path.stat()
+    return path.read_bytes(), st.st_mtime_ns, st.st_size
+
+
+# -- a damaged library file -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def good_library(tmp_path_factory):
+    base = tmp_path_factory.mktemp("good")
+    music = make_music(base / "music", 3, seconds=2.0)
+    result = run_audiodb("--db", base / "lib.duckdb", "scan", music, "--workers", "1", cwd=base)
+    assert result.returncode == 0, result.stderr
+    return base / "lib.duckdb", music
+
+
+def damage(data: bytes, how: str) -> bytes:
+    n = len(data)
+    if how == "truncated":
+        return data[: n // 3]
+    if how == "cut-in-header":
+        return data[:3000]
+    b = bytearray(data)
+    if how == "garbage-in-middle":
+        b[n // 2: n // 2 + 20000] = os.urandom(20000)
+    elif how == "garbage-in-header":
+        b[4096: 4096 + 8192] = os.urandom(8192)
+    elif how == "random-bytes":
+        return os.urandom(n // 4)
+    elif how == "empty":
+        return b""
+    return bytes(b)
+
+
+@pytest.mark.parametrize("how", ["truncated", "cut-in-header", "garbage-in-middle", "garbage-in-header",
+                                 "random-bytes", "empty"])
+def test_a_damaged_library_gives_one_clear_message_and_is_not_written(tmp_path, good_library, how):
+    good, music = good_library
+    db = tmp_path / "lib.duckdb"
+    db.write_bytes(damage(good.read_bytes(), how))
+    before = snapshot(db)
+    for command in (["status"], ["similar", music / "t000.wav"], ["scan", music, "--workers", "1"],
+                    ["sql", "select * from features"]):
+        result = invoke("--db", db, *command)
+        assert result.exit_code == 1, (command, result.output)
+        assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), \
+            (command, result.exception)
+        text = result.output
+        assert "Traceback" not in text and str(db) in text and "damaged" in text, (command, text)
+        assert "backup" in text and "scan" in text, text
+        assert snapshot(db) == before, command
+        assert not os.path.exists(str(db) + ".wal")
+
+
+def test_a_damaged_library_moved_aside_is_rebuilt_by_a_rescan(tmp_path, good_library):
+    good, music = good_library
+    db = tmp_path / "lib.duckdb"
+    db.write_bytes(damage(good.read_bytes(), "garbage-in-middle"))
+    result = run_audiodb("--db", db, "status", cwd=tmp_path)  # a real process: no traceback at all
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "damaged" in result.stderr and str(db) in result.stderr
+    shutil.move(db, str(db) + ".damaged")
+    assert invoke("--db", db, "scan", music, "--workers", "1").exit_code == 0
+    assert sorted(os.path.basename(p) for (p,) in rows(db, "select path from tracks")) == \
+        ["t000.wav", "t001.wav", "t002.wav"]
