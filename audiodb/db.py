@@ -10,6 +10,7 @@ open, do one thing, close.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import importlib.resources
 import os
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import DatabaseError, DatabaseLocked, LibraryDamaged, LibraryNotFound, SchemaTooNew
+from .errors import DatabaseError, DatabaseLocked, DiskFull, LibraryDamaged, LibraryNotFound, SchemaTooNew
 
 __all__ = ["check_read_only", "connect", "count_stale", "default_path", "lock_configuration", "migrations",
            "raise_if_damaged", "resolve_path", "schema_version"]
@@ -188,6 +189,29 @@ def _damaged(path: Path, e: Exception) -> LibraryDamaged:
     )
 
 
+def _is_disk_full(e: BaseException) -> bool:
+    return (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left on device" in str(e)
+
+
+def _disk_full(path: Path, e: BaseException) -> DiskFull:
+    # DuckDB names the file it could not write: the library, its .wal, or a spill file in its .tmp.
+    m = re.search(r'file "([^"]+)"', str(e))
+    where = Path(m.group(1)) if m else path
+    return DiskFull(
+        f"The disk is full: no space left on the file system holding {where.parent} (writing {where.name}). "
+        f"The library {path} is intact: what was saved before is kept, the last batch was not written. "
+        f"Free some space (df -h '{where.parent}') and run the same command again: a scan finishes the job."
+    )
+
+
+def _translate(path: Path, e: BaseException) -> None:
+    """Raise audiodb's error for a damaged file or a full disk; return for anything else."""
+    if _is_damage(e):
+        raise _damaged(path, e) from None
+    if _is_disk_full(e):
+        raise _disk_full(path, e) from None
+
+
 def _is_lock_conflict(e: Exception) -> bool:
     text = str(e)
     return "Could not set lock" in text or "Conflicting lock" in text or "lock on file" in text
@@ -271,18 +295,20 @@ def connect(
                 if con is not None:
                     try:
                         yield con
-                    except duckdb.Error as e:
-                        if _is_damage(e):
-                            raise _damaged(path, e) from None
+                    except (duckdb.Error, OSError) as e:
+                        _translate(path, e)
                         raise
                     return
-            except duckdb.Error as e:  # reading the schema version, or migrating
-                if _is_damage(e):
-                    raise _damaged(path, e) from None
+            except (duckdb.Error, OSError) as e:  # reading the schema version, or migrating
+                _translate(path, e)
                 raise
             finally:
                 if con is not None:
-                    con.close()
+                    try:
+                        con.close()  # may checkpoint the WAL into the file: a full disk shows here
+                    except duckdb.Error as e:
+                        _translate(path, e)
+                        raise
         # A reader found pending migrations (or a newer schema): let a writer deal with it.
         with connect(path, on_wait=on_wait):
             pass
@@ -297,8 +323,7 @@ def _open(duckdb, path: Path, read_only: bool, on_wait):
         try:
             return duckdb.connect(str(path), read_only=read_only, config=_config(read_only))
         except duckdb.Error as e:
-            if _is_damage(e):
-                raise _damaged(path, e) from None
+            _translate(path, e)
             if not _is_lock_conflict(e):
                 raise DatabaseError(f"Cannot open {path}: {e}") from e
             waited = time.monotonic() - start

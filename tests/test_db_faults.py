@@ -90,3 +90,48 @@ def test_a_damaged_library_moved_aside_is_rebuilt_by_a_rescan(tmp_path, good_lib
     assert invoke("--db", db, "scan", music, "--workers", "1").exit_code == 0
     assert sorted(os.path.basename(p) for (p,) in rows(db, "select path from tracks")) == \
         ["t000.wav", "t001.wav", "t002.wav"]
+
+
+# -- a full disk ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 8 MB tmpfs (CI runs as root); skipped with the reason where mounting is refused."""
+    import subprocess
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8M", "tmpfs", str(mnt)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip() or done.returncode}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_full_disk_says_so_in_one_line_keeps_the_library_and_a_rescan_finishes(tmp_path, small_disk):
+    music = make_music(tmp_path / "music", 3, seconds=0.5)
+    db = small_disk / "lib.duckdb"
+    env = {**os.environ, "AUDIODB_DB": str(db), "AUDIODB_BATCH_SIZE": "8"}
+    first = run_audiodb("scan", music, "--workers", "1", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    make_music(music, 40, seconds=0.5, start=3)
+    free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+    filler = small_disk / "filler"
+    with open(filler, "wb") as f:  # leave 64 KB: the next batches cannot all fit
+        f.write(b"\0" * (free - 64 * 1024))
+
+    full = run_audiodb("scan", music, "--workers", "2", cwd=tmp_path, env=env)
+    assert full.returncode == 1
+    assert full.stderr.count("\n") == 1 and "Traceback" not in full.stderr, full.stderr
+    assert "disk is full" in full.stderr and str(small_disk) in full.stderr
+    kept = rows(db, "select t.path, count(e.track_id) from track_files t "
+                    "left join embeddings e using (track_id) group by t.path")
+    assert {os.path.basename(p) for p, _ in kept} >= {"t000.wav", "t001.wav", "t002.wav"}
+    assert all(n == 1 for _, n in kept)  # whole rows only
+
+    filler.unlink()
+    again = run_audiodb("scan", music, "--workers", "2", cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr
+    assert rows(db, "select count(*), count(distinct path), (select count(*) from embeddings), "
+                    "(select count(*) from extended_embeddings) from track_files") == [(43, 43, 43, 43)]
