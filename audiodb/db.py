@@ -10,6 +10,7 @@ open, do one thing, close.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import fcntl
 import importlib.resources
@@ -22,10 +23,63 @@ from pathlib import Path
 from .errors import DatabaseError, DatabaseLocked, DiskFull, LibraryDamaged, LibraryNotFound, SchemaTooNew
 
 __all__ = ["check_read_only", "connect", "count_stale", "default_path", "lock_configuration", "migrations",
-           "raise_if_damaged", "resolve_path", "schema_version"]
+           "raise_if_damaged", "resolve_path", "schema_version", "wait_while_locked"]
 
 #: How long an open waits for another process before giving up (seconds).
 LOCK_TIMEOUT = float(os.environ.get("AUDIODB_LOCK_TIMEOUT", "120"))
+
+# Set by wait_while_locked: opens wait as long as the lock is held, until this returns true.
+_patient: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar("patient", default=None)
+
+
+@contextlib.contextmanager
+def wait_while_locked(should_stop: Callable[[], bool]) -> Iterator[None]:
+    """Inside, every open in this thread waits for a held library as long as it takes (a daemon
+    such as the watcher keeps its work and goes on when the holder closes it), instead of
+    failing after ``AUDIODB_LOCK_TIMEOUT``. If ``should_stop()`` becomes true while waiting,
+    the open raises :class:`DatabaseLocked`."""
+    token = _patient.set(should_stop)
+    try:
+        yield
+    finally:
+        _patient.reset(token)
+
+
+def _give_up(waited: float, path: Path) -> bool:
+    should_stop = _patient.get()
+    if should_stop is None:
+        return waited > LOCK_TIMEOUT
+    if should_stop():
+        raise DatabaseLocked(f"Stopped while waiting for {path}, which another program holds.")
+    return False
+
+
+def _holders(path: Path) -> str | None:
+    """``PID 123 (/usr/bin/duckdb)`` for the processes that have ``path`` open, from /proc."""
+    found = []
+    target = os.path.realpath(path)
+    with contextlib.suppress(OSError):
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            with contextlib.suppress(OSError):
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    with contextlib.suppress(OSError):
+                        if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                            exe = ""
+                            with contextlib.suppress(OSError):
+                                exe = os.readlink(f"/proc/{pid}/exe")
+                            found.append(f"PID {pid}" + (f" ({exe})" if exe else ""))
+                            break
+    return ", ".join(found) or None
+
+
+def _holder_from(e: Exception, path: Path) -> str | None:
+    # DuckDB: 'Could not set lock on file "…": Conflicting lock is held in /usr/bin/python3 (PID 123)'
+    m = re.search(r"Conflicting lock is held in (.*?) \(PID (\d+)\)", str(e))
+    if m:
+        return f"PID {m.group(2)} ({m.group(1)})" if m.group(1) else f"PID {m.group(2)}"
+    return _holders(path)
 
 
 def default_path() -> Path:
@@ -240,9 +294,12 @@ def _acquire(fd: int, mode: int, path: Path, exclusive: bool, on_wait) -> None:
         waited = time.monotonic() - start
         if waited > 1.0 and not told and on_wait:
             what = "write to" if exclusive else "read"
-            on_wait(f"Waiting to {what} {path}: another audiodb process is using it...")
+            who = _holders(path.with_name(path.name + ".lock"))
+            who = f" ({who})" if who else ""
+            then = " (waiting until it is done)" if _patient.get() else "..."
+            on_wait(f"Waiting to {what} {path}: another audiodb process{who} is using it{then}")
             told = True
-        if waited > LOCK_TIMEOUT:
+        if _give_up(waited, path):
             raise DatabaseLocked(
                 f"{path} is locked by another process and was not released in {LOCK_TIMEOUT:.0f} s. "
                 "If an audiodb scan is running, wait for it; otherwise look for a stuck process "
@@ -328,11 +385,17 @@ def _open(duckdb, path: Path, read_only: bool, on_wait):
                 raise DatabaseError(f"Cannot open {path}: {e}") from e
             waited = time.monotonic() - start
             if waited > 1.0 and not told and on_wait:
-                on_wait(f"Waiting for {path}: another program (not audiodb) has it open...")
+                who = _holder_from(e, path) or "another program (not audiodb)"
+                if _patient.get():
+                    on_wait(f"Waiting for the library {path}: {who} has it open (a duckdb shell, a "
+                            "notebook?). Pending changes are kept; indexing goes on when it is closed.")
+                else:
+                    on_wait(f"Waiting for {path}: {who} has it open...")
                 told = True
-            if waited > LOCK_TIMEOUT:
+            if _give_up(waited, path):
                 raise DatabaseLocked(
-                    f"{path} is held by another program: {e}. Close it (e.g. a duckdb shell) and retry."
+                    f"{path} is held by another program: {e}. Close it (e.g. a duckdb shell) and retry.",
+                    holder=_holder_from(e, path),
                 ) from e
             time.sleep(delay)
             delay = min(delay * 2, 0.25)

@@ -22,7 +22,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from . import db as _db
 from .discover import is_audio_path
+from .errors import DatabaseLocked
 from .features import NOTEBOOK, FeatureParams
 from .scan import Change, ScanReport, Workers, scan
 
@@ -182,9 +184,17 @@ class Watcher:
         # Several dirty paths under one folder: the folder alone would do, but a
         # scan of each path is what is cheap (no walk of the whole tree).
         # Files still waiting to settle are left out, even under a folder being scanned.
-        return scan(paths, db=self.db, params=self.params, pool=self.workers,
-                    missing_ok=missing_ok, progress=progress, on_change=self.on_change,
-                    on_wait=self.on_wait, should_stop=self._stop.is_set, skip=self.dirty.pending)
+        # A library held by another program (a duckdb shell) is waited for as long as it takes,
+        # not AUDIODB_LOCK_TIMEOUT: a daemon keeps its work and says once who holds the file.
+        try:
+            with _db.wait_while_locked(self._stop.is_set):
+                return scan(paths, db=self.db, params=self.params, pool=self.workers,
+                            missing_ok=missing_ok, progress=progress, on_change=self.on_change,
+                            on_wait=self.on_wait, should_stop=self._stop.is_set, skip=self.dirty.pending)
+        except DatabaseLocked:
+            if not self._stop.is_set():
+                raise
+            return ScanReport(interrupted=True)  # stopped while waiting: the next start catches up
 
     def _notice(self, message: str) -> None:
         if self.on_notice:

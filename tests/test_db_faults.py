@@ -135,3 +135,67 @@ def test_a_full_disk_says_so_in_one_line_keeps_the_library_and_a_rescan_finishes
     assert again.returncode == 0, again.stderr
     assert rows(db, "select count(*), count(distinct path), (select count(*) from embeddings), "
                     "(select count(*) from extended_embeddings) from track_files") == [(43, 43, 43, 43)]
+
+
+# -- a foreign program holding the library ------------------------------------------------------
+
+HOLDER = """
+import duckdb, os, sys, time
+con = duckdb.connect(sys.argv[1])  # as a duckdb shell or a notebook would
+con.execute("select count(*) from track_files").fetchall()
+print("held", flush=True)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+con.close()
+"""
+
+
+def test_watch_waits_for_a_foreign_lock_past_the_timeout_and_goes_on(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import AUDIODB
+    from test_watch import tracks, wait_for
+
+    root = make_music(tmp_path / "music", 1, seconds=0.5)
+    db, release = tmp_path / "lib.duckdb", tmp_path / "release"
+    env = {**os.environ, "AUDIODB_LOCK_TIMEOUT": "1"}
+    err = open(tmp_path / "watch.err", "w+")
+    watcher = subprocess.Popen(AUDIODB + ["--db", str(db), "watch", str(root), "--settle", "0.3", "-w", "1"],
+                               stdout=subprocess.DEVNULL, stderr=err, cwd=tmp_path, env=env)
+
+    def stderr():
+        return (tmp_path / "watch.err").read_text()
+
+    holder = None
+    try:
+        wait_for(lambda: "Caught up" in stderr(), timeout=120)
+        holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db), str(release)],
+                                  stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+        assert holder.stdout.readline().strip() == "held"
+        write_audio(root / "new.wav", music_like(0.5, 22050, seed=99), 22050)
+        wait_for(lambda: "Waiting for the library" in stderr(), timeout=60)
+        # A one-shot command keeps its clear timeout error, naming who holds the file.
+        one_shot = run_audiodb("--db", db, "status", cwd=tmp_path, env=env)
+        assert one_shot.returncode == 1 and "Traceback" not in one_shot.stderr
+        assert "held by another program" in one_shot.stderr and f"PID {holder.pid}" in one_shot.stderr
+        time.sleep(3)  # well past AUDIODB_LOCK_TIMEOUT (1 s) for the watcher too
+        assert watcher.poll() is None, stderr()
+        release.touch()
+        assert holder.wait(timeout=30) == 0
+        names = lambda: [os.path.basename(p) for p in tracks(db)]  # noqa: E731  (through audiodb's lock)
+        wait_for(lambda: "new.wav" in names(), timeout=60)
+        assert watcher.poll() is None, stderr()
+        text = stderr()
+        assert text.count("Waiting for the library") == 1, text
+        assert f"PID {holder.pid}" in text and "Traceback" not in text
+        assert sorted(names()) == ["new.wav", "t000.wav"]
+    finally:
+        release.touch()
+        if holder is not None:
+            holder.wait(timeout=30)
+        watcher.send_signal(signal.SIGTERM)
+        code = watcher.wait(timeout=30)
+    assert code == 0, stderr()
