@@ -199,3 +199,43 @@ def test_watch_waits_for_a_foreign_lock_past_the_timeout_and_goes_on(tmp_path):
         watcher.send_signal(signal.SIGTERM)
         code = watcher.wait(timeout=30)
     assert code == 0, stderr()
+
+
+# -- Ctrl-C during a scan ------------------------------------------------------------------------
+
+def test_ctrl_c_during_scan_says_what_was_saved_and_the_next_scan_continues(tmp_path):
+    import re
+    import signal
+    import subprocess
+
+    from conftest import AUDIODB
+    from test_watch import wait_for
+
+    music = make_music(tmp_path / "music", 80, seconds=1.0)
+    db = tmp_path / "lib.duckdb"
+    env = {**os.environ, "AUDIODB_DB": str(db), "AUDIODB_BATCH_SIZE": "4"}
+    # Its own process group, signalled as a whole: what Ctrl-C in a terminal does.
+    scan = subprocess.Popen(AUDIODB + ["scan", str(music), "--workers", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env, start_new_session=True)
+
+    def saved():
+        out = run_audiodb("sql", "select count(*) as n from tracks", "-f", "csv", cwd=tmp_path, env=env)
+        return out.returncode == 0 and int(out.stdout.split()[1]) >= 4
+
+    wait_for(saved, timeout=120, every=0.5)
+    os.killpg(scan.pid, signal.SIGINT)
+    out, err = scan.communicate(timeout=60)
+    assert scan.returncode == 130, err
+    assert "Aborted!" not in err and "Traceback" not in err, err
+    m = re.search(r"Interrupted: (\d+) analysed files were saved to (.+?)\. .*next `audiodb scan`", err)
+    assert m, err
+    (count,), = rows(db, "select count(*) from tracks")
+    assert int(m.group(1)) == count and 4 <= count < 80 and m.group(2) == str(db)
+
+    again = run_audiodb("scan", music, "--workers", "2", "-f", "json", cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr
+    import json
+
+    counts = json.loads(again.stdout)
+    assert counts["unchanged"] == count and counts["added"] == 80 - count
+    assert rows(db, "select count(*), count(distinct path) from track_files") == [(80, 80)]
