@@ -223,14 +223,18 @@ _DAMAGE = ("not a valid DuckDB database file", "Corrupt database file", "Could n
            "does not match stored checksum")
 
 
-def _is_damage(e: Exception) -> bool:
+def _is_damage(e: Exception, path: Path) -> bool:
     text = str(e)
+    # A damaged file the user named (read_parquet('cut.parquet')) is not a damaged library.
+    named = re.search(r'file "([^"]+)"', text)
+    if named and os.path.abspath(named.group(1)) != str(path):
+        return False
     return any(d in text for d in _DAMAGE)
 
 
 def raise_if_damaged(path: str | os.PathLike, e: Exception) -> None:
     """Raise :class:`LibraryDamaged` naming ``path`` if DuckDB's error ``e`` says the file is damaged."""
-    if _is_damage(e):
+    if _is_damage(e, Path(path)):
         raise _damaged(Path(path), e) from None
 
 
@@ -260,7 +264,7 @@ def _disk_full(path: Path, e: BaseException) -> DiskFull:
 
 def _translate(path: Path, e: BaseException) -> None:
     """Raise audiodb's error for a damaged file or a full disk; return for anything else."""
-    if _is_damage(e):
+    if _is_damage(e, path):
         raise _damaged(path, e) from None
     if _is_disk_full(e):
         raise _disk_full(path, e) from None

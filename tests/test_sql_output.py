@@ -134,3 +134,11 @@ def test_features_csv_is_the_stored_vectors(tmp_path, db_path):
     assert len(floats) >= 180
     assert all(float(text) == value for text, value in floats)
     assert os.path.basename(stored[1]) == "one.wav"
+
+
+def test_a_damaged_file_the_user_reads_is_not_called_a_damaged_library(tmp_path, library):
+    other = tmp_path / "someone-elses.duckdb"
+    other.write_bytes(b"not a database" * 400)
+    result = invoke("sql", f"attach '{other}' as o (read_only)", "--write")
+    assert result.exit_code == 1 and "SQL error" in result.output and "not a valid DuckDB" in result.output
+    assert "is damaged" not in result.output and "rebuilds" not in result.output
