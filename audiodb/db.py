@@ -10,6 +10,8 @@ open, do one thing, close.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import errno
 import fcntl
 import importlib.resources
 import os
@@ -18,12 +20,66 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import DatabaseError, DatabaseLocked, LibraryNotFound, SchemaTooNew
+from .errors import DatabaseError, DatabaseLocked, DiskFull, LibraryDamaged, LibraryNotFound, SchemaTooNew
 
-__all__ = ["connect", "count_stale", "default_path", "migrations", "resolve_path", "schema_version"]
+__all__ = ["check_read_only", "connect", "count_stale", "default_path", "lock_configuration", "migrations",
+           "raise_if_damaged", "resolve_path", "schema_version", "wait_while_locked"]
 
 #: How long an open waits for another process before giving up (seconds).
 LOCK_TIMEOUT = float(os.environ.get("AUDIODB_LOCK_TIMEOUT", "120"))
+
+# Set by wait_while_locked: opens wait as long as the lock is held, until this returns true.
+_patient: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar("patient", default=None)
+
+
+@contextlib.contextmanager
+def wait_while_locked(should_stop: Callable[[], bool]) -> Iterator[None]:
+    """Inside, every open in this thread waits for a held library as long as it takes (a daemon
+    such as the watcher keeps its work and goes on when the holder closes it), instead of
+    failing after ``AUDIODB_LOCK_TIMEOUT``. If ``should_stop()`` becomes true while waiting,
+    the open raises :class:`DatabaseLocked`."""
+    token = _patient.set(should_stop)
+    try:
+        yield
+    finally:
+        _patient.reset(token)
+
+
+def _give_up(waited: float, path: Path) -> bool:
+    should_stop = _patient.get()
+    if should_stop is None:
+        return waited > LOCK_TIMEOUT
+    if should_stop():
+        raise DatabaseLocked(f"Stopped while waiting for {path}, which another program holds.")
+    return False
+
+
+def _holders(path: Path) -> str | None:
+    """``PID 123 (/usr/bin/duckdb)`` for the processes that have ``path`` open, from /proc."""
+    found = []
+    target = os.path.realpath(path)
+    with contextlib.suppress(OSError):
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            with contextlib.suppress(OSError):
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    with contextlib.suppress(OSError):
+                        if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                            exe = ""
+                            with contextlib.suppress(OSError):
+                                exe = os.readlink(f"/proc/{pid}/exe")
+                            found.append(f"PID {pid}" + (f" ({exe})" if exe else ""))
+                            break
+    return ", ".join(found) or None
+
+
+def _holder_from(e: Exception, path: Path) -> str | None:
+    # DuckDB: 'Could not set lock on file "…": Conflicting lock is held in /usr/bin/python3 (PID 123)'
+    m = re.search(r"Conflicting lock is held in (.*?) \(PID (\d+)\)", str(e))
+    if m:
+        return f"PID {m.group(2)} ({m.group(1)})" if m.group(1) else f"PID {m.group(2)}"
+    return _holders(path)
 
 
 def default_path() -> Path:
@@ -51,10 +107,66 @@ def migrations() -> list[tuple[int, str, str]]:
 
 
 def _config(read_only: bool) -> dict:
-    return {
+    config = {
         "threads": int(os.environ.get("AUDIODB_THREADS", min(4, os.cpu_count() or 1))),
         "memory_limit": os.environ.get("AUDIODB_MEMORY_LIMIT", "1GB"),
     }
+    if read_only:
+        # A reader never installs an extension (that writes to ~/.duckdb); loading one is reading.
+        config["autoinstall_known_extensions"] = False
+    return config
+
+
+#: Statement types that cannot write, on a read-only connection whose configuration is locked
+#: (so no SET / PRAGMA can point profiling or logging output at a file).
+_READING = {"SELECT", "PRAGMA", "CALL", "EXPLAIN"}
+_EXPLAIN = re.compile(r"^\s*explain\s+(?:\([^)]*\)\s*)?(?:analy[sz]e\s+)?(.*)$", re.IGNORECASE | re.DOTALL)
+
+
+def check_read_only(query: str) -> None:
+    """Refuse a query holding a statement that could write anything anywhere.
+
+    DuckDB's read-only mode only protects the library file itself: ``COPY … TO``,
+    ``EXPORT DATABASE``, ``INSTALL`` and ``EXPLAIN ANALYZE COPY …`` still write files.
+    ``enable_external_access=false`` would stop those but also every ``read_csv``, and
+    ``allowed_directories`` lets writes through too; so statements are judged by type
+    (SELECT, PRAGMA, CALL, EXPLAIN of those), with the configuration locked by
+    :func:`lock_configuration`. Raises UsageError for an empty query, DatabaseError
+    for a refused statement; a query DuckDB cannot parse is left for it to report.
+    """
+    import duckdb
+
+    from .errors import UsageError
+
+    if not query.strip():
+        raise UsageError("The query is empty. Give SQL, e.g. audiodb sql \"select count(*) from tracks\" "
+                         "(or - to read it from standard input).")
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error:
+        return  # a syntax error: running it reports it, and it writes nothing
+    if not statements:
+        raise UsageError("The query holds no statement (only comments or semicolons?).")
+    for st in statements:
+        kind = st.type.name
+        if kind == "EXPLAIN":
+            m = _EXPLAIN.match(st.query)
+            if m and m.group(1).strip():
+                check_read_only(m.group(1))
+                continue
+        if kind not in _READING:
+            first = st.query.strip().split(None, 1)[0].upper() if st.query.strip() else kind
+            raise DatabaseError(
+                f"The library is opened read-only, and {first} statements may write (to the library "
+                "or to other files), so the query was refused and nothing was run. Add --write to run "
+                "it; to save rows to a file, redirect the output: audiodb sql \"select …\" --format csv "
+                "> rows.csv."
+            )
+
+
+def lock_configuration(con) -> None:
+    """No SET / PRAGMA may change settings on ``con`` from now on (e.g. profiling output to a file)."""
+    con.execute("SET lock_configuration = true")
 
 
 def schema_version(con) -> int:
@@ -105,6 +217,59 @@ def _migrate(con, path: Path) -> None:
             raise DatabaseError(f"Migration {name} failed on {path}: {e}") from e
 
 
+#: What DuckDB says about a file that is truncated, overwritten or damaged on disk (measured on
+#: DuckDB 2.0: cut at any length, 4 KB of random bytes anywhere, 8 flipped bytes, random files).
+_DAMAGE = ("not a valid DuckDB database file", "Corrupt database file", "Could not read enough bytes",
+           "does not match stored checksum")
+
+
+def _is_damage(e: Exception, path: Path) -> bool:
+    text = str(e)
+    # A damaged file the user named (read_parquet('cut.parquet')) is not a damaged library.
+    named = re.search(r'file "([^"]+)"', text)
+    if named and os.path.abspath(named.group(1)) != str(path):
+        return False
+    return any(d in text for d in _DAMAGE)
+
+
+def raise_if_damaged(path: str | os.PathLike, e: Exception) -> None:
+    """Raise :class:`LibraryDamaged` naming ``path`` if DuckDB's error ``e`` says the file is damaged."""
+    if _is_damage(e, Path(path)):
+        raise _damaged(Path(path), e) from None
+
+
+def _damaged(path: Path, e: Exception) -> LibraryDamaged:
+    detail = str(e).split("\n")[0]
+    return LibraryDamaged(
+        f"The library file {path} is damaged and cannot be read ({detail}). Nothing was written to it. "
+        f"Restore it from a backup, or move it aside (mv '{path}' '{path}.damaged') and scan your "
+        "folders again: audiodb rebuilds everything from the audio."
+    )
+
+
+def _is_disk_full(e: BaseException) -> bool:
+    return (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left on device" in str(e)
+
+
+def _disk_full(path: Path, e: BaseException) -> DiskFull:
+    # DuckDB names the file it could not write: the library, its .wal, or a spill file in its .tmp.
+    m = re.search(r'file "([^"]+)"', str(e))
+    where = Path(m.group(1)) if m else path
+    return DiskFull(
+        f"The disk is full: no space left on the file system holding {where.parent} (writing {where.name}). "
+        f"The library {path} is intact: what was saved before is kept, the last batch was not written. "
+        f"Free some space (df -h '{where.parent}') and run the same command again: a scan finishes the job."
+    )
+
+
+def _translate(path: Path, e: BaseException) -> None:
+    """Raise audiodb's error for a damaged file or a full disk; return for anything else."""
+    if _is_damage(e, path):
+        raise _damaged(path, e) from None
+    if _is_disk_full(e):
+        raise _disk_full(path, e) from None
+
+
 def _is_lock_conflict(e: Exception) -> bool:
     text = str(e)
     return "Could not set lock" in text or "Conflicting lock" in text or "lock on file" in text
@@ -133,9 +298,12 @@ def _acquire(fd: int, mode: int, path: Path, exclusive: bool, on_wait) -> None:
         waited = time.monotonic() - start
         if waited > 1.0 and not told and on_wait:
             what = "write to" if exclusive else "read"
-            on_wait(f"Waiting to {what} {path}: another audiodb process is using it...")
+            who = _holders(path.with_name(path.name + ".lock"))
+            who = f" ({who})" if who else ""
+            then = " (waiting until it is done)" if _patient.get() else "..."
+            on_wait(f"Waiting to {what} {path}: another audiodb process{who} is using it{then}")
             told = True
-        if waited > LOCK_TIMEOUT:
+        if _give_up(waited, path):
             raise DatabaseLocked(
                 f"{path} is locked by another process and was not released in {LOCK_TIMEOUT:.0f} s. "
                 "If an audiodb scan is running, wait for it; otherwise look for a stuck process "
@@ -186,11 +354,22 @@ def connect(
                     con.close()
                     con = None
                 if con is not None:
-                    yield con
+                    try:
+                        yield con
+                    except (duckdb.Error, OSError) as e:
+                        _translate(path, e)
+                        raise
                     return
+            except (duckdb.Error, OSError) as e:  # reading the schema version, or migrating
+                _translate(path, e)
+                raise
             finally:
                 if con is not None:
-                    con.close()
+                    try:
+                        con.close()  # may checkpoint the WAL into the file: a full disk shows here
+                    except duckdb.Error as e:
+                        _translate(path, e)
+                        raise
         # A reader found pending migrations (or a newer schema): let a writer deal with it.
         with connect(path, on_wait=on_wait):
             pass
@@ -205,15 +384,22 @@ def _open(duckdb, path: Path, read_only: bool, on_wait):
         try:
             return duckdb.connect(str(path), read_only=read_only, config=_config(read_only))
         except duckdb.Error as e:
+            _translate(path, e)
             if not _is_lock_conflict(e):
                 raise DatabaseError(f"Cannot open {path}: {e}") from e
             waited = time.monotonic() - start
             if waited > 1.0 and not told and on_wait:
-                on_wait(f"Waiting for {path}: another program (not audiodb) has it open...")
+                who = _holder_from(e, path) or "another program (not audiodb)"
+                if _patient.get():
+                    on_wait(f"Waiting for the library {path}: {who} has it open (a duckdb shell, a "
+                            "notebook?). Pending changes are kept; indexing goes on when it is closed.")
+                else:
+                    on_wait(f"Waiting for {path}: {who} has it open...")
                 told = True
-            if waited > LOCK_TIMEOUT:
+            if _give_up(waited, path):
                 raise DatabaseLocked(
-                    f"{path} is held by another program: {e}. Close it (e.g. a duckdb shell) and retry."
+                    f"{path} is held by another program: {e}. Close it (e.g. a duckdb shell) and retry.",
+                    holder=_holder_from(e, path),
                 ) from e
             time.sleep(delay)
             delay = min(delay * 2, 0.25)

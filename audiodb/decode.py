@@ -137,7 +137,8 @@ def _expected_frames(claimed: int | None, size: int) -> int | None:
 def _load_soundfile(path: str, sr: int, size: int) -> Decoded:
     import soundfile as sf
 
-    with sf.SoundFile(path) as f:
+    # Bytes: soundfile encodes a str name strictly, so a non-UTF-8 name would not open.
+    with sf.SoundFile(os.fsencode(path)) as f:
         native_sr, channels = int(f.samplerate), int(f.channels)
         _check_rate(path, native_sr)
         # librosa.load reads ``f.frames`` frames in one call and keeps the

@@ -4,7 +4,9 @@
     ├── DatabaseError        the library file cannot be opened or used
     │   ├── DatabaseLocked   another process holds it for longer than we wait
     │   ├── SchemaTooNew     written by a newer audiodb
-    │   └── LibraryNotFound  no library file yet (nothing indexed)
+    │   ├── LibraryNotFound  no library file yet (nothing indexed)
+    │   ├── LibraryDamaged   the file is not a readable DuckDB library (truncated, overwritten)
+    │   └── DiskFull         no space left where the library (or DuckDB's temp files) is written
     ├── DecodeError          one audio file cannot be decoded (recorded, skipped)
     ├── TrackNotFound        a path or id names no indexed track
     └── UsageError           arguments that cannot work together
@@ -22,7 +24,11 @@ class DatabaseError(AudiodbError):
 
 
 class DatabaseLocked(DatabaseError):
-    pass
+    """``holder`` names the program holding the file (``"PID 123 (/usr/bin/duckdb)"``) when known."""
+
+    def __init__(self, message: str, holder: str | None = None):
+        super().__init__(message)
+        self.holder = holder
 
 
 class SchemaTooNew(DatabaseError):
@@ -31,6 +37,14 @@ class SchemaTooNew(DatabaseError):
 
 class LibraryNotFound(DatabaseError):
     pass
+
+
+class LibraryDamaged(DatabaseError):
+    """The library file cannot be read: truncated, overwritten, or damaged on disk."""
+
+
+class DiskFull(DatabaseError):
+    """A write failed for lack of space; what was committed before is intact."""
 
 
 class DecodeError(AudiodbError):

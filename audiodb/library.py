@@ -61,10 +61,15 @@ class Library:
         """Run SQL; read-only unless ``write``. Returns columns and rows."""
         import duckdb
 
+        if not write:
+            _db.check_read_only(query)
         with self.connect(read_only=not write) as con:
+            if not write:
+                _db.lock_configuration(con)
             try:
                 cur = con.execute(query, params or [])
             except duckdb.Error as e:
+                _db.raise_if_damaged(self.path, e)
                 text = str(e)
                 if not write and ("read-only" in text or "read only" in text):
                     raise DatabaseError(

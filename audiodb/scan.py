@@ -287,6 +287,7 @@ class _Writer:
         self.batch_size, self.batch_seconds = batch_size, batch_seconds
         self.pending: dict[str, dict] = {}  # by path: a batch never holds one path twice
         self.last_flush = time.monotonic()
+        self.broken = False  # a batch failed to write: the error is on its way to the caller
 
     def add(self, result: dict) -> None:
         if result["status"] == "ok" and "extended" not in result:
@@ -303,7 +304,7 @@ class _Writer:
 
     def flush(self) -> None:
         self.last_flush = time.monotonic()
-        if not self.pending:
+        if not self.pending or self.broken:
             return
         results = list(self.pending.values())
         ok = [r for r in results if r["status"] == "ok"]
@@ -330,8 +331,13 @@ class _Writer:
                         "SELECT track_id FROM track_files WHERE path = ?", [to_stored(r["path"])]).fetchall()]
                     _delete_tracks(con, ids)
                 con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
+            except BaseException as e:
+                # scan()'s closing flush must not try a batch that failed to write again (after
+                # Ctrl-C it does: what finished is kept).
+                self.broken = isinstance(e, Exception)
+                # A COMMIT that failed (a full disk) has already ended the transaction.
+                with contextlib.suppress(Exception):
+                    con.execute("ROLLBACK")
                 raise
         self.pending.clear()
         for r in ok + same:

@@ -22,8 +22,10 @@ import threading
 import time
 from collections.abc import Callable
 
+from . import db as _db
 from .discover import is_audio_path
 from .analysis.params import NOTEBOOK, FeatureParams
+from .errors import DatabaseLocked
 from .paths import to_stored
 from .scan import Change, ScanReport, Workers, scan
 
@@ -192,9 +194,17 @@ class Watcher:
                     "the library are kept until it is back" for r in gone]
         report = ScanReport()
         if paths:
-            report = scan(paths, db=self.db, params=self.params, pool=self.workers,
-                          missing_ok=missing_ok, progress=progress, on_change=self.on_change,
-                          on_wait=self.on_wait, should_stop=self._stop.is_set, skip=self.dirty.pending)
+            # A library held by another program (a duckdb shell) is waited for as long as it takes,
+            # not AUDIODB_LOCK_TIMEOUT: a daemon keeps its work and says once who holds the file.
+            try:
+                with _db.wait_while_locked(self._stop.is_set):
+                    report = scan(paths, db=self.db, params=self.params, pool=self.workers,
+                                  missing_ok=missing_ok, progress=progress, on_change=self.on_change,
+                                  on_wait=self.on_wait, should_stop=self._stop.is_set, skip=self.dirty.pending)
+            except DatabaseLocked:
+                if not self._stop.is_set():
+                    raise
+                return ScanReport(interrupted=True)  # stopped while waiting: the next start catches up
         problems += report.problems
         # Each problem is said once (a full scan forgets those that went away, so a return is told).
         for message in problems:

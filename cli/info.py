@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from . import main
@@ -54,11 +56,21 @@ def sql(query, write, db, fmt):
     """Run SQL against the library and print the rows.
 
     Views: tracks, features (the notebook's 180 columns); table embeddings
-    holds the raw FLOAT[180] vectors. Read-only unless --write.
+    holds the raw FLOAT[180] vectors. QUERY - reads the query from standard input.
+    Read-only unless --write: without it, only statements that read run
+    (SELECT, PRAGMA, CALL, EXPLAIN); COPY, EXPORT, INSTALL, SET and the like
+    are refused, and CSV or JSON output is full precision, so redirect it.
 
     \b
     audiodb sql "select file_name, duration_sec from tracks order by duration_sec desc limit 5"
     audiodb sql "select avg(spec_cent_mean) from features" --format json
+    audiodb sql "select * from features" --format csv > features.csv
+    audiodb sql - < query.sql
     """
+    if query == "-":
+        query = sys.stdin.read()
+    if not query.strip():
+        raise click.UsageError("The query is empty. Give SQL, e.g. audiodb sql \"select count(*) from tracks\", "
+                               "or - to read it from standard input.")
     result = library(db).sql(query, write=write)
     render(result.columns, result.rows, fmt)

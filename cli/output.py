@@ -45,12 +45,18 @@ def _plain(value):
     return value
 
 
-def _cell(value) -> str:
+def _cell(value, *, short: bool = False) -> str:
+    """A value as CSV text (full precision: ``float(text) == value``) or, ``short``, for the table."""
+    if isinstance(value, decimal.Decimal) and not short:
+        return str(value)  # exact, as DuckDB holds it
     value = _plain(value)
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.6g}"
+        # repr is the shortest text that reads back as the same double. A FLOAT (float32)
+        # column arrives as the double it converts to exactly, so its repr round-trips too
+        # (float32(float(text)) == the stored value as well).
+        return f"{value:.6g}" if short else repr(value)
     if isinstance(value, list):
         return json.dumps(value)
     return str(value)
@@ -73,7 +79,7 @@ def render(columns: list[str], rows: list, fmt: str = "table", *, file=None) -> 
         for r in rows:
             w.writerow([_cell(v) for v in r])
     else:
-        _table(columns, [[_cell(v) for v in r] for r in rows], out)
+        _table(columns, [[_cell(v, short=True) for v in r] for r in rows], out)
 
 
 def _table(columns: list[str], cells: list[list[str]], out) -> None:

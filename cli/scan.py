@@ -61,9 +61,18 @@ def scan(folders, workers, dry_run, retry_failed, scheduler, verbose, db, fmt):
     """
     lib = library(db)
     progress = Progress()
+    saved = []  # changes written so far, to say what Ctrl-C kept
     try:
         report = lib.scan(folders, workers=workers, dry_run=dry_run, retry_failed=retry_failed,
-                          progress=progress, scheduler=scheduler)
+                          progress=progress, scheduler=scheduler, on_change=saved.append)
+    except KeyboardInterrupt:
+        progress.close()
+        files = sum(c.kind in ("added", "updated", "failed") for c in saved)
+        other = len(saved) - files
+        extra = f" and {other} moves or removals" if other else ""
+        warn(f"Interrupted: {files} analysed files{extra} were saved to {lib.path}. Nothing is lost: "
+             "the next `audiodb scan` of the same folders continues with the rest.")
+        sys.exit(130)
     finally:
         progress.close()
     for problem in report.problems:

@@ -200,9 +200,6 @@ def test_scan_cli_names_a_non_utf8_folder_that_is_missing(tmp_path):
     assert out.returncode != 0 and "gon\\xe9" in out.stderr and "Traceback" not in out.stderr, out.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="audiodb/decode.py _load_soundfile opens sf.SoundFile(path) with the str path, "
-                   "which soundfile encodes strictly, so a non-UTF-8 name falls back to FFmpeg; the fix is "
-                   "sf.SoundFile(os.fsencode(path)) in decode.py (owned by another change)")
 def test_a_non_utf8_name_is_decoded_as_the_same_file_under_a_plain_name(tmp_path, db_path):
     root = tmp_path / "m"
     root.mkdir()
