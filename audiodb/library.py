@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from . import db as _db
+from .store import connection, faults, migrate, readonly, vectors
 from .errors import DatabaseError
 from .analysis.params import NOTEBOOK, ExtendedParams, FeatureParams
 from .scan import ScanReport, scan
@@ -40,7 +40,7 @@ class Library:
 
     def __init__(self, path: str | os.PathLike | None = None, *, params: FeatureParams = NOTEBOOK,
                  on_wait: Callable[[str], None] | None = None):
-        self.path: Path = _db.resolve_path(path)
+        self.path: Path = connection.resolve_path(path)
         self.params = params
         self.extended = ExtendedParams(base=params)  # the second feature set, computed with it
         self.on_wait = on_wait
@@ -50,7 +50,7 @@ class Library:
 
     def connect(self, *, read_only: bool = True):
         """Context manager yielding a DuckDB connection (read-only by default)."""
-        return _db.connect(self.path, read_only=read_only, on_wait=self.on_wait)
+        return connection.connect(self.path, read_only=read_only, on_wait=self.on_wait)
 
     def scan(self, roots: Iterable[str | os.PathLike], **kwargs) -> ScanReport:
         """Index ``roots`` incrementally; see :func:`audiodb.scan.scan` for options."""
@@ -62,14 +62,14 @@ class Library:
         import duckdb
 
         if not write:
-            _db.check_read_only(query)
+            readonly.check_read_only(query)
         with self.connect(read_only=not write) as con:
             if not write:
-                _db.lock_configuration(con)
+                readonly.lock_configuration(con)
             try:
                 cur = con.execute(query, params or [])
             except duckdb.Error as e:
-                _db.raise_if_damaged(self.path, e)
+                faults.raise_if_damaged(self.path, e)
                 text = str(e)
                 if not write and ("read-only" in text or "read only" in text):
                     raise DatabaseError(
@@ -89,11 +89,11 @@ class Library:
             out = {
                 "db_path": str(self.path),
                 "db_size_bytes": self.path.stat().st_size,
-                "schema_version": _db.schema_version(con),
+                "schema_version": migrate.schema_version(con),
                 "tracks": one("SELECT count(*) FROM track_files"),
                 "embedded": one("SELECT count(*) FROM embeddings WHERE feature_set = ?", self.params.id),
-                "stale": _db.count_stale(con, self.params.id),
-                "extended_stale": _db.count_stale(con, self.extended.id, "extended_embeddings"),
+                "stale": vectors.count_stale(con, self.params.id),
+                "extended_stale": vectors.count_stale(con, self.extended.id, "extended_embeddings"),
                 "failures": one("SELECT count(*) FROM failures"),
                 "total_duration_sec": float(one("SELECT coalesce(sum(duration_sec), 0) FROM track_files")),
                 "feature_set": self.params.id,

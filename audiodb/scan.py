@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from . import db as _db
+from .store import connection
 from .discover import discover
 from .errors import UsageError
 from .paths import from_stored, to_stored
@@ -311,7 +311,7 @@ class _Writer:
         same = [r for r in results if r["status"] == "same"]
         failed = [r for r in results if r["status"] == "failed"]
         now = _now()
-        with _db.connect(self.db_path, on_wait=self.on_wait) as con:
+        with connection.connect(self.db_path, on_wait=self.on_wait) as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 if ok:
@@ -568,7 +568,7 @@ def scan(
 
         pool = DaskWorkers(scheduler)  # fails here, before the library is touched, if unreachable
 
-    db_path = _db.resolve_path(db)
+    db_path = connection.resolve_path(db)
     # One scan of a library at a time: a second waits, then plans on what the first wrote.
     with _scan_lock(db_path, on_wait, should_stop, enabled=not dry_run) as free:
         if not free:  # asked to stop while waiting
@@ -626,7 +626,7 @@ def _scan_locked(roots, db_path, report: ScanReport, started: float, *, workers,
                  params, progress, on_change, on_wait, batch_size, batch_seconds, pool, should_stop,
                  scheduler, skip) -> ScanReport:
     exists = db_path.exists()
-    with _db.connect(db_path, read_only=exists, on_wait=on_wait) as con:
+    with connection.connect(db_path, read_only=exists, on_wait=on_wait) as con:
         tracks, failures = _load_state(con, params)
     found = discover(roots)
     report.problems = found.problems
@@ -689,7 +689,7 @@ def _scan_locked(roots, db_path, report: ScanReport, started: float, *, workers,
 def _apply_moves_and_removals(db_path, plan: _Plan, params: FeatureParams, report: ScanReport,
                               on_change, on_wait) -> None:
     """Moves and removals first, in one transaction, with the feature set."""
-    with _db.connect(db_path, on_wait=on_wait) as con:
+    with connection.connect(db_path, on_wait=on_wait) as con:
         con.execute("BEGIN TRANSACTION")
         _register_feature_set(con, params)
         now = _now()

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import db as _db
+from .store import connection
 from .discover import is_audio_path
 from .analysis.params import NOTEBOOK, FeatureParams
 from .errors import DatabaseLocked
@@ -197,7 +197,7 @@ class Watcher:
             # A library held by another program (a duckdb shell) is waited for as long as it takes,
             # not AUDIODB_LOCK_TIMEOUT: a daemon keeps its work and says once who holds the file.
             try:
-                with _db.wait_while_locked(self._stop.is_set):
+                with connection.wait_while_locked(self._stop.is_set):
                     report = scan(paths, db=self.db, params=self.params, pool=self.workers,
                                   missing_ok=missing_ok, progress=progress, on_change=self.on_change,
                                   on_wait=self.on_wait, should_stop=self._stop.is_set, skip=self.dirty.pending)
