@@ -40,9 +40,10 @@ class Library:
 
     def __init__(self, path: str | os.PathLike | None = None, *, params: FeatureParams = NOTEBOOK,
                  on_wait: Callable[[str], None] | None = None):
-        self.path: Path = connection.resolve_path(path)
+        self.file = connection.LibraryFile(connection.resolve_path(path), params, on_wait)
+        self.path: Path = self.file.path
         self.params = params
-        self.extended = ExtendedParams(base=params)  # the second feature set, computed with it
+        self.extended = self.file.extended  # the second feature set, computed with it
         self.on_wait = on_wait
 
     def __repr__(self) -> str:
@@ -50,7 +51,7 @@ class Library:
 
     def connect(self, *, read_only: bool = True):
         """Context manager yielding a DuckDB connection (read-only by default)."""
-        return connection.connect(self.path, read_only=read_only, on_wait=self.on_wait)
+        return self.file.connect(read_only=read_only)
 
     def scan(self, roots: Iterable[str | os.PathLike], **kwargs) -> ScanReport:
         """Index ``roots`` incrementally; see :func:`audiodb.scan.scan` for options."""

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ..analysis.params import NOTEBOOK, ExtendedParams, FeatureParams
 from ..errors import DatabaseError, DatabaseLocked, LibraryNotFound
 from .faults import holder_from, holders, translate_error
 from .migrate import migrate, migrations, schema_version
 
-__all__ = ["LOCK_TIMEOUT", "connect", "default_path", "resolve_path", "wait_while_locked"]
+__all__ = ["LOCK_TIMEOUT", "LibraryFile", "connect", "default_path", "resolve_path", "wait_while_locked"]
 
 
 #: How long an open waits for another process before giving up (seconds).
@@ -213,3 +215,25 @@ def _open(duckdb, path: Path, read_only: bool, on_wait):
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
 
+
+
+@dataclasses.dataclass(frozen=True)
+class LibraryFile:
+    """One library file and how to use it: what every operation below ``Library`` takes first.
+
+    ``path`` (resolved), the notebook's ``params`` (with the second feature set derived from
+    them, ``extended``), and ``on_wait``, called once with a message when an open waits.
+    """
+
+    path: Path
+    params: FeatureParams = NOTEBOOK
+    on_wait: Callable[[str], None] | None = None
+
+    @property
+    def extended(self) -> ExtendedParams:
+        """The second feature set's parameters, computed with ``params``."""
+        return ExtendedParams(base=self.params)
+
+    def connect(self, *, read_only: bool = True):
+        """Context manager yielding a DuckDB connection (read-only by default)."""
+        return connect(self.path, read_only=read_only, on_wait=self.on_wait)
