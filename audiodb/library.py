@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .store import connection, faults, migrate, readonly, vectors
 from .errors import DatabaseError
-from .analysis.params import NOTEBOOK, ExtendedParams, FeatureParams
+from .analysis.params import NOTEBOOK, FeatureParams
 from .scan import ScanReport, scan
 
 __all__ = ["Library", "QueryResult"]
