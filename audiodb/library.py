@@ -111,42 +111,54 @@ class Library:
         return self.sql("SELECT path, reason, failed_at, size FROM failures ORDER BY failed_at DESC, path")
 
     def similar(self, track: str, **kwargs) -> list[dict]:
-        """Tracks nearest to ``track`` (path or id); see :func:`audiodb.similar.similar`."""
-        from .similar import similar
+        """Tracks nearest to ``track`` (path or id); see :func:`audiodb.query.neighbours.similar`."""
+        from .query.neighbours import similar
 
-        return similar(self, track, **kwargs)
+        return similar(self.file, track, **kwargs)
 
     def duplicates(self, **kwargs) -> list[list[dict]]:
-        """Groups of files holding one recording; see :func:`audiodb.similar.duplicates`."""
-        from .similar import duplicates
+        """Groups of files holding one recording; see :func:`audiodb.query.duplicates.duplicates`."""
+        from .query.duplicates import duplicates
 
-        return duplicates(self, **kwargs)
+        return duplicates(self.file, **kwargs)
 
     def playlist(self, seeds: list[str], **kwargs) -> list[dict]:
-        """Tracks near ``seeds``, no repeats; see :func:`audiodb.similar.playlist`."""
-        from .similar import playlist
+        """Tracks near ``seeds``, no repeats; see :func:`audiodb.query.playlist.playlist`."""
+        from .query.playlist import playlist
 
-        return playlist(self, seeds, **kwargs)
+        return playlist(self.file, seeds, **kwargs)
 
     def evaluate(self, label_from: str = "folder", **kwargs):
-        """Leave-one-out k-NN figures per label; see :func:`audiodb.similar.evaluate`."""
-        from .similar import evaluate
+        """Leave-one-out k-NN figures per label; see :func:`audiodb.query.evaluate.evaluate`."""
+        from .query.evaluate import evaluate
 
-        return evaluate(self, label_from, **kwargs)
+        return evaluate(self.file, label_from, **kwargs)
 
-    # --- clustering (see audiodb.cluster) ---
+    # --- clustering (see audiodb.query.cluster) ---
 
     def cluster(self, method: str = "kmeans", **options):
-        """Cluster the library and keep the run; returns a :class:`audiodb.cluster.ClusterRun`.
+        """Cluster the library and keep the run; returns a :class:`audiodb.query.cluster.ClusterRun`.
 
         ``method`` is ``'kmeans'`` (options ``k``: int or ``'auto'``) or ``'hdbscan'``
         (``min_cluster_size``, ``min_samples``); both take ``space`` (``'scaled'``,
         ``'pca'``, ``'umap'``), ``dims`` and ``features`` (``'notebook'``, the default, or
-        ``'extended'``). See :func:`audiodb.cluster.cluster_library`.
+        ``'extended'``). See :func:`audiodb.query.cluster.cluster_library`.
         """
         from .query.cluster import cluster_library
 
-        return cluster_library(self.path, method=method, params=self.params, on_wait=self.on_wait, **options)
+        return cluster_library(self.file, method=method, **options)
+
+    def plot(self, output: str | os.PathLike, *, projection: str = "pca", color: str = "kmeans",
+             features: str = "notebook"):
+        """Write the map of the library as one HTML page; returns a :class:`audiodb.maps.write.PlotResult`.
+
+        ``projection`` is ``'pca'`` or ``'umap'``; ``color`` ``'kmeans'``, ``'hdbscan'`` or a column
+        of ``tracks``; ``features`` ``'notebook'`` or ``'extended'``. See
+        :func:`audiodb.maps.write.plot_library`.
+        """
+        from .maps.write import plot_library
+
+        return plot_library(self.file, projection=projection, color=color, output=output, features=features)
 
     def summary(self, *, method: str | None = None, run: int | None = None) -> QueryResult:
         """Per-cluster summaries of the latest run of each method (or of run ``run``)."""

@@ -87,7 +87,8 @@ def evaluate(db: str, root: str, label: str) -> list[list[str]]:
 def ablation(db: str) -> None:
     """The extended metric without one part of the second feature set at a time."""
     from audiodb import Library
-    from audiodb.similar import Tracks, _evaluate, labels_from_folders, load_tracks
+    from audiodb.query.evaluate import evaluate_vectors, labels_from_folders
+    from audiodb.store.vectors import VectorSet, load_tracks
 
     lib = Library(db)
     with lib.connect() as con:
@@ -99,9 +100,9 @@ def ablation(db: str) -> None:
     rows = []
     for label, drop in parts.items():
         keep = [i for i, n in enumerate(names) if not n.startswith(drop or ("\0",))]
-        sub = Tracks(tracks.track_ids, np.ascontiguousarray(tracks.vectors[:, keep]), tracks.duration_sec,
+        sub = VectorSet(tracks.track_ids, np.ascontiguousarray(tracks.vectors[:, keep]), tracks.duration_sec,
                      [names[i] for i in keep], tracks.notebook_dims)
-        r = _evaluate(sub, labels, ["extended"], 5).rows[0]
+        r = evaluate_vectors(sub, labels, ["extended"], 5).rows[0]
         rows.append([label, f"{r['precision_at_k']:.3f}", f"{r['accuracy_1nn']:.3f}"])
     print("\nextended metric, leaving out one part of the second feature set:")
     print(table(["second feature set", "precision@5", "1-NN accuracy"], rows))

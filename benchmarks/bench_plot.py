@@ -8,7 +8,7 @@ artists and albums, file names with spaces and punctuation), is written to a
 fresh DuckDB file with a k-means-like clustering run (the group of each track).
 Then, timed separately:
 
-1. ``plot_library(projection='pca', color='kmeans')``: read, z-score, PCA,
+1. ``Library.plot(projection='pca', color='kmeans')``: read, z-score, PCA,
    5 nearest neighbours per track (exact), and the page; its size, split into
    plotly.js and the rest. With ``--umap`` the same for UMAP (minutes at 50k).
 2. If chromium is installed: the page opened headless (software WebGL here)
@@ -195,7 +195,8 @@ def main() -> None:
 
     from plotly.offline import get_plotlyjs
 
-    from audiodb.maps.write import human_size, plot_library
+    from audiodb import Library
+    from audiodb.cli.output import human_size
 
     tmp = args.keep or tempfile.mkdtemp(prefix="bench-plot-")
     os.makedirs(tmp, exist_ok=True)
@@ -210,7 +211,7 @@ def main() -> None:
     plotly_bytes = len(get_plotlyjs().encode())
     for projection in ["pca"] + (["umap"] if args.umap else []):
         page = os.path.join(tmp, f"{projection}.html")
-        r = plot_library(db, projection=projection, color="kmeans", output=page)
+        r = Library(db).plot(page, projection=projection, color="kmeans")
         print(f"{projection}: {r.n_points} points, build {r.seconds:.1f} s, page {human_size(r.size_bytes)} "
               f"(plotly.js {human_size(plotly_bytes)}, data and app {human_size(r.size_bytes - plotly_bytes)}, "
               f"{(r.size_bytes - plotly_bytes) / r.n_points:.0f} bytes per track)")

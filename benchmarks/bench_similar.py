@@ -37,7 +37,8 @@ import numpy as np  # noqa: E402
 from audiodb import Library  # noqa: E402
 from audiodb.analysis.params import EXTENDED  # noqa: E402
 from audiodb.analysis.params import NOTEBOOK  # noqa: E402
-from audiodb.similar import DEFAULT_METRIC, EXTENDED_METRICS, METRICS, load_tracks  # noqa: E402
+from audiodb.query.space import DEFAULT_METRIC, EXTENDED_METRICS, METRICS, space_for  # noqa: E402
+from audiodb.store.vectors import load_tracks  # noqa: E402
 
 
 def synthetic_library(path: str, n: int) -> None:
@@ -148,7 +149,7 @@ def main() -> None:
         tracks, matvec = loaded[metric in EXTENDED_METRICS]
         q = tracks.vectors[12345].copy()
         t = time.perf_counter()
-        space = tracks.space(metric)
+        space = space_for(tracks, metric)
         build = time.perf_counter() - t
         everything = np.ones(len(space), dtype=bool)
         dist = best_of(lambda s=space: s.distances(q), rep)

@@ -105,3 +105,12 @@ def _table(columns: list[str], cells: list[list[str]], out) -> None:
 def print_json(obj, *, file=None) -> None:
     out = file or sys.stdout
     out.write(json.dumps(_plain(obj), ensure_ascii=False) + "\n")
+
+
+def human_size(n: int) -> str:
+    """``5.1 MB`` and the like."""
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # pragma: no cover

@@ -6,6 +6,7 @@ import click
 
 from . import main
 from .common import db_option, library
+from .output import human_size
 
 
 @main.command()
@@ -33,12 +34,8 @@ def plot(projection, color, output, features, open_page, db):
     audiodb plot --color duration_sec -o durations.html
     audiodb plot --features extended -o map.html     # neighbours as audiodb similar ranks them
     """
-    from audiodb.maps.write import human_size, plot_library
-
-    lib = library(db)
     output = output or f"audiodb-{projection}-{color}.html"
-    result = plot_library(lib.path, projection=projection, color=color, output=output,
-                          params=lib.params, features=features, on_wait=lib.on_wait)
+    result = library(db).plot(output, projection=projection, color=color, features=features)
     for note in result.notes:
         click.echo(note, err=True)
     click.echo(f"Wrote a map of {result.n_points} tracks to {result.path} ({human_size(result.size_bytes)}, "

@@ -9,14 +9,11 @@ import sys
 import click
 
 from audiodb.paths import m3u_entry
-from audiodb.similar import (
-    DEFAULT_METRIC,
-    DUPLICATE_THRESHOLD,
-    EVAL_COLUMNS,
-    METRICS,
-    PLAYLIST_COLUMNS,
-    SIMILAR_COLUMNS,
-)
+from audiodb.query.duplicates import DUPLICATE_THRESHOLD
+from audiodb.query.evaluate import EVAL_COLUMNS
+from audiodb.query.neighbours import SIMILAR_COLUMNS
+from audiodb.query.playlist import PLAYLIST_COLUMNS
+from audiodb.query.space import DEFAULT_METRIC, METRICS
 
 from . import main
 from .common import db_option, library, warn

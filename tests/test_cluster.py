@@ -464,7 +464,8 @@ def test_clustering_with_the_second_feature_set(cli, demo_db):
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score
 
-    from audiodb.similar import group_weights, load_tracks
+    from audiodb.query.space import group_weights
+    from audiodb.store.vectors import load_tracks
 
     lib = Library(demo_db)
     with lib.connect() as con:

@@ -22,7 +22,7 @@ import pytest
 from audio import music_like, write_audio
 from audiodb import Library
 from audiodb.demo import write_demo_library
-from audiodb.similar import METRICS, Space
+from audiodb.query.space import METRICS, Space
 from conftest import run_audiodb
 
 SR = 44100
@@ -178,7 +178,7 @@ def test_smooth_order_walks_to_the_nearest_remaining_track(lib):
         r["path"] for r in library.playlist([str(lib["songs"] / "song1.wav")], n=8, metric="notebook"))
     ids = [r["track_id"] for r in rows]
     with library.connect() as con:
-        from audiodb.similar import load_space
+        from audiodb.query.space import load_space
 
         space = load_space(con, "notebook")
     vec = {t: space.vectors[space.row(t)] for t in ids}

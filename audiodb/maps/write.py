@@ -10,16 +10,17 @@ import dataclasses
 import os
 import pathlib
 import time
-from collections.abc import Callable
 
 import numpy as np
 
-from ..store import connection
-from ..store.vectors import count_stale
 from ..analysis.params import NOTEBOOK, FeatureParams
 from ..errors import AudiodbError, UsageError
 from ..query.cluster import standardize  # z-score as StandardScaler does, without importing sklearn
+from ..query.space import group_weights
+from ..store import catalog
+from ..store.connection import LibraryFile
 from ..store.runs import latest_run
+from ..store.vectors import count_stale, extended_for
 from .coloring import (
     CLUSTER_METHODS,
     METHOD_LABELS,
@@ -34,7 +35,6 @@ from .projection import N_NEIGHBOURS, PROJECTIONS, nearest_neighbours, project
 
 __all__ = [
     "PlotResult",
-    "human_size",
     "plot_library",
 ]
 
@@ -60,10 +60,6 @@ class PlotResult:
 # --------------------------------------------------------------------------- reading the library
 
 
-def _tracks_columns(con) -> dict[str, str]:
-    return {name: typ for name, typ, *_ in con.execute("DESCRIBE tracks").fetchall()}
-
-
 def _no_clustering(method: str) -> AudiodbError:
     return AudiodbError(
         f"No {METHOD_LABELS[method]} clustering yet: run audiodb cluster --method {method} first "
@@ -77,29 +73,12 @@ def _check_color(color: str, columns: dict[str, str]) -> None:
                      f"({', '.join(columns)}).")
 
 
-def _read(con, color: str, columns: dict[str, str], params: FeatureParams):
-    """One query: every track with current features, by path, with its clusters and colour column."""
+def _color_kind(color: str, columns: dict[str, str]) -> str:
+    """How :func:`audiodb.store.catalog.map_rows` reads the colour column."""
     if color in CLUSTER_METHODS:
-        value_sql = "NULL"
-    else:
-        quoted = '"' + color.replace('"', '""') + '"'
-        typ = columns[color]
-        if is_temporal(typ):
-            value_sql = f"epoch(t.{quoted})"
-        elif is_numeric(typ):
-            value_sql = f"CAST(t.{quoted} AS DOUBLE)"
-        else:
-            value_sql = f"CAST(t.{quoted} AS VARCHAR)"
-    table = con.sql(
-        f"""SELECT t.track_id, t.path, t.duration_sec, e.vector,
-                   k.cluster AS cluster_kmeans, h.cluster AS cluster_hdbscan, {value_sql} AS color_value
-            FROM embeddings e
-            JOIN tracks t USING (track_id)
-            LEFT JOIN clusters k ON k.track_id = e.track_id AND k.method = 'kmeans'
-            LEFT JOIN clusters h ON h.track_id = e.track_id AND h.method = 'hdbscan'
-            WHERE e.feature_set = ?
-            ORDER BY t.path""", params=[params.id]).to_arrow_table()
-    return table, int(count_stale(con, params.id))
+        return "none"
+    typ = columns[color]
+    return "temporal" if is_temporal(typ) else "numeric" if is_numeric(typ) else "text"
 
 
 def _load(con, color: str, *, params: FeatureParams = NOTEBOOK, extended=None):
@@ -125,12 +104,13 @@ def _load(con, color: str, *, params: FeatureParams = NOTEBOOK, extended=None):
     AudiodbError
         Colouring by a method that has no run yet; nothing indexed.
     """
-    columns = _tracks_columns(con)
+    columns = catalog.tracks_columns(con)
     _check_color(color, columns)
     runs = {m: latest_run(con, m) for m in CLUSTER_METHODS}
     if color in CLUSTER_METHODS and runs[color] is None:
         raise _no_clustering(color)
-    table, stale = _read(con, color, columns, params)
+    table = catalog.map_rows(con, color, _color_kind(color, columns), params.id)
+    stale = int(count_stale(con, params.id))
     if table.num_rows == 0:
         if stale:
             raise AudiodbError(f"None of the {stale} tracks has current features: run audiodb scan DIR "
@@ -153,14 +133,12 @@ def _load(con, color: str, *, params: FeatureParams = NOTEBOOK, extended=None):
 
 
 def plot_library(
-    db: str | os.PathLike | None,
+    file: LibraryFile,
     *,
     projection: str = "pca",
     color: str = "kmeans",
     output: str | os.PathLike,
-    params: FeatureParams = NOTEBOOK,
     features: str = "notebook",
-    on_wait: Callable[[str], None] | None = None,
 ) -> PlotResult:
     """Write the map of the library as one self-contained HTML page.
 
@@ -171,8 +149,8 @@ def plot_library(
 
     Parameters
     ----------
-    db : path or None
-        The library (None: ``$AUDIODB_DB`` / the default).
+    file : LibraryFile
+        The library (``Library.file``).
     projection : {'pca', 'umap'}
     color : str
         ``'kmeans'`` or ``'hdbscan'`` (the latest run of that method) or the
@@ -201,19 +179,14 @@ def plot_library(
         raise UsageError(f"Unknown projection {projection!r}: choose pca or umap.")
     if features not in ("notebook", "extended"):
         raise UsageError(f"Unknown features {features!r}: choose notebook or extended.")
-    extended = None
-    if features == "extended":
-        from ..analysis.params import ExtendedParams
-
-        extended = ExtendedParams(base=params)
-    with connection.connect(db, read_only=True, on_wait=on_wait) as con:
+    params = file.params
+    extended = file.extended if features == "extended" else None
+    with file.connect() as con:
         table, X, coloring, clusters, stale = _load(con, color, params=params, extended=extended)
     paths = table["path"].to_pylist()
     durations = np.asarray(table["duration_sec"].to_numpy(zero_copy_only=False), dtype=np.float64)
     X_scaled = standardize(X)
     if extended is not None:
-        from ..similar import group_weights
-
         X_scaled *= np.sqrt(group_weights(params.feature_names() + extended.feature_names()))
     Y, info = project(X_scaled, projection)
     neighbours = nearest_neighbours(X_scaled, N_NEIGHBOURS)
@@ -251,30 +224,12 @@ def _append_extended(con, table, X, extended):
 
     Returns (table, X, number left out).
     """
-    from ..store.vectors import read_vectors
-
-    cur = con.cursor()
-    try:
-        ids, E = read_vectors(cur, "extended_embeddings", extended.id, extended.dims)
-    finally:
-        cur.close()
     track_ids = np.asarray(table["track_id"].to_numpy(zero_copy_only=False), dtype=np.int64)
-    order = np.argsort(ids)
-    pos = np.minimum(np.searchsorted(ids[order], track_ids), max(len(ids) - 1, 0))
-    has = ids[order][pos] == track_ids if len(ids) else np.zeros(len(track_ids), dtype=bool)
+    has, E = extended_for(con, track_ids, extended)
     if not has.any():
         raise AudiodbError(f"None of the {len(has)} tracks has the extended features yet (indexed by an older "
                            "audiodb): run audiodb scan on their folders, or plot with --features notebook.")
     if not has.all():
         keep = np.flatnonzero(has)
-        table, X, pos = table.take(keep), X[keep], pos[keep]
-    return table, np.hstack([X, E[order][pos]]), int((~has).sum())
-
-
-def human_size(n: int) -> str:
-    """``5.1 MB`` and the like."""
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"  # pragma: no cover
+        table, X = table.take(keep), X[keep]
+    return table, np.hstack([X, E]), int((~has).sum())

@@ -29,16 +29,15 @@ import datetime
 import json
 import os
 import time
-from collections.abc import Callable
-
 import numpy as np
 
-from ..store import connection
-from ..analysis.params import NOTEBOOK, FeatureParams
+from ..analysis.params import NOTEBOOK
 from ..errors import AudiodbError, UsageError
+from ..store.connection import LibraryFile
 from ..store.runs import save_run
-from ..store.vectors import load_vectors
+from ..store.vectors import load_tracks, load_vectors
 from .cluster_ids import match_ids
+from .space import group_weights
 
 __all__ = [
     "DEFAULT_SPACE",
@@ -408,15 +407,7 @@ def store(con, run: ClusterRun) -> ClusterRun:
     return save_run(con, run, renumber=lambda previous: match_ids(run.labels, previous, track_ids=run.track_ids))
 
 
-def cluster_library(
-    db: str | os.PathLike | None,
-    *,
-    method: str,
-    params: FeatureParams = NOTEBOOK,
-    features: str = "notebook",
-    on_wait: Callable[[str], None] | None = None,
-    **options,
-) -> ClusterRun:
+def cluster_library(file: LibraryFile, *, method: str, features: str = "notebook", **options) -> ClusterRun:
     """Cluster every track with current features and store the run.
 
     Reads the vectors and closes the library, computes with it closed, then
@@ -434,12 +425,10 @@ def cluster_library(
     if features not in FEATURES:
         raise UsageError(f"Unknown features {features!r}: choose notebook or extended.")
     weights = None
-    with connection.connect(db, read_only=True, on_wait=on_wait) as con:
+    params = file.params
+    with file.connect() as con:
         if features == "extended":
-            from ..analysis.params import ExtendedParams
-            from ..similar import group_weights, load_tracks
-
-            tracks = load_tracks(con, params, ExtendedParams(base=params))
+            tracks = load_tracks(con, params, file.extended)
             order = np.argsort(tracks.track_ids, kind="stable")  # by track id, as load_vectors
             track_ids, X = tracks.track_ids[order], tracks.vectors[order]
             stale = con.execute("SELECT count(*) FROM track_files").fetchone()[0] - len(track_ids)
@@ -456,5 +445,5 @@ def cluster_library(
     run.track_ids, run.feature_set = track_ids, params.id
     if stale:
         run.advice.append(f"{stale} tracks without current features were left out: run audiodb scan DIR.")
-    with connection.connect(db, read_only=False, on_wait=on_wait) as con:
+    with file.connect(read_only=False) as con:
         return store(con, run)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from ..analysis.params import NOTEBOOK, FeatureParams
+from ..analysis.params import NOTEBOOK, ExtendedParams, FeatureParams
 
-__all__ = ["arrow_values", "count_stale", "load_vectors", "query_arrow", "read_vectors"]
+__all__ = ["VectorSet", "extended_for", "arrow_values", "count_stale", "load_tracks", "load_vectors",
+           "query_arrow", "read_vectors"]
 
 TABLES = ("embeddings", "extended_embeddings")
 
@@ -42,6 +45,64 @@ def read_vectors(cur, table: str, feature_set: str, dims: int) -> tuple[np.ndarr
     ids = np.concatenate([arrow_values(c, np.int64) for c in emb.column("track_id").chunks] or
                          [np.empty(0, np.int64)])
     return ids, vectors
+
+
+@dataclasses.dataclass
+class VectorSet:
+    """What the library holds for the current feature set: ids, raw vectors and a few columns.
+
+    Data only; :func:`audiodb.query.space.space_for` puts it in a metric's space.
+    """
+
+    track_ids: np.ndarray  # (n,) int64
+    vectors: np.ndarray  # (n, d) float32
+    duration_sec: np.ndarray  # (n,) float64
+    feature_names: list[str]
+    notebook_dims: int = NOTEBOOK.dims  # the first columns are the notebook's; any others the second set's
+    without_extended: int = 0  # loaded with the second set: tracks left out for lacking it
+
+
+def load_tracks(con, params: FeatureParams = NOTEBOOK, extended: ExtendedParams | None = None) -> VectorSet:
+    """Every track with a current vector, read through Arrow (no per-row Python work).
+
+    With ``extended``, each row is the notebook's vector followed by the second
+    feature set's, and only tracks that have both are returned.
+
+    Vectors and track rows are read separately and matched by id in numpy: at a
+    million tracks a join inside DuckDB that carries the 180 floats costs
+    several times the read itself.
+    """
+    without_extended = 0
+    cur = con.cursor()
+    try:
+        ids, vectors = read_vectors(cur, "embeddings", params.id, params.dims)
+        names = params.feature_names()
+        if extended is not None:
+            ext_ids, ext_vectors = read_vectors(cur, "extended_embeddings", extended.id, extended.dims)
+            if not np.array_equal(ids, ext_ids):  # usually both are in track order already
+                n_notebook = len(ids)
+                ids, a, b = np.intersect1d(ids, ext_ids, assume_unique=True, return_indices=True)
+                vectors, ext_vectors = vectors[a], ext_vectors[b]
+                without_extended = n_notebook - len(ids)
+            vectors = np.hstack([vectors, ext_vectors])
+            names = names + extended.feature_names()
+        meta = cur.sql("SELECT track_id, coalesce(duration_sec, 0) AS duration_sec FROM track_files"
+                       ).to_arrow_table()
+    finally:
+        cur.close()
+    n = len(ids)
+    track_ids = np.concatenate([arrow_values(c, np.int64) for c in meta.column("track_id").chunks] or
+                               [np.empty(0, np.int64)])
+    seconds = np.concatenate([arrow_values(c, np.float64) for c in meta.column("duration_sec").chunks] or
+                             [np.empty(0)])
+    order = np.argsort(track_ids)
+    track_ids, seconds = track_ids[order], seconds[order]
+    at = np.minimum(np.searchsorted(track_ids, ids), max(len(track_ids) - 1, 0))
+    known = track_ids[at] == ids if len(track_ids) else np.zeros(n, dtype=bool)
+    if not known.all():  # vectors of tracks no longer in the library
+        vectors, ids, at = vectors[known], ids[known], at[known]
+    dur = seconds[at] if len(track_ids) else np.empty(0)
+    return VectorSet(ids, vectors, dur, names, params.dims, without_extended)
 
 
 def arrow_values(arr, dtype) -> np.ndarray:
@@ -89,3 +150,17 @@ def count_stale(con, feature_set: str, table: str = "embeddings") -> int:
     return con.execute(
         f"SELECT count(*) FROM track_files t WHERE NOT EXISTS (SELECT 1 FROM {table} e "
         "WHERE e.track_id = t.track_id AND e.feature_set = ?)", [feature_set]).fetchall()[0][0]
+
+
+def extended_for(con, track_ids: np.ndarray, extended: ExtendedParams) -> tuple[np.ndarray, np.ndarray]:
+    """``(has, E)``: which of ``track_ids`` have a second-set vector, and those vectors, in order."""
+    cur = con.cursor()
+    try:
+        ids, E = read_vectors(cur, "extended_embeddings", extended.id, extended.dims)
+    finally:
+        cur.close()
+    track_ids = np.asarray(track_ids, dtype=np.int64)
+    order = np.argsort(ids)
+    pos = np.minimum(np.searchsorted(ids[order], track_ids), max(len(ids) - 1, 0))
+    has = ids[order][pos] == track_ids if len(ids) else np.zeros(len(track_ids), dtype=bool)
+    return has, E[order][pos[has]]
