@@ -451,3 +451,34 @@ def test_without_webgl_it_draws_svg(pca_page, tmp_path):
     assert found["status"]["renderer"] == "scatter"
     assert found["svg_points"] == data["n"]  # one SVG marker per track (counted before any click)
     assert found["now_name"] == data["names"][0]
+
+
+def test_near_constant_columns_do_not_part_the_map_from_similar(mapped, tmp_path):
+    """One z-score rule: columns constant to float32 precision are left unscaled by the map as by
+    `audiodb similar`, so the page's neighbours stay similar's (they parted when the map z-scored
+    them to unit variance and `similar` did not)."""
+    import shutil
+
+    import duckdb
+
+    db = tmp_path / "flat.duckdb"
+    shutil.copy(mapped[0], db)
+    rng = np.random.default_rng(0)
+    with duckdb.connect(str(db)) as con:
+        rows_ = con.execute("SELECT track_id, feature_set, vector FROM embeddings").fetchall()
+        for track_id, feature_set, vector in rows_:
+            v = np.asarray(vector, dtype=np.float32)
+            # 60 columns at 1.0 give or take 3 float32 steps: noise, not a feature.
+            v[100:160] = np.float32(1.0) + rng.integers(-3, 4, 60).astype(np.float32) * np.float32(2.0**-23)
+            con.execute("UPDATE embeddings SET vector = ? WHERE track_id = ? AND feature_set = ?",
+                        [v.tolist(), track_id, feature_set])
+    paths = _features(db)[0]
+    for features, metric in (("notebook", "notebook"), ("extended", "extended")):
+        out = tmp_path / f"{features}.html"
+        _run("--db", db, "plot", "--features", features, "-o", out)
+        data = page_data(out.read_text(encoding="utf-8"))
+        neighbours = decode(data["neighbours"]).reshape(data["n"], 5)
+        for i in range(0, 22, 3):
+            hits = json.loads(_run("--db", db, "similar", paths[i], "-n", "5", "--metric", metric,
+                                   "--format", "json").output)
+            assert [paths[j] for j in neighbours[i]] == [h["path"] for h in hits], (features, i)

@@ -35,7 +35,7 @@ def project(X_scaled: np.ndarray, projection: str) -> tuple[np.ndarray, dict]:
     Parameters
     ----------
     X_scaled : ndarray, shape (n_tracks, n_features)
-        Output of :func:`audiodb.query.cluster.standardize`.
+        Output of :func:`audiodb.query.space.standardize`.
     projection : {'pca', 'umap'}
         ``pca``: ``PCA(n_components=2, random_state=42)``. ``umap``:
         :data:`UMAP_SETTINGS`; on a library of 10 tracks or fewer

@@ -15,8 +15,7 @@ import numpy as np
 
 from ..analysis.params import NOTEBOOK, FeatureParams
 from ..errors import AudiodbError, UsageError
-from ..query.cluster import standardize  # z-score as StandardScaler does, without importing sklearn
-from ..query.space import group_weights
+from ..query.space import group_weights, standardize  # the z-score rule of audiodb similar
 from ..store import catalog
 from ..store.connection import LibraryFile
 from ..store.runs import latest_run
@@ -143,7 +142,8 @@ def plot_library(
     """Write the map of the library as one self-contained HTML page.
 
     Reads the tracks with current features (and the latest clustering runs),
-    closes the library, z-scores the 180 features (``StandardScaler``),
+    closes the library, z-scores the 180 features (as ``audiodb similar``: see
+    :func:`audiodb.query.space.zscore_stats`),
     projects them (:func:`project`), finds each track's nearest neighbours
     and writes the page (atomically: a temporary file renamed into place).
 

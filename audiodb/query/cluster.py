@@ -37,7 +37,7 @@ from ..store.connection import LibraryFile
 from ..store.runs import save_run
 from ..store.vectors import load_tracks, load_vectors
 from .cluster_ids import match_ids
-from .space import group_weights
+from .space import group_weights, standardize  # standardize: the one z-score rule, kept in __all__
 
 __all__ = [
     "DEFAULT_SPACE",
@@ -131,31 +131,13 @@ class ClusterRun:
 # --------------------------------------------------------------------------- computation
 
 
-def standardize(X: np.ndarray) -> np.ndarray:
-    """z-score each column as ``StandardScaler`` does (population std; constant columns -> 0).
-
-    Parameters
-    ----------
-    X : ndarray, shape (n_tracks, n_features)
-
-    Returns
-    -------
-    ndarray, float64, same shape
-    """
-    X = np.asarray(X, dtype=np.float64)
-    mean = X.mean(axis=0)
-    std = X.std(axis=0)
-    std[std < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)] = 1.0
-    return (X - mean) / std
-
-
 def reduce(X_scaled: np.ndarray, space: str, *, dims: int | None = None) -> tuple[np.ndarray, dict]:
     """Project z-scored features into the space to cluster in.
 
     Parameters
     ----------
     X_scaled : ndarray, shape (n_tracks, n_features)
-        Output of :func:`standardize`.
+        Output of :func:`audiodb.query.space.standardize`.
     space : {'scaled', 'pca', 'umap'}
         ``scaled`` returns ``X_scaled`` itself. ``pca`` keeps ``dims`` principal
         components (seeded). ``umap`` embeds in ``dims`` dimensions with

@@ -43,6 +43,8 @@ __all__ = [
     "load_space",
     "mean_std",
     "space_for",
+    "standardize",
+    "zscore_stats",
 ]
 
 #: Metric names, in the order `audiodb eval --metric all` reports them.
@@ -111,10 +113,8 @@ class Space:
         n, d = vectors.shape
         if len(feature_names) != d:
             raise ValueError(f"{len(feature_names)} feature names for {d}-dimensional vectors")
-        self.mean, std = mean_std(vectors)
-        # A constant feature (to float32 precision) is left unscaled, as StandardScaler does.
-        std[std <= 1e-6 * (np.abs(self.mean) + 1e-3)] = 1.0
-        self.std = std
+        self.mean, self.std = zscore_stats(vectors)
+        std = self.std
         weights = 1.0 / std**2
         if metric in ("blocks", "extended"):
             weights *= group_weights(feature_names)
@@ -196,6 +196,25 @@ class Space:
         exact = self.exact(raw_query, rows)
         order = np.lexsort((self.track_ids[rows], exact))[:k]
         return rows[order], exact[order]
+
+
+def zscore_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The one z-score rule: column mean and population std (as ``StandardScaler``), float64.
+
+    A column constant to float32 precision (std at most 1e-6 of its size) keeps std 1, so it
+    is centred and left unscaled: stored vectors are float32, and below that its spread is
+    rounding, not a feature. Used by :class:`Space` (similar, duplicates, playlist, eval),
+    :func:`standardize` (cluster) and the maps.
+    """
+    mean, std = mean_std(x)
+    std[std <= 1e-6 * (np.abs(mean) + 1e-3)] = 1.0
+    return mean, std
+
+
+def standardize(X: np.ndarray) -> np.ndarray:
+    """z-score each column by :func:`zscore_stats`: float64, same shape as ``X`` (n_tracks, n_features)."""
+    mean, std = zscore_stats(X)
+    return (np.asarray(X, dtype=np.float64) - mean) / std
 
 
 def mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
