@@ -44,6 +44,7 @@ __all__ = [
     "mean_std",
     "space_for",
     "standardize",
+    "unscaled_columns",
     "zscore_stats",
 ]
 
@@ -198,23 +199,39 @@ class Space:
         return rows[order], exact[order]
 
 
-def zscore_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The one z-score rule: column mean and population std (as ``StandardScaler``), float64.
+def unscaled_columns(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """The one z-score rule: which columns are constant to float32 precision (std at most 1e-6
+    of their size) and so are centred but left unscaled (std taken as 1). Stored vectors are
+    float32; below that their spread is rounding, not a feature. Used by :class:`Space`
+    (similar, duplicates, playlist, eval) and :func:`standardize` (cluster, the maps)."""
+    return std <= 1e-6 * (np.abs(mean) + 1e-3)
 
-    A column constant to float32 precision (std at most 1e-6 of its size) keeps std 1, so it
-    is centred and left unscaled: stored vectors are float32, and below that its spread is
-    rounding, not a feature. Used by :class:`Space` (similar, duplicates, playlist, eval),
-    :func:`standardize` (cluster) and the maps.
-    """
+
+def zscore_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean and population std (as ``StandardScaler``) in float64, by blocks, with the
+    :func:`unscaled_columns` given std 1."""
     mean, std = mean_std(x)
-    std[std <= 1e-6 * (np.abs(mean) + 1e-3)] = 1.0
+    std[unscaled_columns(mean, std)] = 1.0
     return mean, std
 
 
 def standardize(X: np.ndarray) -> np.ndarray:
-    """z-score each column by :func:`zscore_stats`: float64, same shape as ``X`` (n_tracks, n_features)."""
-    mean, std = zscore_stats(X)
-    return (np.asarray(X, dtype=np.float64) - mean) / std
+    """z-score each column as ``StandardScaler`` does, by the rule of :func:`unscaled_columns`.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_tracks, n_features)
+
+    Returns
+    -------
+    ndarray, float64, same shape. (numpy's two-pass mean and std, in memory: the clusters
+    and maps of a library stay bit for bit what they were.)
+    """
+    X = np.asarray(X, dtype=np.float64)
+    mean = X.mean(axis=0)
+    std = X.std(axis=0)
+    std[unscaled_columns(mean, std)] = 1.0
+    return (X - mean) / std
 
 
 def mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
