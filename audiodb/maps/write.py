@@ -19,7 +19,7 @@ from ..query.space import group_weights, standardize  # the z-score rule of audi
 from ..store import catalog
 from ..store.connection import LibraryFile
 from ..store.runs import latest_run
-from ..store.vectors import count_stale, extended_for
+from ..store.vectors import load_tracks
 from .coloring import (
     CLUSTER_METHODS,
     METHOD_LABELS,
@@ -91,7 +91,7 @@ def _load(con, color: str, *, params: FeatureParams = NOTEBOOK, extended=None):
     -------
     (table, X, coloring, clusters, stale)
         The Arrow table of tracks with current features (by path: ``track_id``,
-        ``path``, ``duration_sec``, ``vector``, ...), their raw vectors
+        ``path``, ``duration_sec``, ...), their raw vectors (:func:`audiodb.store.vectors.load_tracks`)
         (float32, one row per table row), the :class:`Coloring`,
         ``{method: (labels int32 with a sentinel for "not in the run", run info) or None}``
         and the number of tracks without current features.
@@ -108,18 +108,27 @@ def _load(con, color: str, *, params: FeatureParams = NOTEBOOK, extended=None):
     runs = {m: latest_run(con, m) for m in CLUSTER_METHODS}
     if color in CLUSTER_METHODS and runs[color] is None:
         raise _no_clustering(color)
-    table = catalog.map_rows(con, color, _color_kind(color, columns), params.id)
-    stale = int(count_stale(con, params.id))
-    if table.num_rows == 0:
-        if stale:
-            raise AudiodbError(f"None of the {stale} tracks has current features: run audiodb scan DIR "
-                               "to compute them.")
+    table = catalog.map_rows(con, color, _color_kind(color, columns))
+    tracks = load_tracks(con, params, extended)  # the Arrow path that similar and cluster read with
+    if len(tracks.track_ids) == 0:
+        if extended is not None and tracks.without_extended:
+            raise AudiodbError(f"None of the {tracks.without_extended} tracks has the extended features yet "
+                               "(indexed by an older audiodb): run audiodb scan on their folders, or plot "
+                               "with --features notebook.")
+        if table.num_rows:
+            raise AudiodbError(f"None of the {table.num_rows} tracks has current features: run audiodb scan "
+                               "DIR to compute them.")
         raise AudiodbError("No tracks indexed yet: run audiodb scan DIR first.")
-    vectors = table["vector"].combine_chunks()
-    X = np.asarray(vectors.flatten().to_numpy(), dtype=np.float32).reshape(-1, params.dims)
-    if extended is not None:
-        table, X, dropped = _append_extended(con, table, X, extended)
-        stale += dropped
+    # Match the rows (by path) to the vectors by track id; tracks without current vectors are left out.
+    row_ids = np.asarray(table["track_id"].to_numpy(zero_copy_only=False), dtype=np.int64)
+    order = np.argsort(tracks.track_ids)
+    at = np.minimum(np.searchsorted(tracks.track_ids[order], row_ids), len(order) - 1)
+    has = tracks.track_ids[order][at] == row_ids
+    keep = np.flatnonzero(has)
+    if len(keep) < len(row_ids):
+        table = table.take(keep)
+    X = tracks.vectors[order[at[keep]]]
+    stale = int(len(row_ids) - len(keep))
     clusters = {m: (cluster_labels(table[f"cluster_{m}"]), runs[m]) if runs[m] else None for m in CLUSTER_METHODS}
     if color in CLUSTER_METHODS:
         coloring = cluster_coloring(color, clusters[color][0], runs[color])
@@ -217,19 +226,3 @@ def plot_library(
             tmp.unlink()
     return PlotResult(path=out, n_points=len(paths), projection=projection, color=color,
                       size_bytes=out.stat().st_size, seconds=time.monotonic() - started, notes=notes)
-
-
-def _append_extended(con, table, X, extended):
-    """``X`` with each track's second feature set appended; tracks without one are left out.
-
-    Returns (table, X, number left out).
-    """
-    track_ids = np.asarray(table["track_id"].to_numpy(zero_copy_only=False), dtype=np.int64)
-    has, E = extended_for(con, track_ids, extended)
-    if not has.any():
-        raise AudiodbError(f"None of the {len(has)} tracks has the extended features yet (indexed by an older "
-                           "audiodb): run audiodb scan on their folders, or plot with --features notebook.")
-    if not has.all():
-        keep = np.flatnonzero(has)
-        table, X = table.take(keep), X[keep]
-    return table, np.hstack([X, E]), int((~has).sum())

@@ -35,7 +35,8 @@ from ..analysis.params import NOTEBOOK
 from ..errors import AudiodbError, UsageError
 from ..store.connection import LibraryFile
 from ..store.runs import save_run
-from ..store.vectors import load_tracks, load_vectors
+from ..store.catalog import count_tracks
+from ..store.vectors import load_tracks
 from .cluster_ids import match_ids
 from .space import group_weights, standardize  # standardize: the one z-score rule, kept in __all__
 
@@ -406,17 +407,13 @@ def cluster_library(file: LibraryFile, *, method: str, features: str = "notebook
     """
     if features not in FEATURES:
         raise UsageError(f"Unknown features {features!r}: choose notebook or extended.")
-    weights = None
     params = file.params
     with file.connect() as con:
-        if features == "extended":
-            tracks = load_tracks(con, params, file.extended)
-            order = np.argsort(tracks.track_ids, kind="stable")  # by track id, as load_vectors
-            track_ids, X = tracks.track_ids[order], tracks.vectors[order]
-            stale = con.execute("SELECT count(*) FROM track_files").fetchone()[0] - len(track_ids)
-            weights = np.sqrt(group_weights(tracks.feature_names))
-        else:
-            track_ids, X, stale = load_vectors(con, params)
+        tracks = load_tracks(con, params, file.extended if features == "extended" else None)
+        stale = count_tracks(con) - len(tracks.track_ids)
+    order = np.argsort(tracks.track_ids, kind="stable")  # by track id: the same input, the same clusters
+    track_ids, X = tracks.track_ids[order], tracks.vectors[order]
+    weights = np.sqrt(group_weights(tracks.feature_names)) if features == "extended" else None
     if len(track_ids) == 0:
         if stale:
             raise AudiodbError(f"None of the {stale} tracks has current features: run audiodb scan DIR "

@@ -18,7 +18,7 @@ from ..errors import AudiodbWarning, TrackNotFound, UsageError
 from ..paths import from_stored, to_stored
 from ..store import catalog
 from ..store.connection import LibraryFile
-from ..store.vectors import VectorSet, load_tracks
+from ..store.vectors import VectorSet, load_tracks, stored_vector
 from .space import DEFAULT_METRIC, EXTENDED_METRICS, check_metric, space_for
 
 __all__ = ["CLUSTER_METHODS", "SIMILAR_COLUMNS", "Query", "load_for", "require_tracks", "resolve_metric",
@@ -104,7 +104,7 @@ def resolve_queries(file: LibraryFile, refs: Iterable[str], embed: Callable | No
             row = catalog.lookup_track(con, ref)
             found.append(row)
             if row is not None:
-                v = catalog.stored_vector(con, row[0], file.params.id, file.extended.id if extended else None)
+                v = stored_vector(con, row[0], file.params.id, file.extended.id if extended else None)
                 if v is not None:
                     vectors[row[0]] = v
     out = []

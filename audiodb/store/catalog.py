@@ -20,7 +20,6 @@ __all__ = [
     "folder_mask",
     "lookup_track",
     "map_rows",
-    "stored_vector",
     "track_info",
     "track_paths",
     "tracks_columns",
@@ -71,17 +70,6 @@ def lookup_track(con, ref: str) -> tuple | None:
     if ref.strip().isdigit() and not os.path.exists(ref):
         return con.execute(f"SELECT {cols} FROM track_files WHERE track_id = ?", [int(ref)]).fetchone()
     return None
-
-
-def stored_vector(con, track_id: int, feature_set: str, extended_set: str | None = None) -> np.ndarray | None:
-    """The stored vector of one track (followed by its second set's with ``extended_set``), or None."""
-    v = con.execute("SELECT vector FROM embeddings WHERE track_id = ? AND feature_set = ?",
-                    [track_id, feature_set]).fetchall()
-    if v and extended_set is not None:
-        x = con.execute("SELECT vector FROM extended_embeddings WHERE track_id = ? AND "
-                        "feature_set = ?", [track_id, extended_set]).fetchall()
-        v = [[v[0][0] + x[0][0]]] if x else []
-    return np.asarray(v[0][0], dtype=np.float32) if v else None
 
 
 def where_mask(con, space_ids: np.ndarray, where: str | None) -> np.ndarray | None:
@@ -143,13 +131,14 @@ def tracks_columns(con) -> dict[str, str]:
 COLOR_KINDS = ("none", "temporal", "numeric", "text")
 
 
-def map_rows(con, color: str | None, kind: str, feature_set: str):
-    """One query: every track with current features, by path, with its clusters and colour column.
+def map_rows(con, color: str | None, kind: str):
+    """One query: every track, by path, with its clusters and colour column (no vectors: those
+    come from :func:`audiodb.store.vectors.load_tracks`, matched by ``track_id``).
 
     ``color`` is a column of ``tracks`` (checked by the caller) read as ``kind``, one of
     :data:`COLOR_KINDS` (``none``: no column, ``color_value`` is NULL). Returns an Arrow table
-    of ``track_id``, ``path``, ``duration_sec``, ``vector``, ``cluster_kmeans``,
-    ``cluster_hdbscan``, ``color_value``.
+    of ``track_id``, ``path``, ``duration_sec``, ``cluster_kmeans``, ``cluster_hdbscan``,
+    ``color_value``.
     """
     if kind == "none":
         value_sql = "NULL"
@@ -158,11 +147,9 @@ def map_rows(con, color: str | None, kind: str, feature_set: str):
         value_sql = {"temporal": f"epoch(t.{quoted})", "numeric": f"CAST(t.{quoted} AS DOUBLE)",
                      "text": f"CAST(t.{quoted} AS VARCHAR)"}[kind]
     return con.sql(
-        f"""SELECT t.track_id, t.path, t.duration_sec, e.vector,
+        f"""SELECT t.track_id, t.path, t.duration_sec,
                    k.cluster AS cluster_kmeans, h.cluster AS cluster_hdbscan, {value_sql} AS color_value
-            FROM embeddings e
-            JOIN tracks t USING (track_id)
-            LEFT JOIN clusters k ON k.track_id = e.track_id AND k.method = 'kmeans'
-            LEFT JOIN clusters h ON h.track_id = e.track_id AND h.method = 'hdbscan'
-            WHERE e.feature_set = ?
-            ORDER BY t.path""", params=[feature_set]).to_arrow_table()
+            FROM tracks t
+            LEFT JOIN clusters k ON k.track_id = t.track_id AND k.method = 'kmeans'
+            LEFT JOIN clusters h ON h.track_id = t.track_id AND h.method = 'hdbscan'
+            ORDER BY t.path""").to_arrow_table()

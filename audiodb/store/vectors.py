@@ -8,8 +8,9 @@ import numpy as np
 
 from ..analysis.params import NOTEBOOK, ExtendedParams, FeatureParams
 
-__all__ = ["VectorSet", "extended_for", "arrow_values", "count_stale", "load_tracks", "load_vectors",
-           "query_arrow", "read_vectors"]
+__all__ = ["VectorSet", "arrow_values", "count_stale", "load_tracks", "load_vectors",
+           "query_arrow", "read_vectors",
+           "stored_vector"]
 
 TABLES = ("embeddings", "extended_embeddings")
 
@@ -131,17 +132,30 @@ def query_arrow(con, query: str, params: list | None = None):
 
 def load_vectors(con, params: FeatureParams = NOTEBOOK) -> tuple[np.ndarray, np.ndarray, int]:
     """``(track_ids, X, n_stale)``: current vectors of every track, by track id, and how
-    many tracks have none for ``params`` yet."""
-    cur = con.cursor()
-    try:
-        ids, X = read_vectors(cur, "embeddings", params.id, params.dims)
-        known = cur.execute("SELECT track_id FROM track_files").fetchnumpy()["track_id"]
-    finally:
-        cur.close()
-    keep = np.isin(ids, known)  # vectors of tracks no longer in the library are left out
-    order = np.argsort(ids[keep], kind="stable")  # by track id: the same input, the same clusters
-    ids, X = ids[keep][order], X[keep][order]
-    return ids, X, int(len(known) - len(ids))
+    many tracks have none for ``params`` yet (:func:`load_tracks`, sorted by id)."""
+    tracks = load_tracks(con, params)
+    order = np.argsort(tracks.track_ids, kind="stable")  # by track id: the same input, the same clusters
+    n = con.execute("SELECT count(*) FROM track_files").fetchone()[0]
+    return tracks.track_ids[order], tracks.vectors[order], int(n - len(order))
+
+
+def stored_vector(con, track_id: int, feature_set: str, extended_set: str | None = None) -> np.ndarray | None:
+    """The stored vector of one track (followed by its second set's with ``extended_set``), or None."""
+    v = con.execute("SELECT vector FROM embeddings WHERE track_id = ? AND feature_set = ?",
+                    [track_id, feature_set]).fetchall()
+    if v and extended_set is not None:
+        x = con.execute("SELECT vector FROM extended_embeddings WHERE track_id = ? AND "
+                        "feature_set = ?", [track_id, extended_set]).fetchall()
+        v = [[v[0][0] + x[0][0]]] if x else []
+    return np.asarray(v[0][0], dtype=np.float32) if v else None
+
+
+def count_stale(con, feature_set: str, table: str = "embeddings") -> int:
+    """Tracks with no vector for ``feature_set`` in ``table`` (new parameters, or analysis pending)."""
+    assert table in TABLES
+    return con.execute(
+        f"SELECT count(*) FROM track_files t WHERE NOT EXISTS (SELECT 1 FROM {table} e "
+        "WHERE e.track_id = t.track_id AND e.feature_set = ?)", [feature_set]).fetchall()[0][0]
 
 
 def count_stale(con, feature_set: str, table: str = "embeddings") -> int:
