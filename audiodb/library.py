@@ -197,8 +197,8 @@ class Library:
             import pandas  # noqa: F401
         except ImportError:
             if arrow is False:
-                from .errors import UsageError
+                from .errors import MissingDependency
 
-                raise UsageError("pandas is not installed: pip install pandas, or pass arrow=True.") from None
+                raise MissingDependency("pandas is not installed: pip install pandas, or pass arrow=True.") from None
             return table
         return table.to_pandas()

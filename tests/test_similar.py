@@ -129,7 +129,32 @@ def test_unknown_track_and_empty_library_say_what_to_do(cli, lib, tmp_path):
     assert no_id.exit_code == 1 and "track id" in no_id.output
     Library(tmp_path / "empty.duckdb").sql("SELECT 1", write=True)
     empty = cli("--db", tmp_path / "empty.duckdb", "similar", lib["songs"] / "song1.wav", ok=False)
-    assert empty.exit_code == 2 and "audiodb scan" in empty.output
+    assert empty.exit_code == 1 and "audiodb scan" in empty.output  # NothingIndexed, as cluster and plot
+
+
+def test_nothing_indexed_is_one_error_with_one_exit_code(cli, tmp_path):
+    """similar, duplicates, playlist, eval, cluster, plot, summary on an empty library: all
+    NothingIndexed, exit status 1, and the advice to scan (similar once exited 2, cluster 1)."""
+    import audiodb
+
+    db = tmp_path / "empty.duckdb"
+    empty = Library(db)
+    empty.sql("SELECT 1", write=True)
+    song = tmp_path / "song.wav"
+    write_audio(song, music_like(2.0, SR, seed=1), SR)
+    calls = {
+        "similar": lambda: empty.similar(str(song)), "duplicates": empty.duplicates,
+        "playlist": lambda: empty.playlist([str(song)]), "eval": empty.evaluate,
+        "cluster": empty.cluster, "plot": lambda: empty.plot(tmp_path / "m.html", color="folder"),
+        "summary": empty.summary,
+    }
+    for name, call in calls.items():
+        with pytest.raises(audiodb.errors.NothingIndexed, match="audiodb scan"):
+            call()
+    for args in (["similar", song], ["duplicates"], ["playlist", song], ["eval"], ["cluster"],
+                 ["plot", "--color", "folder", "-o", tmp_path / "m.html"], ["summary"]):
+        result = cli("--db", db, *args, ok=False)
+        assert result.exit_code == 1 and "audiodb scan" in result.output, (args, result.output)
 
 
 # --------------------------------------------------------------------------- duplicates

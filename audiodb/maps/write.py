@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from ..analysis.params import NOTEBOOK, FeatureParams
-from ..errors import AudiodbError, UsageError
+from ..errors import AudiodbError, NoClusteringRun, NothingIndexed, UsageError
 from ..query.space import group_weights, standardize  # the z-score rule of audiodb similar
 from ..store import catalog
 from ..store.connection import LibraryFile
@@ -59,8 +59,8 @@ class PlotResult:
 # --------------------------------------------------------------------------- reading the library
 
 
-def _no_clustering(method: str) -> AudiodbError:
-    return AudiodbError(
+def _no_clustering(method: str) -> NoClusteringRun:
+    return NoClusteringRun(
         f"No {METHOD_LABELS[method]} clustering yet: run audiodb cluster --method {method} first "
         "(or colour by a column of tracks, e.g. --color folder).")
 
@@ -100,8 +100,10 @@ def _load(con, color: str, *, params: FeatureParams = NOTEBOOK, extended=None):
     ------
     UsageError
         ``color`` is neither a clustering method nor a column of ``tracks``.
-    AudiodbError
-        Colouring by a method that has no run yet; nothing indexed.
+    NoClusteringRun
+        Colouring by a method that has no run yet.
+    NothingIndexed
+        No track with current features.
     """
     columns = catalog.tracks_columns(con)
     _check_color(color, columns)
@@ -112,13 +114,13 @@ def _load(con, color: str, *, params: FeatureParams = NOTEBOOK, extended=None):
     tracks = load_tracks(con, params, extended)  # the Arrow path that similar and cluster read with
     if len(tracks.track_ids) == 0:
         if extended is not None and tracks.without_extended:
-            raise AudiodbError(f"None of the {tracks.without_extended} tracks has the extended features yet "
+            raise NothingIndexed(f"None of the {tracks.without_extended} tracks has the extended features yet "
                                "(indexed by an older audiodb): run audiodb scan on their folders, or plot "
                                "with --features notebook.")
         if table.num_rows:
-            raise AudiodbError(f"None of the {table.num_rows} tracks has current features: run audiodb scan "
+            raise NothingIndexed(f"None of the {table.num_rows} tracks has current features: run audiodb scan "
                                "DIR to compute them.")
-        raise AudiodbError("No tracks indexed yet: run audiodb scan DIR first.")
+        raise NothingIndexed("No tracks indexed yet: run audiodb scan DIR first.")
     # Match the rows (by path) to the vectors by track id; tracks without current vectors are left out.
     row_ids = np.asarray(table["track_id"].to_numpy(zero_copy_only=False), dtype=np.int64)
     order = np.argsort(tracks.track_ids)
@@ -180,8 +182,12 @@ def plot_library(
     ------
     UsageError
         Unknown projection or colour; too few tracks for the projection.
+    NothingIndexed
+        No track with current features.
+    NoClusteringRun
+        No clustering run for ``color`` yet.
     AudiodbError
-        Nothing indexed, or no clustering run for ``color`` yet.
+        The page cannot be written.
     """
     started = time.monotonic()
     if projection not in PROJECTIONS:

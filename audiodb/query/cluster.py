@@ -32,7 +32,7 @@ import time
 import numpy as np
 
 from ..analysis.params import NOTEBOOK
-from ..errors import AudiodbError, UsageError
+from ..errors import NothingIndexed, UsageError
 from ..store.connection import LibraryFile
 from ..store.runs import save_run
 from ..store.catalog import count_tracks
@@ -309,7 +309,7 @@ def cluster_vectors(
     space = space or DEFAULT_SPACE[method]
     n = len(X)
     if n == 0:
-        raise AudiodbError("No tracks indexed yet: run audiodb scan DIR first.")
+        raise NothingIndexed("No tracks indexed yet: run audiodb scan DIR first.")
     _check_args(method, n, k, min_cluster_size, min_samples)
     X_scaled = standardize(X)
     if weights is not None:
@@ -400,7 +400,7 @@ def cluster_library(file: LibraryFile, *, method: str, features: str = "notebook
 
     Raises
     ------
-    AudiodbError
+    NothingIndexed
         Nothing indexed yet (or nothing with current features).
     UsageError
         Options that cannot work with this library (k larger than the tracks, ...).
@@ -416,9 +416,9 @@ def cluster_library(file: LibraryFile, *, method: str, features: str = "notebook
     weights = np.sqrt(group_weights(tracks.feature_names)) if features == "extended" else None
     if len(track_ids) == 0:
         if stale:
-            raise AudiodbError(f"None of the {stale} tracks has current features: run audiodb scan DIR "
+            raise NothingIndexed(f"None of the {stale} tracks has current features: run audiodb scan DIR "
                                "to compute them.")
-        raise AudiodbError("No tracks indexed yet: run audiodb scan DIR first.")
+        raise NothingIndexed("No tracks indexed yet: run audiodb scan DIR first.")
     run = cluster_vectors(X, method=method, weights=weights, **options)
     run.parameters["features"] = features
     run.track_ids, run.feature_set = track_ids, params.id

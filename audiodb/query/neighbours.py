@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..errors import AudiodbWarning, TrackNotFound, UsageError
+from ..errors import AudiodbWarning, NothingIndexed, TrackNotFound, UsageError
 from ..paths import from_stored, to_stored
 from ..store import catalog
 from ..store.connection import LibraryFile
@@ -70,9 +70,9 @@ def require_tracks(tracks: VectorSet, con) -> None:
         return
     n = catalog.count_tracks(con)
     if n:
-        raise UsageError(f"The library has {n} tracks but none with current vectors; "
+        raise NothingIndexed(f"The library has {n} tracks but none with current vectors; "
                          "run audiodb scan on their folders to compute them.")
-    raise UsageError("The library is empty. Index some audio first: audiodb scan DIR")
+    raise NothingIndexed("The library is empty. Index some audio first: audiodb scan DIR")
 
 
 @dataclasses.dataclass

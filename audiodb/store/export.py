@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ..analysis.params import FEATURE_NAMES
-from ..errors import AudiodbError, UsageError
+from ..errors import NothingIndexed, UsageError
 
 __all__ = ["export", "export_query"]
 
@@ -35,7 +35,7 @@ def export(con, path: str | os.PathLike) -> int:
         raise UsageError(f"Cannot tell the format of {path!r}: name it .csv or .parquet.")
     n = con.execute("SELECT count(*) FROM features").fetchone()[0]
     if n == 0:
-        raise AudiodbError("No tracks indexed yet: run audiodb scan DIR first.")
+        raise NothingIndexed("No tracks indexed yet: run audiodb scan DIR first.")
     options = "FORMAT csv, HEADER true" if ext == ".csv" else "FORMAT parquet"
     quoted = path.replace("'", "''")
     con.execute(f"COPY ({export_query()}) TO '{quoted}' ({options})")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..analysis.params import FEATURE_NAMES
-from ..errors import AudiodbError, UsageError
+from ..errors import NoClusteringRun, NothingIndexed, UsageError
 
 __all__ = ["SUMMARY_COLUMNS", "latest_run", "latest_run_id", "save_run", "summary"]
 
@@ -108,8 +108,10 @@ def _runs_for(con, method: str | None, run_id: int | None) -> list[tuple[int, st
         "SELECT max(id), method FROM cluster_runs WHERE ? IS NULL OR method = ? GROUP BY method "
         "ORDER BY method DESC", [method, method]).fetchall()  # kmeans first, as the notebook
     if not rows:
+        if con.execute("SELECT count(*) FROM track_files").fetchone()[0] == 0:
+            raise NothingIndexed("No tracks indexed yet: run audiodb scan DIR first.")
         what = f"{method} " if method else ""
-        raise AudiodbError(f"No {what}clustering yet: run audiodb cluster"
+        raise NoClusteringRun(f"No {what}clustering yet: run audiodb cluster"
                            + (f" --method {method}" if method else "") + " first.")
     return rows
 
