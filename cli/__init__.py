@@ -26,14 +26,30 @@ _default_showwarning = warnings.showwarning
 warnings.showwarning = _show_warning
 
 
-class _Group(click.Group):
+def _translated(invoke, ctx):
+    """audiodb's errors as click's: a UsageError with ``ctx``'s usage line (exit 2), any other
+    AudiodbError as a message (exit 1)."""
+    try:
+        return invoke(ctx)
+    except UsageError as e:
+        raise click.UsageError(str(e), ctx) from None
+    except AudiodbError as e:
+        raise click.ClickException(str(e)) from None
+
+
+class _Command(click.Command):
+    """Every command converts the library's errors itself, so a usage error prints the
+    command's own usage line (``Usage: audiodb scan [OPTIONS] ...``), not the group's."""
+
     def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except UsageError as e:
-            raise click.UsageError(str(e), ctx) from None
-        except AudiodbError as e:
-            raise click.ClickException(str(e)) from None
+        return _translated(super().invoke, ctx)
+
+
+class _Group(click.Group):
+    command_class = _Command
+
+    def invoke(self, ctx):
+        return _translated(super().invoke, ctx)  # what the group itself raises
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -145,6 +145,13 @@ def test_usage_errors_exit_2(cli, bad):
     assert cli(*bad, ok=False).exit_code == 2
 
 
+def test_a_usage_error_shows_the_commands_own_usage(cli, tmp_path):
+    """A UsageError raised by the library prints the command's usage and help hint, not the group's."""
+    result = cli("--db", tmp_path / "lib.duckdb", "scan", tmp_path / "nope", ok=False)
+    assert result.exit_code == 2 and "Folder not found" in result.output
+    assert "Usage: audiodb scan [OPTIONS]" in result.output and "Try 'audiodb scan --help' for help." in result.output
+
+
 def test_click_is_only_in_the_cli():
     import pathlib
 
