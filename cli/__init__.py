@@ -14,10 +14,12 @@ import click
 
 from audiodb.errors import AudiodbError, AudiodbWarning, UsageError
 
+from .common import note
+
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     if issubclass(category, AudiodbWarning):
-        click.echo(f"Note: {message}", err=True)
+        note(str(message))
     else:
         _default_showwarning(message, category, filename, lineno, file, line)
 

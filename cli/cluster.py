@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from . import main
-from .common import db_option, library, warn
+from .common import db_option, library, note, warn
 from .output import format_option, render
 
 RUN_COLUMNS = ["run_id", "method", "space", "parameters", "n_tracks", "n_clusters", "n_noise", "quality", "seconds"]
@@ -65,7 +65,7 @@ def cluster(method, k, min_cluster_size, min_samples, space, dims, features, db,
                         dims=dims, features=features) for m in methods]
     for run in runs:
         for line in run.advice:
-            warn(f"note: {line}")
+            note(line)
     if fmt != "table":
         render(RUN_COLUMNS, [run.as_row() for run in runs], fmt)
         return

@@ -13,8 +13,19 @@ def db_option(f):
                         help="Library file (overrides the one given before the command).")(f)
 
 
+#: What every note to the user starts with, whoever raises it (a warning, advice, a problem
+#: that did not stop the work).
+NOTE_PREFIX = "Note: "
+
+
 def warn(message: str) -> None:
+    """A status line on stderr (waiting, written, interrupted), as it is."""
     click.echo(message, err=True)
+
+
+def note(message: str) -> None:
+    """Something the user should know that did not stop the work, on stderr, with the one prefix."""
+    click.echo(NOTE_PREFIX + message, err=True)
 
 
 def library(db: str | None) -> Library:

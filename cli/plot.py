@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from . import main
-from .common import db_option, library
+from .common import db_option, library, note
 from .output import human_size
 
 
@@ -36,8 +36,8 @@ def plot(projection, color, output, features, open_page, db):
     """
     output = output or f"audiodb-{projection}-{color}.html"
     result = library(db).plot(output, projection=projection, color=color, features=features)
-    for note in result.notes:
-        click.echo(note, err=True)
+    for line in result.notes:
+        note(line)
     click.echo(f"Wrote a map of {result.n_points} tracks to {result.path} ({human_size(result.size_bytes)}, "
                f"{result.seconds:.1f} s). Open it in a browser: {result.path.as_uri()}")
     if open_page:

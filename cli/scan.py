@@ -7,7 +7,7 @@ import sys
 import click
 
 from . import main
-from .common import db_option, library, warn
+from .common import db_option, library, note, warn
 from .output import format_option, print_json, render
 
 
@@ -76,7 +76,7 @@ def scan(folders, workers, dry_run, retry_failed, scheduler, verbose, db, fmt):
     finally:
         progress.close()
     for problem in report.problems:
-        warn(f"warning: {problem}")
+        note(problem)
     if verbose:
         for path, why in report.skipped_files:
             warn(f"skipped: {path}: {why}")

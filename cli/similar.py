@@ -16,7 +16,7 @@ from audiodb.query.playlist import PLAYLIST_COLUMNS
 from audiodb.query.space import DEFAULT_METRIC, METRICS
 
 from . import main
-from .common import db_option, library, warn
+from .common import db_option, library, note, warn
 from .output import format_option, render
 
 _metric_option = click.option(
@@ -154,10 +154,10 @@ def eval_(label_from, metric, k, summary, db, fmt):
     metrics = METRICS if metric == "all" else (metric,)
     report = library(db).evaluate(label_from, metrics=metrics, k=k)
     if report.unmatched:
-        warn(f"{len(report.unmatched)} paths in {label_from} are not in the library "
+        note(f"{len(report.unmatched)} paths in {label_from} are not in the library "
              f"(first: {report.unmatched[0]}); they were left out.")
     if report.singletons:
-        warn(f"{len(report.singletons)} labels have one track only and were not queried: "
+        note(f"{len(report.singletons)} labels have one track only and were not queried: "
              + ", ".join(report.singletons[:5]) + ("..." if len(report.singletons) > 5 else ""))
     rows = [r for r in report.rows if r["label"] == "(all)"] if summary else report.rows
     render(list(EVAL_COLUMNS), rows, fmt)

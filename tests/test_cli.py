@@ -160,3 +160,19 @@ def test_click_is_only_in_the_cli():
     for path in pathlib.Path(audiodb.__file__).parent.glob("*.py"):
         assert "import click" not in path.read_text(), path
     assert click  # the CLI uses it
+
+
+def test_every_note_has_the_one_prefix():
+    """Notes go through cli.common.note (prefix "Note: "): no command spells a prefix of its own
+    (there were four: "warning:", "note:", "Note:" and none)."""
+    import pathlib
+    import re
+
+    import audiodb.cli
+    from audiodb.cli.common import NOTE_PREFIX
+
+    assert NOTE_PREFIX == "Note: "
+    spelled = re.compile(r"""["'](warning|note|Note|Warning):""")
+    for path in pathlib.Path(audiodb.cli.__file__).parent.glob("*.py"):
+        if path.name != "common.py":
+            assert not spelled.search(path.read_text(encoding="utf-8")), path
