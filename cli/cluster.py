@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from . import main
-from .common import db_option, library, note, warn
+from .common import db_option, library, note
 from .output import format_option, render
 
 RUN_COLUMNS = ["run_id", "method", "space", "parameters", "n_tracks", "n_clusters", "n_noise", "quality", "seconds"]
