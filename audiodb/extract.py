@@ -77,18 +77,9 @@ def quiet_worker(parent: int | None = None, started=None) -> None:
     ``started`` (an Event) is set once the worker is up: a pool whose workers
     die before that failed to start, which is not a decoder crash.
     """
-    from threadpoolctl import threadpool_limits
-
-    _load_analysis_libraries()
-    threadpool_limits(limits=1)  # kept: this process only analyses
-    if started is not None:
-        started.set()
-    if not os.environ.get("AUDIODB_DEBUG"):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
     import time
 
+    # First of all: a worker whose scan is killed while it is still loading libraries must not outlive it.
     parent = parent or os.getppid()
     if os.getppid() != parent:  # the scan died before this worker started
         os._exit(0)
@@ -100,6 +91,16 @@ def quiet_worker(parent: int | None = None, started=None) -> None:
                 os._exit(0)
 
     threading.Thread(target=watch_parent, name="audiodb-parent-watch", daemon=True).start()
+    if not os.environ.get("AUDIODB_DEBUG"):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    from threadpoolctl import threadpool_limits
+
+    _load_analysis_libraries()
+    threadpool_limits(limits=1)  # kept: this process only analyses
+    if started is not None:
+        started.set()
 
 
 def content_hash(path: str) -> str:
