@@ -104,7 +104,7 @@ def main() -> None:
     if args.resample_only:
         return resample_share(make_files(args.audio, args.work), args.repeat)
 
-    from audiodb.decode import DecodeError, load
+    from audiodb.decode import load
     from audiodb.extended import embeddings
     from audiodb.features import FEATURE_NAMES
     from audiodb.reference import extended_reference, extract_acoustic_embedding, tolerance
