@@ -52,15 +52,16 @@ def summarize(frames: dict[str, np.ndarray], *, n_mfcc: int = 20) -> np.ndarray:
     for a in range(0, t, 8192):
         mfcc[:, a : a + 8192] = scipy.fft.dct(s_db[:, a : a + 8192], axis=-2, type=2, norm="ortho")[:n_mfcc]
 
-    def stats(x: np.ndarray) -> np.ndarray:
-        return np.array([np.mean(x), np.std(x)], dtype=float)
-
-    spec = np.concatenate(
-        [
-            stats(frames[key])
-            for key in ("centroid", "bandwidth", "rolloff", "flatness", "rms", "zcr")
-        ]
-    )
+    # Mean and std of each spectral series: one row-wise reduction per dtype (float64
+    # and float32 rows), the same sums as over each series alone, in its own dtype.
+    keys = ("centroid", "bandwidth", "rolloff", "flatness", "rms", "zcr")
+    spec = np.empty((len(keys), 2))
+    for dtype in {frames[key].dtype for key in keys}:
+        group = [i for i, key in enumerate(keys) if frames[key].dtype == dtype]
+        series = np.stack([frames[keys[i]] for i in group])
+        spec[group, 0] = np.mean(series, axis=1)
+        spec[group, 1] = np.std(series, axis=1)
+    spec = spec.ravel()
     mfcc_stats = [np.mean(mfcc, axis=1), np.std(mfcc, axis=1)]
     return np.concatenate([mel_mean, mel_std, *mfcc_stats, spec])
 
