@@ -12,7 +12,7 @@ file per lossy format. For each file, in the same run:
   float decoder: libopus for Opus, FFmpeg's own for the rest), and their ratio;
 - the max abs difference of the two 22050-Hz waveforms (length difference too);
 - the worst feature difference of audiodb's 180 + 42 features of each decode
-  against the notebook's (``audiodb.reference``), as a multiple of the parity
+  against the notebook's (``audiodb.analysis.reference``), as a multiple of the parity
   tolerance (<= 1 passes; 180: ``reference.tolerance``, 42: 1e-5 rel / 1e-6 abs
   as tests/test_extended.py), and the max relative difference;
 - which decoder ``load()`` chose.
@@ -105,9 +105,9 @@ def main() -> None:
         return resample_share(make_files(args.audio, args.work), args.repeat)
 
     from audiodb.decode import load
-    from audiodb.extended import embeddings
-    from audiodb.features import FEATURE_NAMES
-    from audiodb.reference import extended_reference, extract_acoustic_embedding, tolerance
+    from audiodb.analysis.extended import embeddings
+    from audiodb.analysis.params import FEATURE_NAMES
+    from audiodb.analysis.reference import extended_reference, extract_acoustic_embedding, tolerance
 
     rel180, abs180 = tolerance(FEATURE_NAMES)
     rel42, abs42 = np.full(42, 1e-5), np.full(42, 1e-6)

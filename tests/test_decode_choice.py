@@ -17,10 +17,10 @@ import pytest
 
 from audio import ffmpeg_encode, music_like, write_audio
 from audiodb.decode import load
-from audiodb.extended import EXTENDED
+from audiodb.analysis.params import EXTENDED
 from audiodb.extract import embed_file
-from audiodb.features import FEATURE_NAMES
-from audiodb.reference import extended_reference, extract_acoustic_embedding, tolerance
+from audiodb.analysis.params import FEATURE_NAMES
+from audiodb.analysis.reference import extended_reference, extract_acoustic_embedding, tolerance
 
 
 def assert_notebook_parity(path, vector: np.ndarray, extended: np.ndarray) -> None:
