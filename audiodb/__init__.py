@@ -22,7 +22,7 @@ from .errors import (
     UsageError,
 )
 from .query.cluster import ClusterRun, cluster_vectors
-from .extract import embed_file
+from .analysis.embed import embed_file
 from .analysis.params import FEATURE_NAMES, NOTEBOOK, FeatureParams
 from .library import Library, QueryResult
 from .scan import Change, ScanReport, scan

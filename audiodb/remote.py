@@ -1,7 +1,7 @@
 """Extraction on a Dask cluster, for archives beyond one machine.
 
 The scan plans and writes as usual, here; only the analysis of each file
-(:func:`audiodb.extract.analyse`) runs on Dask workers, which must see the
+(:func:`audiodb.index.worker.analyse`) runs on Dask workers, which must see the
 files at the same paths (shared storage) and have audiodb installed. Results
 come back as plain values and are written in batches by this process, so the
 database never leaves this machine. Without ``--scheduler`` nothing here is
@@ -14,7 +14,7 @@ import os
 import socket
 
 from .errors import AudiodbError, UsageError
-from .extract import analyse, one_blas_thread
+from .index.worker import analyse, one_blas_thread
 from .analysis.params import FeatureParams
 
 __all__ = ["DaskWorkers", "analyse_on_worker"]
@@ -23,7 +23,7 @@ CONNECT_TIMEOUT = float(os.environ.get("AUDIODB_DASK_TIMEOUT", "5"))
 
 
 def analyse_on_worker(path: str, known_hash: str | None, params: FeatureParams) -> dict:
-    """:func:`~audiodb.extract.analyse` on a Dask worker, naming the worker when a path is missing there.
+    """:func:`~audiodb.index.worker.analyse` on a Dask worker, naming the worker when a path is missing there.
 
     BLAS runs on one thread during the analysis, as in a local scan's workers,
     whatever the worker's environment (``dask worker --no-nanny`` keeps the

@@ -27,7 +27,8 @@ from .discover import discover
 from .errors import UsageError
 from .paths import from_stored, to_stored
 from .analysis.params import ExtendedParams
-from .extract import THREAD_ENV, analyse, content_hash, quiet_worker
+from .analysis.embed import content_hash
+from .index.worker import THREAD_ENV, analyse, init_worker
 from .analysis.params import NOTEBOOK, FeatureParams
 
 __all__ = ["Change", "ScanReport", "Workers", "scan"]
@@ -432,7 +433,7 @@ class Workers:
             self._started = ctx.Event()
             self._pool = ProcessPoolExecutor(
                 max_workers=self.n, mp_context=ctx,
-                initializer=quiet_worker, initargs=(os.getpid(), self._started))
+                initializer=init_worker, initargs=(os.getpid(), self._started))
         return self._pool
 
     def close(self, *, kill: bool = False) -> None:
