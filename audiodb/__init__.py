@@ -25,7 +25,8 @@ from .query.cluster import ClusterRun, cluster_vectors
 from .analysis.embed import embed_file
 from .analysis.params import FEATURE_NAMES, NOTEBOOK, FeatureParams
 from .library import Library, QueryResult
-from .scan import Change, ScanReport, scan
+from .index.plan import Change, ScanReport
+from .index.scan import scan
 
 __all__ = [
     "FEATURE_NAMES",

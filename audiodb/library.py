@@ -6,10 +6,11 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .store import connection, faults, migrate, readonly, vectors
-from .errors import DatabaseError
 from .analysis.params import NOTEBOOK, FeatureParams
-from .scan import ScanReport, scan
+from .errors import DatabaseError
+from .index.plan import ScanReport
+from .index.scan import scan_file
+from .store import connection, faults, migrate, readonly, vectors
 
 __all__ = ["Library", "QueryResult"]
 
@@ -54,9 +55,17 @@ class Library:
         return self.file.connect(read_only=read_only)
 
     def scan(self, roots: Iterable[str | os.PathLike], **kwargs) -> ScanReport:
-        """Index ``roots`` incrementally; see :func:`audiodb.scan.scan` for options."""
+        """Index ``roots`` incrementally; see :func:`audiodb.scan` for options."""
         roots = [os.path.expanduser(os.fspath(r)) for r in roots]
-        return scan(roots, db=self.path, params=self.params, on_wait=self.on_wait, **kwargs)
+        return scan_file(self.file, roots, **kwargs)
+
+    def watcher(self, roots: Iterable[str | os.PathLike], **options):
+        """A :class:`audiodb.index.watch.Watcher` of ``roots`` for this library: ``run()`` indexes
+        them, then follows their changes until ``stop()``. Options: ``workers``, ``settle``,
+        ``reconcile``, ``poll``, ``on_change``, ``on_notice``."""
+        from .index.watch import Watcher
+
+        return Watcher(self.file, roots, **options)
 
     def sql(self, query: str, params: list | None = None, *, write: bool = False) -> QueryResult:
         """Run SQL; read-only unless ``write``. Returns columns and rows."""

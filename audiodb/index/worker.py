@@ -11,14 +11,17 @@ in another order, changing the last bits of some features).
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
+import sys
 import threading
 
 from ..analysis.embed import content_hash, embed_file
 from ..analysis.params import NOTEBOOK, FeatureParams
 from ..errors import DecodeError
 
-__all__ = ["THREAD_ENV", "analyse", "init_worker", "one_blas_thread"]
+__all__ = ["BOOTSTRAP_EXIT", "THREAD_ENV", "WORKER_MARK", "analyse", "init_worker", "leave_if_worker_bootstrap",
+           "one_blas_thread", "worker_env"]
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -129,3 +132,38 @@ def analyse(path: str, known_hash: str | None = None, params: FeatureParams = NO
     except Exception as e:  # a bug or a decoder surprise must not end the scan
         out.update(status="failed", reason=f"analysis error: {type(e).__name__}: {e}")
     return out
+
+
+WORKER_MARK = "AUDIODB_SCAN_WORKER"  # set in our workers' environment
+BOOTSTRAP_EXIT = 75
+
+
+def leave_if_worker_bootstrap() -> None:
+    """A worker re-running an unguarded main script reached a scan: leave quietly.
+
+    ``spawn`` workers run the main script's top level again (as ``__mp_main__``)
+    before they take work. Scanning there would plan and write again and start
+    workers of its own; the parent sees its pool die before any worker started
+    and explains what to add (:meth:`audiodb.index.pools.ProcessPool.run`).
+    """
+    if not os.environ.get(WORKER_MARK):
+        return
+    rerun = sys.modules.get("__mp_main__")  # runpy's module for the script while it runs again
+    if getattr(multiprocessing.current_process(), "_inheriting", False) or (
+            rerun is not None and rerun is not sys.modules.get("__main__")):
+        os._exit(BOOTSTRAP_EXIT)
+
+
+@contextlib.contextmanager
+def worker_env():
+    # Spawned workers inherit this environment: one BLAS thread each, and the mark of an audiodb worker.
+    saved = {k: os.environ.get(k) for k in (*THREAD_ENV, WORKER_MARK)}
+    os.environ.update({k: "1" for k in (*THREAD_ENV, WORKER_MARK)})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
