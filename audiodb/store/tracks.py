@@ -15,9 +15,13 @@ from collections.abc import Iterable
 
 from ..analysis.params import ExtendedParams, FeatureParams
 from ..paths import from_stored, to_stored
+from .vectors import count_stale
 
-__all__ = ["StoredTrack", "apply_moves_and_removals", "delete_tracks", "load_state",
-           "register_feature_sets", "write_results"]
+__all__ = ["FAILURES_QUERY", "StoredTrack", "apply_moves_and_removals", "delete_tracks", "load_state",
+           "register_feature_sets", "status_counts", "write_results"]
+
+#: The files that could not be analysed, newest first (``Library.failures``).
+FAILURES_QUERY = "SELECT path, reason, failed_at, size FROM failures ORDER BY failed_at DESC, path"
 
 #: One indexed file as a scan sees it: (track_id, real path, size, mtime_ns, content_hash, current),
 #: current when both feature sets' vectors are there.
@@ -26,6 +30,21 @@ StoredTrack = tuple[int, str, int, int, str, bool]
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def status_counts(con, params: FeatureParams, extended: ExtendedParams) -> dict:
+    """Tracks, vectors of the current feature sets, files without them, failures, folders."""
+    one = lambda q, *a: con.execute(q, list(a)).fetchone()[0]  # noqa: E731
+    return {
+        "tracks": one("SELECT count(*) FROM track_files"),
+        "embedded": one("SELECT count(*) FROM embeddings WHERE feature_set = ?", params.id),
+        "stale": count_stale(con, params.id),
+        "extended_stale": count_stale(con, extended.id, "extended_embeddings"),
+        "failures": one("SELECT count(*) FROM failures"),
+        "total_duration_sec": float(one("SELECT coalesce(sum(duration_sec), 0) FROM track_files")),
+        "folders": one("SELECT count(DISTINCT folder) FROM track_files"),
+        "last_indexed_at": one("SELECT max(indexed_at) FROM track_files"),
+    }
 
 
 def load_state(con, params: FeatureParams, extended: ExtendedParams
