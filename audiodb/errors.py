@@ -7,9 +7,12 @@
     │   ├── LibraryNotFound  no library file yet (nothing indexed)
     │   ├── LibraryDamaged   the file is not a readable DuckDB library (truncated, overwritten)
     │   └── DiskFull         no space left where the library (or DuckDB's temp files) is written
+    ├── NothingIndexed       the library holds no analysed track yet (scan first)
+    ├── NoClusteringRun      a summary or map asked for clusters, and no run is stored
+    ├── MissingDependency    an optional package is not installed (says what to install)
     ├── DecodeError          one audio file cannot be decoded (recorded, skipped)
     ├── TrackNotFound        a path or id names no indexed track
-    └── UsageError           arguments that cannot work together
+    └── UsageError           arguments that cannot work together (exit status 2)
 """
 
 from __future__ import annotations
@@ -45,6 +48,18 @@ class LibraryDamaged(DatabaseError):
 
 class DiskFull(DatabaseError):
     """A write failed for lack of space; what was committed before is intact."""
+
+
+class NothingIndexed(AudiodbError):
+    """No analysed track to work on yet: the advice is to run ``audiodb scan``."""
+
+
+class NoClusteringRun(AudiodbError):
+    """A summary, map or colouring needs a clustering run, and none is stored."""
+
+
+class MissingDependency(AudiodbError):
+    """An optional package this feature needs is missing; the message names the pip command."""
 
 
 class DecodeError(AudiodbError):

@@ -40,7 +40,7 @@ def synthetic_library(path: str, n: int, *, centers: int = 30, seed: int = 0) ->
     """Write ``n`` tracks with synthetic vectors into a new library; returns the blob labels."""
     import pyarrow as pa
 
-    from audiodb import db
+    from audiodb.store import connection as db
     from audiodb.analysis.params import NOTEBOOK
 
     rng = np.random.default_rng(seed)
@@ -78,7 +78,7 @@ def _timed(fn, *args, **kwargs):
 def scale(args) -> None:
     from sklearn.metrics import adjusted_rand_score
 
-    from audiodb import db
+    from audiodb.store import connection as db
     from audiodb.query import cluster as C
     from audiodb.store.vectors import load_vectors
 

@@ -39,7 +39,7 @@ def write_library(db: str, n: int, seed: int = 0) -> None:
 
     import pyarrow as pa
 
-    from audiodb import db as _db
+    from audiodb.store import connection
     from audiodb.analysis.params import NOTEBOOK
 
     rng = np.random.default_rng(seed)
@@ -68,7 +68,7 @@ def write_library(db: str, n: int, seed: int = 0) -> None:
     vectors = pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1), pa.float32()), NOTEBOOK.dims)
     emb = pa.table({"track_id": tracks["track_id"], "vector": vectors})
     assign = pa.table({"track_id": tracks["track_id"], "cluster": pa.array(label, pa.int32())})
-    with _db.connect(db) as con:
+    with connection.connect(db) as con:
         con.register("t", tracks)
         con.register("e", emb)
         con.register("a", assign)

@@ -348,7 +348,7 @@ def test_python_api_for_notebooks(demo_db):
 
 WRITER = textwrap.dedent("""
     import sys
-    from audiodb import db
+    from audiodb.store import connection as db
     with db.connect(sys.argv[1]) as con:
         con.execute("CREATE TABLE IF NOT EXISTS probe (x INTEGER)")
         con.execute("INSERT INTO probe VALUES (1)")
@@ -376,7 +376,7 @@ def test_cluster_leaves_the_library_free_while_it_computes(demo_db, monkeypatch)
 
 HOLD = textwrap.dedent("""
     import sys, time
-    from audiodb import db
+    from audiodb.store import connection as db
     with db.connect(sys.argv[1]) as con:
         print('holding', flush=True)
         time.sleep(2.0)

@@ -169,7 +169,7 @@ def test_unreachable_scheduler_fails_fast_and_writes_nothing(tmp_path, music_dir
 
 
 def test_a_path_the_worker_cannot_see_is_explained(tmp_path):
-    from audiodb.remote import analyse_on_worker
+    from audiodb.index.pools import analyse_on_worker
     from audiodb.analysis.params import NOTEBOOK
 
     result = analyse_on_worker(str(tmp_path / "only-on-the-scanner.wav"), None, NOTEBOOK)

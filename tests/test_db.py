@@ -11,28 +11,28 @@ import time
 import duckdb
 import pytest
 
-from audiodb import db as adb
+from audiodb.store import connection, migrate
 from audiodb.errors import LibraryNotFound, SchemaTooNew
 from conftest import run_audiodb
 
 
 def test_migrations_are_numbered_sql_files_inside_the_package():
-    found = adb.migrations()
+    found = migrate.migrations()
     assert found and [v for v, _, _ in found] == sorted({v for v, _, _ in found})
     assert found[0][0] == 1 and all(name.endswith(".sql") and sql.strip() for _, name, sql in found)
 
 
 def test_blank_file_is_migrated_with_one_version_row_per_migration(db_path):
-    with adb.connect(db_path) as con:
+    with connection.connect(db_path) as con:
         versions = [r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()]
         views = {r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_type = 'VIEW'").fetchall()}
-    assert versions == [v for v, _, _ in adb.migrations()]
+    assert versions == [v for v, _, _ in migrate.migrations()]
     assert {"tracks", "features"} <= views
 
 
 def test_migrating_from_every_earlier_version(tmp_path):
-    known = adb.migrations()
+    known = migrate.migrations()
     for upto in range(0, len(known)):
         path = tmp_path / f"v{upto}.duckdb"
         con = duckdb.connect(str(path))
@@ -42,29 +42,29 @@ def test_migrating_from_every_earlier_version(tmp_path):
             con.execute(sql)
             con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
         con.close()
-        with adb.connect(path, read_only=True) as con:  # a reader brings it up to date first
-            assert adb.schema_version(con) == known[-1][0]
+        with connection.connect(path, read_only=True) as con:  # a reader brings it up to date first
+            assert migrate.schema_version(con) == known[-1][0]
 
 
 def test_a_newer_schema_is_refused_with_advice(db_path):
-    with adb.connect(db_path) as con:
+    with connection.connect(db_path) as con:
         con.execute("INSERT INTO schema_migrations VALUES (999, '999_future.sql', now())")
     for read_only in (False, True):
         with pytest.raises(SchemaTooNew, match="newer audiodb.*999.*pip install -U"):
-            with adb.connect(db_path, read_only=read_only):
+            with connection.connect(db_path, read_only=read_only):
                 pass
 
 
 def test_reading_a_missing_library_creates_nothing(tmp_path):
     with pytest.raises(LibraryNotFound, match="audiodb scan"):
-        with adb.connect(tmp_path / "missing.duckdb", read_only=True):
+        with connection.connect(tmp_path / "missing.duckdb", read_only=True):
             pass
     assert not (tmp_path / "missing.duckdb").exists()
 
 
 HOLD = """
 import sys, time
-from audiodb import db
+from audiodb.store import connection as db
 with db.connect(sys.argv[1], read_only=sys.argv[2] == 'r') as con:
     print('holding', flush=True)
     time.sleep(float(sys.argv[3]))
@@ -74,7 +74,7 @@ with db.connect(sys.argv[1], read_only=sys.argv[2] == 'r') as con:
 
 @pytest.mark.parametrize("holder", ["w", "r"])
 def test_a_second_process_waits_instead_of_failing(db_path, music_dir, holder):
-    with adb.connect(db_path):
+    with connection.connect(db_path):
         pass
     # Long enough that the second process, however slow to start, meets the lock.
     p = subprocess.Popen([sys.executable, "-c", HOLD, str(db_path), holder, "6"], stdout=subprocess.PIPE,
@@ -94,7 +94,7 @@ def test_a_second_process_waits_instead_of_failing(db_path, music_dir, holder):
 
 
 def test_readers_share_the_file(db_path):
-    with adb.connect(db_path):
+    with connection.connect(db_path):
         pass
     p = subprocess.Popen([sys.executable, "-c", HOLD, str(db_path), "r", "3"], stdout=subprocess.PIPE, text=True,
                          cwd=db_path.parent)
@@ -111,7 +111,7 @@ def test_readers_share_the_file(db_path):
 def test_connections_set_memory_limit_and_threads(db_path, monkeypatch):
     monkeypatch.setenv("AUDIODB_MEMORY_LIMIT", "512MB")
     monkeypatch.setenv("AUDIODB_THREADS", "1")
-    with adb.connect(db_path) as con:
+    with connection.connect(db_path) as con:
         assert con.execute("SELECT current_setting('threads')").fetchone()[0] == 1
         assert "512" in con.execute("SELECT current_setting('memory_limit')").fetchone()[0] or \
             "488" in con.execute("SELECT current_setting('memory_limit')").fetchone()[0]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from audio import music_like, silence, tone, write_audio
-from audiodb.extract import embed_file
+from audiodb.analysis.embed import embed_file
 from audiodb.analysis.filters import mel_filters
 from audiodb.analysis.notebook import embedding
 from audiodb.analysis.params import FEATURE_NAMES, NOTEBOOK

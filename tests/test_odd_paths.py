@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 import audiodb
-from audiodb import db as adb
+from audiodb.store import connection, migrate
 from audio import music_like, write_audio
 from audiodb.paths import file_uri, from_stored, m3u_entry, to_stored
 from conftest import AUDIODB, rows
@@ -183,8 +183,8 @@ def test_migration_004_doubles_old_backslashes_so_their_tracks_keep_their_identi
     assert sorted(r[0] for r in con.execute("SELECT path FROM track_files").fetchall()) == [
         str(root / "back\\slash.wav"), str(root / "plain.wav")]
     con.close()
-    with adb.connect(db_path, read_only=True) as con:  # a reader brings it up to date
-        assert adb.schema_version(con) == 4
+    with connection.connect(db_path, read_only=True) as con:  # a reader brings it up to date
+        assert migrate.schema_version(con) == 4
         assert con.execute("SELECT path FROM failures").fetchall() == [(to_stored(str(root / "bad\\name.wav")),)]
     assert dict(rows(db_path, "SELECT path, track_id FROM track_files")) == before
     report = audiodb.Library(db_path).scan([root])

@@ -165,10 +165,10 @@ def test_installed_wheel_scans_with_its_own_migrations(wheel, tmp_path):
     # The venv's audiodb is the wheel's: the outer editable install maps audiodb.cli and
     # audiodb.migrations to the source tree, which must not be what gets imported here.
     where = json.loads(run(python, "-c", (
-        "import json, importlib.resources, audiodb, audiodb.cli, audiodb.migrations, audiodb.db;"
+        "import json, importlib.resources, audiodb, audiodb.cli, audiodb.migrations, audiodb.store.migrate;"
         "print(json.dumps({'audiodb': audiodb.__file__, 'cli': audiodb.cli.__file__,"
         " 'migrations': str(importlib.resources.files('audiodb.migrations')),"
-        " 'found': [m[1] for m in audiodb.db.migrations()]}))")).stdout)
+        " 'found': [m[1] for m in audiodb.store.migrate.migrations()]}))")).stdout)
     site = str(env_dir.resolve())
     for key in ("audiodb", "cli", "migrations"):
         assert str(Path(where[key]).resolve()).startswith(site), f"{key} imported from outside the venv: {where}"

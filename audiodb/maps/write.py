@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .. import db as _db
+from ..store import connection
+from ..store.vectors import count_stale
 from ..analysis.params import NOTEBOOK, FeatureParams
 from ..errors import AudiodbError, UsageError
 from ..query.cluster import standardize  # z-score as StandardScaler does, without importing sklearn
@@ -98,7 +99,7 @@ def _read(con, color: str, columns: dict[str, str], params: FeatureParams):
             LEFT JOIN clusters h ON h.track_id = e.track_id AND h.method = 'hdbscan'
             WHERE e.feature_set = ?
             ORDER BY t.path""", params=[params.id]).to_arrow_table()
-    return table, int(_db.count_stale(con, params.id))
+    return table, int(count_stale(con, params.id))
 
 
 def _load(con, color: str, *, params: FeatureParams = NOTEBOOK, extended=None):
@@ -205,7 +206,7 @@ def plot_library(
         from ..analysis.params import ExtendedParams
 
         extended = ExtendedParams(base=params)
-    with _db.connect(db, read_only=True, on_wait=on_wait) as con:
+    with connection.connect(db, read_only=True, on_wait=on_wait) as con:
         table, X, coloring, clusters, stale = _load(con, color, params=params, extended=extended)
     paths = table["path"].to_pylist()
     durations = np.asarray(table["duration_sec"].to_numpy(zero_copy_only=False), dtype=np.float64)

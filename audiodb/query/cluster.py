@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .. import db as _db
+from ..store import connection
 from ..analysis.params import NOTEBOOK, FeatureParams
 from ..errors import AudiodbError, UsageError
 from ..store.runs import save_run
@@ -434,7 +434,7 @@ def cluster_library(
     if features not in FEATURES:
         raise UsageError(f"Unknown features {features!r}: choose notebook or extended.")
     weights = None
-    with _db.connect(db, read_only=True, on_wait=on_wait) as con:
+    with connection.connect(db, read_only=True, on_wait=on_wait) as con:
         if features == "extended":
             from ..analysis.params import ExtendedParams
             from ..similar import group_weights, load_tracks
@@ -456,5 +456,5 @@ def cluster_library(
     run.track_ids, run.feature_set = track_ids, params.id
     if stale:
         run.advice.append(f"{stale} tracks without current features were left out: run audiodb scan DIR.")
-    with _db.connect(db, read_only=False, on_wait=on_wait) as con:
+    with connection.connect(db, read_only=False, on_wait=on_wait) as con:
         return store(con, run)

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..analysis.params import NOTEBOOK, FeatureParams
 
-__all__ = ["arrow_values", "load_vectors", "query_arrow", "read_vectors"]
+__all__ = ["arrow_values", "count_stale", "load_vectors", "query_arrow", "read_vectors"]
 
 TABLES = ("embeddings", "extended_embeddings")
 
@@ -81,3 +81,11 @@ def load_vectors(con, params: FeatureParams = NOTEBOOK) -> tuple[np.ndarray, np.
     order = np.argsort(ids[keep], kind="stable")  # by track id: the same input, the same clusters
     ids, X = ids[keep][order], X[keep][order]
     return ids, X, int(len(known) - len(ids))
+
+
+def count_stale(con, feature_set: str, table: str = "embeddings") -> int:
+    """Tracks with no vector for ``feature_set`` in ``table`` (new parameters, or analysis pending)."""
+    assert table in TABLES
+    return con.execute(
+        f"SELECT count(*) FROM track_files t WHERE NOT EXISTS (SELECT 1 FROM {table} e "
+        "WHERE e.track_id = t.track_id AND e.feature_set = ?)", [feature_set]).fetchall()[0][0]

@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 
-from .errors import DecodeError
+from ..errors import DecodeError
 
 __all__ = ["Decoded", "load"]
 

@@ -1,0 +1,63 @@
+"""The library's schema: numbered ``.sql`` files in ``audiodb.migrations``, applied in order on open,
+each in one transaction with its version row."""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from pathlib import Path
+
+from ..errors import DatabaseError, SchemaTooNew
+
+__all__ = ["migrate", "migrations", "schema_version"]
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """``(version, name, sql)`` of every bundled migration, in order."""
+    found = []
+    for entry in importlib.resources.files("audiodb.migrations").iterdir():
+        m = re.match(r"^(\d+)_(.+)\.sql$", entry.name)
+        if m:
+            found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def schema_version(con) -> int:
+    # fetchall, not fetchone: a half-read result would stay pending on the connection.
+    has = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+    ).fetchall()[0][0]
+    if not has:
+        return 0
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0]
+
+
+def migrate(con, path: Path) -> None:
+    known = migrations()
+    latest = known[-1][0] if known else 0
+    current = schema_version(con)
+    if current > latest:
+        raise SchemaTooNew(
+            f"{path} was written by a newer audiodb (schema version {current}; this audiodb "
+            f"knows up to {latest}). Upgrade audiodb (pip install -U audiodb) to open it."
+        )
+    if current == latest:
+        return
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+    )
+    for version, name, sql in known:
+        if version <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, current_localtimestamp())", [version, name]
+            )
+            con.execute("COMMIT")
+        except Exception as e:
+            con.execute("ROLLBACK")
+            raise DatabaseError(f"Migration {name} failed on {path}: {e}") from e
+
