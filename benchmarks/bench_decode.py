@@ -104,7 +104,7 @@ def main() -> None:
     if args.resample_only:
         return resample_share(make_files(args.audio, args.work), args.repeat)
 
-    from audiodb.decode import load
+    from audiodb.analysis.decode import load
     from audiodb.analysis.extended import embeddings
     from audiodb.analysis.params import FEATURE_NAMES
     from audiodb.analysis.reference import extended_reference, extract_acoustic_embedding, tolerance
@@ -155,7 +155,7 @@ def main() -> None:
 
 
 def _try(load, path, decoder):
-    from audiodb.decode import DecodeError
+    from audiodb.analysis.decode import DecodeError
 
     try:
         return load(path, decoder=decoder)
@@ -181,7 +181,7 @@ def resample_share(files, repeat: int) -> None:
                     out.append(fr.to_ndarray().reshape(-1, len(fr.layout.channels)).mean(axis=1, dtype=np.float32))
         return np.concatenate(out)
 
-    from audiodb.decode import load
+    from audiodb.analysis.decode import load
 
     x = decode_only()  # native-rate mono, the resamplers' input
     t_all, full = timed(lambda: load(path, decoder="libopus"), repeat)

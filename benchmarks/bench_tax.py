@@ -4,9 +4,9 @@
 
 In one process, on the same files:
   (a) notebook  audiodb.analysis.reference.extract_acoustic_embedding (librosa, verbatim)
-  (b) audiodb   audiodb.extract.embed_file(path, extended=True): the 180 numbers and the
+  (b) audiodb   audiodb.analysis.embed.embed_file(path, extended=True): the 180 numbers and the
                 second set's 42, as every scan computes them
-  (c) decode    audiodb.decode.load(path, sr=22050): decode and resample only
+  (c) decode    audiodb.analysis.decode.load(path, sr=22050): decode and resample only
   (d) features  audiodb.analysis.extended.embeddings(y) on (c)'s waveform
 The clips are N 1-s excerpts (44.1 kHz stereo 16-bit wav, seeded offsets) cut from
 the tracks in AUDIO_DIR into a temporary folder; the track is the one closest to
@@ -91,8 +91,8 @@ def main() -> None:
 
     from audiodb.analysis.extended import embeddings
     from audiodb.analysis.reference import extract_acoustic_embedding
-    from audiodb.decode import load
-    from audiodb.extract import embed_file
+    from audiodb.analysis.decode import load
+    from audiodb.analysis.embed import embed_file
 
     rng = random.Random(args.seed)
     tracks = audio_files(args.audio_dir)
