@@ -22,10 +22,11 @@ from .errors import (
     UsageError,
 )
 from .query.cluster import ClusterRun, cluster_vectors
-from .extract import embed_file
+from .analysis.embed import embed_file
 from .analysis.params import FEATURE_NAMES, NOTEBOOK, FeatureParams
 from .library import Library, QueryResult
-from .scan import Change, ScanReport, scan
+from .index.plan import Change, ScanReport
+from .index.scan import scan
 
 __all__ = [
     "FEATURE_NAMES",

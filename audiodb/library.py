@@ -6,10 +6,10 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .store import connection, faults, migrate, readonly, vectors
-from .errors import DatabaseError
 from .analysis.params import NOTEBOOK, FeatureParams
-from .scan import ScanReport, scan
+from .index.plan import ScanReport
+from .index.scan import scan_file
+from .store import connection, migrate, readonly, tracks
 
 __all__ = ["Library", "QueryResult"]
 
@@ -54,61 +54,49 @@ class Library:
         return self.file.connect(read_only=read_only)
 
     def scan(self, roots: Iterable[str | os.PathLike], **kwargs) -> ScanReport:
-        """Index ``roots`` incrementally; see :func:`audiodb.scan.scan` for options."""
+        """Index ``roots`` incrementally; see :func:`audiodb.scan` for options."""
         roots = [os.path.expanduser(os.fspath(r)) for r in roots]
-        return scan(roots, db=self.path, params=self.params, on_wait=self.on_wait, **kwargs)
+        return scan_file(self.file, roots, **kwargs)
+
+    def watcher(self, roots: Iterable[str | os.PathLike], **options):
+        """A :class:`audiodb.index.watch.Watcher` of ``roots`` for this library: ``run()`` indexes
+        them, then follows their changes until ``stop()``. Options: ``workers``, ``settle``,
+        ``reconcile``, ``poll``, ``on_change``, ``on_notice``."""
+        from .index.watch import Watcher
+
+        return Watcher(self.file, roots, **options)
 
     def sql(self, query: str, params: list | None = None, *, write: bool = False) -> QueryResult:
         """Run SQL; read-only unless ``write``. Returns columns and rows."""
-        import duckdb
-
-        if not write:
-            readonly.check_read_only(query)
-        with self.connect(read_only=not write) as con:
-            if not write:
-                readonly.lock_configuration(con)
-            try:
-                cur = con.execute(query, params or [])
-            except duckdb.Error as e:
-                faults.raise_if_damaged(self.path, e)
-                text = str(e)
-                if not write and ("read-only" in text or "read only" in text):
-                    raise DatabaseError(
-                        "The library is opened read-only, so this statement was refused; "
-                        "add --write to change it."
-                    ) from None
-                raise DatabaseError(f"SQL error: {text}") from None
-            if cur.description is None:
-                return QueryResult([], [])
-            columns = [d[0] for d in cur.description]
-            return QueryResult(columns, cur.fetchall())
+        return QueryResult(*readonly.run_sql(self.file, query, params, write=write))
 
     def status(self) -> dict:
         """Counts, location and size, the feature set, and failures."""
         with self.connect() as con:
-            one = lambda q, *a: con.execute(q, list(a)).fetchone()[0]  # noqa: E731
-            out = {
-                "db_path": str(self.path),
-                "db_size_bytes": self.path.stat().st_size,
-                "schema_version": migrate.schema_version(con),
-                "tracks": one("SELECT count(*) FROM track_files"),
-                "embedded": one("SELECT count(*) FROM embeddings WHERE feature_set = ?", self.params.id),
-                "stale": vectors.count_stale(con, self.params.id),
-                "extended_stale": vectors.count_stale(con, self.extended.id, "extended_embeddings"),
-                "failures": one("SELECT count(*) FROM failures"),
-                "total_duration_sec": float(one("SELECT coalesce(sum(duration_sec), 0) FROM track_files")),
-                "feature_set": self.params.id,
-                "feature_dims": self.params.dims,
-                "extended_feature_set": self.extended.id,
-                "extended_dims": self.extended.dims,
-                "folders": one("SELECT count(DISTINCT folder) FROM track_files"),
-                "last_indexed_at": one("SELECT max(indexed_at) FROM track_files"),
-            }
-        return out
+            counts = tracks.status_counts(con, self.params, self.extended)
+            version = migrate.schema_version(con)
+            size = self.path.stat().st_size
+        return {
+            "db_path": str(self.path),
+            "db_size_bytes": size,
+            "schema_version": version,
+            "tracks": counts["tracks"],
+            "embedded": counts["embedded"],
+            "stale": counts["stale"],
+            "extended_stale": counts["extended_stale"],
+            "failures": counts["failures"],
+            "total_duration_sec": counts["total_duration_sec"],
+            "feature_set": self.params.id,
+            "feature_dims": self.params.dims,
+            "extended_feature_set": self.extended.id,
+            "extended_dims": self.extended.dims,
+            "folders": counts["folders"],
+            "last_indexed_at": counts["last_indexed_at"],
+        }
 
     def failures(self) -> QueryResult:
         """Files that could not be analysed: path, reason, when."""
-        return self.sql("SELECT path, reason, failed_at, size FROM failures ORDER BY failed_at DESC, path")
+        return self.sql(tracks.FAILURES_QUERY)
 
     def similar(self, track: str, **kwargs) -> list[dict]:
         """Tracks nearest to ``track`` (path or id); see :func:`audiodb.query.neighbours.similar`."""

@@ -35,7 +35,7 @@ def main() -> None:
     from distributed import LocalCluster
 
     from audiodb import Library
-    from audiodb.discover import discover
+    from audiodb.index.discover import discover
 
     files = sorted(discover([args.audio_dir]).files)[: args.limit]
     if not files:

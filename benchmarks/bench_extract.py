@@ -4,10 +4,10 @@
 
 On the same files, in the same run and process, times per file:
   (a) notebook  audiodb.analysis.reference.extract_acoustic_embedding (librosa, verbatim)
-  (b) audiodb   audiodb.extract.embed_file (streaming decode + soxr + one STFT)
+  (b) audiodb   audiodb.analysis.embed.embed_file (streaming decode + soxr + one STFT)
   (b') audiodb+extended  embed_file(extended=True): the notebook's 180 and the second
                feature set's 42 from the same decode and STFT, as every scan computes them
-  (c) decode+resample  audiodb.decode.load(path, sr=22050)
+  (c) decode+resample  audiodb.analysis.decode.load(path, sr=22050)
   (d) decode only      soundfile blocks(65536, float32), no resampling
   (e) features only    audiodb.analysis.notebook.embedding(y) on (c)'s waveform
   (f) librosa.load     the notebook's own decode+resample step, for reference
@@ -55,7 +55,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from audiodb import decode, extract
+    from audiodb.analysis import decode
+    from audiodb.analysis import embed as extract
     from audiodb.analysis import notebook
     from audiodb.analysis.params import FEATURE_NAMES
     from audiodb.analysis.reference import extract_acoustic_embedding, tolerance

@@ -11,8 +11,8 @@ process whose only child it is):
 
   imports only      python + numpy + soundfile + soxr + audiodb + `import librosa`
                     (librosa loads its submodules lazily: those count to the notebook)
-  decode+resample   audiodb.decode.load(path, sr=22050)
-  audiodb           audiodb.extract.embed_file(path)
+  decode+resample   audiodb.analysis.decode.load(path, sr=22050)
+  audiodb           audiodb.analysis.embed.embed_file(path)
   audiodb+extended  embed_file(path, extended=True): both feature sets, as a scan computes them
   notebook          audiodb.analysis.reference.extract_acoustic_embedding(path)
 
@@ -45,8 +45,8 @@ def child(kind: str, path: str, out: str) -> None:
     import soundfile  # noqa: F401
     import soxr  # noqa: F401
 
-    import audiodb.decode
-    import audiodb.extract
+    import audiodb.analysis.decode
+    import audiodb.analysis.embed
     import audiodb.analysis.reference
 
     info: dict = {}
@@ -54,10 +54,10 @@ def child(kind: str, path: str, out: str) -> None:
     if kind == "imports only":
         import librosa  # noqa: F401  (the notebook's import floor)
     elif kind == "decode+resample":
-        d = audiodb.decode.load(path, sr=22050)
+        d = audiodb.analysis.decode.load(path, sr=22050)
         info["samples"] = len(d.y)
     elif kind in ("audiodb", "audiodb+extended"):
-        vec, _meta = audiodb.extract.embed_file(path, extended=kind == "audiodb+extended")
+        vec, _meta = audiodb.analysis.embed.embed_file(path, extended=kind == "audiodb+extended")
         np.save(out, vec.astype(np.float64))
     elif kind == "notebook":
         r = audiodb.analysis.reference.extract_acoustic_embedding(path)

@@ -3,7 +3,7 @@
     python benchmarks/bench_workers.py [AUDIO_DIR] [--tree-size N] [--tree-source DIR]
                                        [--repeat K] [--rescans R] [--skip-full] [--skip-rescan] [--seed S]
 
-Part 1: audiodb.scan.scan([AUDIO_DIR], db=<fresh temp DuckDB>, workers=W) for
+Part 1: audiodb.scan([AUDIO_DIR], db=<fresh temp DuckDB>, workers=W) for
 W = 1, 2 (and os.cpu_count() if more), K times each, interleaved: wall time
 (best and median), CPU time, files/s, audio-seconds/s, speedup over one
 worker (goal: 2 workers >= 1.6x one).
@@ -68,7 +68,7 @@ def load() -> str:
 def full_scans(audio_dir: str, tmp: str, repeat: int) -> None:
     import resource
 
-    from audiodb.scan import scan
+    from audiodb import scan
 
     files = audio_files(audio_dir)
     audio_s = sum(sf.info(p).duration for p in files)
@@ -149,7 +149,7 @@ def strace_opens(tree: str, db: str) -> int | None:
     if not strace:
         return None
     log = db + ".strace"
-    code = f"from audiodb.scan import scan; r = scan([{tree!r}], db={db!r}, workers=2); print(r.counts())"
+    code = f"from audiodb import scan; r = scan([{tree!r}], db={db!r}, workers=2); print(r.counts())"
     proc = subprocess.run([strace, "-f", "-qq", "-e", "trace=open,openat,openat2", "-o", log,
                            sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -165,8 +165,8 @@ def strace_opens(tree: str, db: str) -> int | None:
 
 
 def rescans(n: int, source_dir: str, rescans_n: int, tmp: str, rng: random.Random) -> None:
-    from audiodb.discover import discover
-    from audiodb.scan import scan
+    from audiodb.index.discover import discover
+    from audiodb import scan
 
     # Resolve symlinks among the sources: a hardlink to a relative symlink would dangle.
     sources = sorted({os.path.realpath(p) for p in audio_files(source_dir)})

@@ -39,8 +39,6 @@ def watch(folders, settle, reconcile, poll, workers, quiet, fmt, db):
     audiodb watch ~/Music --format jsonl > changes.jsonl
     audiodb watch /mnt/nas/recordings --poll 30 --reconcile 900
     """
-    from audiodb.watch import Watcher
-
     caught_up = False
 
     def on_change(change):
@@ -57,8 +55,8 @@ def watch(folders, settle, reconcile, poll, workers, quiet, fmt, db):
 
     lib = library(db)
     progress = Progress()
-    watcher = Watcher(folders, db=lib.path, workers=workers, settle=settle, reconcile=reconcile,
-                      poll=poll, on_change=on_change, on_notice=warn, on_wait=warn)
+    watcher = lib.watcher(folders, workers=workers, settle=settle, reconcile=reconcile, poll=poll,
+                          on_change=on_change, on_notice=warn)
 
     def on_catch_up(report):
         nonlocal caught_up

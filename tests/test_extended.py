@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from audio import music_like, silence, tone, write_audio
 
-from audiodb.decode import load
+from audiodb.analysis.decode import load
 from audiodb.analysis.extended import embeddings
 from audiodb.analysis.notebook import embedding
 from audiodb.analysis.params import EXTENDED, NOTEBOOK

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from audio import ffmpeg_encode, music_like, silence, write_audio
-from audiodb.extract import embed_file
+from audiodb.analysis.embed import embed_file
 from audiodb.analysis.params import FEATURE_NAMES
 from audiodb.analysis.reference import extract_acoustic_embedding, tolerance
 

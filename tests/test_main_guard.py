@@ -105,5 +105,6 @@ def test_a_worker_killed_while_analysing_is_still_a_crash_to_retry_not_a_start_f
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "died while starting" not in err
-    assert json.loads(out) == {"added": n, "updated": 0, "moved": 0, "removed": 0, "unchanged": 0, "failed": 0}
+    assert json.loads(out) == {"added": n, "updated": 0, "moved": 0, "removed": 0, "unchanged": 0, "failed": 0,
+                               "skipped": 0}
     assert rows(db, "SELECT count(*) FROM failures") == [(0,)]

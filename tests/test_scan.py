@@ -11,7 +11,7 @@ import pytest
 
 from audio import music_like, write_audio
 from audiodb import Library
-from audiodb.extract import analyse
+from audiodb.index.worker import analyse
 from audiodb.analysis.params import NOTEBOOK
 from conftest import files_under, rows
 

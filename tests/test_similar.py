@@ -322,7 +322,7 @@ def test_similar_on_an_indexed_track_decodes_nothing_and_imports_no_ml(lib, tmp_
         main(["--db", {str(lib["db"])!r}, "similar", {str(lib["songs"] / "song0.wav")!r}, "-n", "3",
               "--format", "json"], standalone_mode=False)
         heavy = ("librosa", "umap", "hdbscan", "sklearn", "numba", "pandas", "soundfile", "soxr", "av",
-                 "audiodb.decode")
+                 "audiodb.analysis.decode")
         print("LOADED", sorted(m for m in sys.modules if m in heavy or m.split(".")[0] in heavy[:-1]))
     """)
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -93,7 +93,7 @@ def resolve_queries(file: LibraryFile, refs: Iterable[str], embed: Callable | No
 
     An indexed track's stored vector is used (no audio is read); a file that is
     not indexed (or whose vector is out of date) is analysed with ``embed``
-    (default :func:`audiodb.extract.embed_file`) and not added. With
+    (default :func:`audiodb.analysis.embed.embed_file`) and not added. With
     ``extended``, each vector is the notebook's followed by the second set's.
     """
     refs = [str(r) for r in refs]
@@ -124,7 +124,7 @@ def resolve_queries(file: LibraryFile, refs: Iterable[str], embed: Callable | No
                 f"{ref!r} is neither an indexed track nor an audio file. Give a path to an audio file "
                 "or a track id (audiodb sql \"select track_id, path from tracks\" lists them).")
         if embed is None:
-            from ..extract import embed_file as embed
+            from ..analysis.embed import embed_file as embed
         vector, meta = embed(path, file.params, extended=extended)
         if extended:
             vector = np.concatenate([vector, meta["extended_vector"]])

@@ -1,12 +1,14 @@
-"""What may run on a read-only connection: statements that cannot write anything anywhere."""
+"""A user's SQL: what may run on a read-only connection (statements that cannot write anything
+anywhere), and running it."""
 
 from __future__ import annotations
 
 import re
 
 from ..errors import DatabaseError, UsageError
+from .faults import raise_if_damaged
 
-__all__ = ["check_read_only", "lock_configuration"]
+__all__ = ["check_read_only", "lock_configuration", "run_sql"]
 
 
 #: Statement types that cannot write, on a read-only connection whose configuration is locked
@@ -60,3 +62,29 @@ def lock_configuration(con) -> None:
     """No SET / PRAGMA may change settings on ``con`` from now on (e.g. profiling output to a file)."""
     con.execute("SET lock_configuration = true")
 
+
+def run_sql(file, query: str, binds: list | None = None, *, write: bool = False
+            ) -> tuple[list[str], list[tuple]]:
+    """Run ``query`` on the library ``file`` (a :class:`~audiodb.store.connection.LibraryFile`),
+    read-only unless ``write``; returns column names and rows."""
+    import duckdb
+
+    if not write:
+        check_read_only(query)
+    with file.connect(read_only=not write) as con:
+        if not write:
+            lock_configuration(con)
+        try:
+            cur = con.execute(query, binds or [])
+        except duckdb.Error as e:
+            raise_if_damaged(file.path, e)
+            text = str(e)
+            if not write and ("read-only" in text or "read only" in text):
+                raise DatabaseError(
+                    "The library is opened read-only, so this statement was refused; "
+                    "add --write to change it."
+                ) from None
+            raise DatabaseError(f"SQL error: {text}") from None
+        if cur.description is None:
+            return [], []
+        return [d[0] for d in cur.description], cur.fetchall()

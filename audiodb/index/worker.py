@@ -1,4 +1,4 @@
-"""Analysing one file: hash, decode, embed. Runs in worker processes.
+"""What runs in the scanner's worker processes: one file analysed, as plain values.
 
 Workers are started with ``spawn`` and return plain values; they never touch
 the database. BLAS/OpenMP pools are pinned to one thread in them (the
@@ -11,17 +11,17 @@ in another order, changing the last bits of some features).
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import multiprocessing
 import os
+import sys
 import threading
 
-import numpy as np
+from ..analysis.embed import content_hash, embed_file
+from ..analysis.params import NOTEBOOK, FeatureParams
+from ..errors import DecodeError
 
-from .errors import DecodeError
-from .analysis.notebook import embedding
-from .analysis.params import NOTEBOOK, FeatureParams
-
-__all__ = ["analyse", "content_hash", "embed_file", "one_blas_thread", "quiet_worker"]
+__all__ = ["BOOTSTRAP_EXIT", "THREAD_ENV", "WORKER_MARK", "analyse", "init_worker", "leave_if_worker_bootstrap",
+           "one_blas_thread", "worker_env"]
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -34,8 +34,7 @@ def _load_analysis_libraries() -> None:
     # threadpoolctl limits the libraries loaded when it is called: load every one the analysis uses first.
     import scipy.fft  # noqa: F401
 
-    from . import decode  # noqa: F401
-    from .analysis import extended  # noqa: F401
+    from ..analysis import decode, extended  # noqa: F401
 
 
 @contextlib.contextmanager
@@ -67,7 +66,7 @@ def one_blas_thread():
                 _limit = None
 
 
-def quiet_worker(parent: int | None = None, started=None) -> None:
+def init_worker(parent: int | None = None, started=None) -> None:
     """Worker initializer.
 
     Decoders (mpg123) print notes on fd 2 for damaged files; the reasons are
@@ -77,18 +76,9 @@ def quiet_worker(parent: int | None = None, started=None) -> None:
     ``started`` (an Event) is set once the worker is up: a pool whose workers
     die before that failed to start, which is not a decoder crash.
     """
-    from threadpoolctl import threadpool_limits
-
-    _load_analysis_libraries()
-    threadpool_limits(limits=1)  # kept: this process only analyses
-    if started is not None:
-        started.set()
-    if not os.environ.get("AUDIODB_DEBUG"):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
     import time
 
+    # First of all: a worker whose scan is killed while it is still loading libraries must not outlive it.
     parent = parent or os.getppid()
     if os.getppid() != parent:  # the scan died before this worker started
         os._exit(0)
@@ -100,72 +90,16 @@ def quiet_worker(parent: int | None = None, started=None) -> None:
                 os._exit(0)
 
     threading.Thread(target=watch_parent, name="audiodb-parent-watch", daemon=True).start()
+    if not os.environ.get("AUDIODB_DEBUG"):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    from threadpoolctl import threadpool_limits
 
-
-def content_hash(path: str) -> str:
-    """blake2b-128 of the whole file, hex."""
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def embed_file(path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = False
-               ) -> tuple[np.ndarray, dict]:
-    """Decode ``path`` and compute its embedding.
-
-    With ``extended``, the second feature set (:mod:`audiodb.analysis.extended`) is
-    computed too, from the same decode and STFT, and returned in ``meta``.
-
-    Returns
-    -------
-    vector : np.ndarray, shape (params.dims,), float32
-    meta : dict
-        duration_sec, sample_rate (the analysis rate, as the notebook reports),
-        native_sample_rate, channels, codec, container, decoder; with
-        ``extended``, also ``extended_vector`` (float32, 42 numbers).
-
-    Raises
-    ------
-    DecodeError
-    """
-    from .decode import load
-
-    decoded = load(path, sr=params.sr)
-    # Overflow in the features is reported below, with its cause, not as numpy warnings.
-    with np.errstate(over="ignore", invalid="ignore"):
-        if extended:
-            from .analysis.extended import embeddings
-            from .analysis.params import ExtendedParams
-
-            vec, ext = embeddings(decoded.y, params=ExtendedParams(base=params))
-        else:
-            vec, ext = embedding(decoded.y, params=params), None
-    if not np.all(np.isfinite(vec)) or (ext is not None and not np.all(np.isfinite(ext))):
-        raise DecodeError(path, _non_finite_reason(decoded.y))
-    meta = {
-        "duration_sec": decoded.duration_sec,
-        "sample_rate": decoded.sr,
-        "native_sample_rate": decoded.native_sr,
-        "channels": decoded.channels,
-        "codec": decoded.codec,
-        "container": decoded.container,
-        "decoder": decoded.decoder,
-    }
-    if ext is not None:
-        meta["extended_vector"] = ext.astype(np.float32)
-    return vec.astype(np.float32), meta
-
-
-def _non_finite_reason(y: np.ndarray) -> str:
-    """Why the features of ``y`` came out NaN or infinite, in words."""
-    bad = int(np.count_nonzero(~np.isfinite(y)))
-    if bad:
-        return f"the audio contains non-finite samples ({bad} of {len(y)} are NaN or infinite): the file is damaged"
-    peak = float(max(np.max(y), -np.min(y))) if len(y) else 0.0
-    return (f"samples far outside [-1, 1] (max |x| = {peak:.3g}) make the features overflow: "
-            "the file is damaged or holds unscaled float data")
+    _load_analysis_libraries()
+    threadpool_limits(limits=1)  # kept: this process only analyses
+    if started is not None:
+        started.set()
 
 
 def analyse(path: str, known_hash: str | None = None, params: FeatureParams = NOTEBOOK) -> dict:
@@ -199,3 +133,38 @@ def analyse(path: str, known_hash: str | None = None, params: FeatureParams = NO
     except Exception as e:  # a bug or a decoder surprise must not end the scan
         out.update(status="failed", reason=f"analysis error: {type(e).__name__}: {e}")
     return out
+
+
+WORKER_MARK = "AUDIODB_SCAN_WORKER"  # set in our workers' environment
+BOOTSTRAP_EXIT = 75
+
+
+def leave_if_worker_bootstrap() -> None:
+    """A worker re-running an unguarded main script reached a scan: leave quietly.
+
+    ``spawn`` workers run the main script's top level again (as ``__mp_main__``)
+    before they take work. Scanning there would plan and write again and start
+    workers of its own; the parent sees its pool die before any worker started
+    and explains what to add (:meth:`audiodb.index.pools.ProcessPool.run`).
+    """
+    if not os.environ.get(WORKER_MARK):
+        return
+    rerun = sys.modules.get("__mp_main__")  # runpy's module for the script while it runs again
+    if getattr(multiprocessing.current_process(), "_inheriting", False) or (
+            rerun is not None and rerun is not sys.modules.get("__main__")):
+        os._exit(BOOTSTRAP_EXIT)
+
+
+@contextlib.contextmanager
+def worker_env():
+    # Spawned workers inherit this environment: one BLAS thread each, and the mark of an audiodb worker.
+    saved = {k: os.environ.get(k) for k in (*THREAD_ENV, WORKER_MARK)}
+    os.environ.update({k: "1" for k in (*THREAD_ENV, WORKER_MARK)})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -3,7 +3,7 @@
 The watcher is the scanner run often and narrowly: file-system events mark
 paths dirty; once a path has settled (no event for ``settle`` seconds and the
 same size and mtime as when it was last seen), the dirty paths are scanned
-together through :func:`audiodb.scan.scan`, the same code path as ``audiodb
+together through :func:`audiodb.index.scan.scan_file`, the same code path as ``audiodb
 scan``. Events can be lost (a full kernel queue, the inotify watch limit, a
 network drive, a folder moved out of the tree reports one event for the
 folder), so a full reconcile scan runs at start and every ``reconcile``
@@ -22,12 +22,14 @@ import threading
 import time
 from collections.abc import Callable
 
-from .store import connection
+from ..errors import DatabaseLocked
+from ..paths import to_stored
+from ..store import connection
+from ..store.connection import LibraryFile
 from .discover import is_audio_path
-from .analysis.params import NOTEBOOK, FeatureParams
-from .errors import DatabaseLocked
-from .paths import to_stored
-from .scan import Change, ScanReport, Workers, scan
+from .plan import Change, ScanReport
+from .pools import ProcessPool
+from .scan import scan_file
 
 __all__ = ["Watcher"]
 
@@ -113,26 +115,25 @@ class Watcher:
 
     Parameters
     ----------
+    file : the library (:class:`~audiodb.store.connection.LibraryFile`: path, params, on_wait).
     roots : folders to watch.
     settle : seconds a file must stay unchanged before it is read.
     reconcile : seconds between full reconcile scans.
     poll : if set, poll the file system every ``poll`` s instead of using
         inotify (for NFS, SMB, SSHFS, where inotify sees nothing).
-    on_change : called with each :class:`~audiodb.scan.Change`.
+    on_change : called with each :class:`~audiodb.index.plan.Change`.
     on_notice : called with messages for the user (limits, fallbacks).
     """
 
-    def __init__(self, roots, *, db=None, workers: int | None = None, settle: float = 3.0,
+    def __init__(self, file: LibraryFile, roots, *, workers: int | None = None, settle: float = 3.0,
                  reconcile: float = 300.0, poll: float | None = None,
-                 params: FeatureParams = NOTEBOOK,
                  on_change: Callable[[Change], None] | None = None,
-                 on_notice: Callable[[str], None] | None = None,
-                 on_wait: Callable[[str], None] | None = None):
+                 on_notice: Callable[[str], None] | None = None):
+        self.file = file
         self.roots = [os.path.abspath(os.path.expanduser(os.fspath(r))) for r in roots]
-        self.db, self.settle, self.reconcile, self.poll = db, settle, reconcile, poll
-        self.params = params
-        self.on_change, self.on_notice, self.on_wait = on_change, on_notice, on_wait
-        self.workers = Workers(workers)
+        self.settle, self.reconcile, self.poll = settle, reconcile, poll
+        self.on_change, self.on_notice = on_change, on_notice
+        self.workers = ProcessPool(workers)
         self.dirty = _Dirty(max_open=max(30.0, 10 * settle))
         self._stop = threading.Event()
         self._observer = None
@@ -198,9 +199,9 @@ class Watcher:
             # not AUDIODB_LOCK_TIMEOUT: a daemon keeps its work and says once who holds the file.
             try:
                 with connection.wait_while_locked(self._stop.is_set):
-                    report = scan(paths, db=self.db, params=self.params, pool=self.workers,
-                                  missing_ok=missing_ok, progress=progress, on_change=self.on_change,
-                                  on_wait=self.on_wait, should_stop=self._stop.is_set, skip=self.dirty.pending)
+                    report = scan_file(self.file, paths, pool=self.workers, missing_ok=missing_ok,
+                                       progress=progress, on_change=self.on_change,
+                                       should_stop=self._stop.is_set, skip=self.dirty.pending)
             except DatabaseLocked:
                 if not self._stop.is_set():
                     raise

@@ -7,7 +7,7 @@ import dataclasses
 import os
 import stat
 
-from .paths import to_stored
+from ..paths import to_stored
 
 __all__ = ["AUDIO_EXTENSIONS", "UNSUPPORTED_EXTENSIONS", "Found", "discover", "is_audio_path"]
 

@@ -1,0 +1,83 @@
+"""One file to its vectors: the content hash, and decode then embed.
+
+Plain functions of a path; the scanner's workers (:mod:`audiodb.index.worker`)
+call them, and so can anyone with a file in hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from ..errors import DecodeError
+from .notebook import embedding
+from .params import NOTEBOOK, FeatureParams
+
+__all__ = ["content_hash", "embed_file"]
+
+
+def content_hash(path: str) -> str:
+    """blake2b-128 of the whole file, hex."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def embed_file(path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = False
+               ) -> tuple[np.ndarray, dict]:
+    """Decode ``path`` and compute its embedding.
+
+    With ``extended``, the second feature set (:mod:`audiodb.analysis.extended`) is
+    computed too, from the same decode and STFT, and returned in ``meta``.
+
+    Returns
+    -------
+    vector : np.ndarray, shape (params.dims,), float32
+    meta : dict
+        duration_sec, sample_rate (the analysis rate, as the notebook reports),
+        native_sample_rate, channels, codec, container, decoder; with
+        ``extended``, also ``extended_vector`` (float32, 42 numbers).
+
+    Raises
+    ------
+    DecodeError
+    """
+    from .decode import load
+
+    decoded = load(path, sr=params.sr)
+    # Overflow in the features is reported below, with its cause, not as numpy warnings.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if extended:
+            from .extended import embeddings
+            from .params import ExtendedParams
+
+            vec, ext = embeddings(decoded.y, params=ExtendedParams(base=params))
+        else:
+            vec, ext = embedding(decoded.y, params=params), None
+    if not np.all(np.isfinite(vec)) or (ext is not None and not np.all(np.isfinite(ext))):
+        raise DecodeError(path, _non_finite_reason(decoded.y))
+    meta = {
+        "duration_sec": decoded.duration_sec,
+        "sample_rate": decoded.sr,
+        "native_sample_rate": decoded.native_sr,
+        "channels": decoded.channels,
+        "codec": decoded.codec,
+        "container": decoded.container,
+        "decoder": decoded.decoder,
+    }
+    if ext is not None:
+        meta["extended_vector"] = ext.astype(np.float32)
+    return vec.astype(np.float32), meta
+
+
+def _non_finite_reason(y: np.ndarray) -> str:
+    """Why the features of ``y`` came out NaN or infinite, in words."""
+    bad = int(np.count_nonzero(~np.isfinite(y)))
+    if bad:
+        return f"the audio contains non-finite samples ({bad} of {len(y)} are NaN or infinite): the file is damaged"
+    peak = float(max(np.max(y), -np.min(y))) if len(y) else 0.0
+    return (f"samples far outside [-1, 1] (max |x| = {peak:.3g}) make the features overflow: "
+            "the file is damaged or holds unscaled float data")

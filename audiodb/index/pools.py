@@ -1,0 +1,226 @@
+"""Where files are analysed: a pool of local worker processes, or a Dask cluster.
+
+Both take the same tasks and hand each result to the scan's writer; the scan
+does not know which it has (:class:`AnalysisPool`). Without ``--scheduler``
+nothing of Dask is imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import socket
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Protocol
+
+from ..analysis.params import FeatureParams
+from ..errors import AudiodbError, UsageError
+from .worker import analyse, init_worker, one_blas_thread, worker_env
+from .writer import BatchWriter
+
+__all__ = ["AnalysisPool", "DaskPool", "ProcessPool", "analyse_on_worker"]
+
+
+class AnalysisPool(Protocol):
+    """What a scan needs of a pool: its size, a run over tasks, and closing (also as a context)."""
+
+    n: int
+
+    def run(self, tasks: Sequence[tuple[str, str | None]], params: FeatureParams, writer: BatchWriter,
+            progress: Callable[[int, int, str], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> bool:
+        """Analyse ``tasks`` ((path, known hash) pairs), handing each result to ``writer``;
+        False if ``should_stop()`` became true before all were done."""
+
+    def close(self, *, kill: bool = False) -> None:
+        """Free the workers (``kill``: without waiting for files in flight)."""
+
+    def __enter__(self) -> AnalysisPool: ...
+
+    def __exit__(self, *exc) -> None: ...
+
+
+class ProcessPool:
+    """A pool of ``spawn`` worker processes that analyse files; reusable across scans.
+
+    Workers never open the database; they return plain values. A worker that
+    dies (a decoder crash, the OOM killer) breaks the pool: it is replaced,
+    what was in flight is retried once, and a file in flight at two deaths is
+    recorded as a failure.
+    """
+
+    def __init__(self, n: int | None = None):
+        self.n = max(1, n or os.cpu_count() or 1)
+        self._pool: ProcessPoolExecutor | None = None
+        self._started = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            ctx = multiprocessing.get_context("spawn")
+            self._started = ctx.Event()
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.n, mp_context=ctx,
+                initializer=init_worker, initargs=(os.getpid(), self._started))
+        return self._pool
+
+    def close(self, *, kill: bool = False) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if kill:  # don't wait for a long file to finish: end the processes now
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+        pool.shutdown(wait=not kill, cancel_futures=True)
+
+    def __enter__(self) -> ProcessPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close(kill=exc[0] is not None)
+
+    def run(self, tasks, params: FeatureParams, writer: BatchWriter, progress=None, should_stop=None) -> bool:
+        """Analyse ``tasks`` ((path, known_hash) pairs), handing results to ``writer``.
+
+        Returns False if ``should_stop()`` became true before all were done.
+        """
+        total, done = len(tasks), 0
+        attempts: dict[str, int] = {}
+        queue = list(reversed(tasks))
+        inflight: dict = {}
+        while queue or inflight:
+            try:
+                pool = self._executor()
+                with worker_env():  # a submit may start a worker process: it inherits this environment
+                    while queue and len(inflight) < 2 * self.n:
+                        path, known = queue.pop()
+                        inflight[pool.submit(analyse, path, known, params)] = (path, known)
+                finished, _ = wait(list(inflight), timeout=0.25, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    result = fut.result()  # analyse() never raises; a dead worker does, and its file stays in flight
+                    path, _known = inflight.pop(fut)
+                    writer.add(result)
+                    done += 1
+                    if progress:
+                        progress(done, total, path)
+                if should_stop is not None and should_stop():
+                    self.close(kill=True)
+                    return False
+            except BrokenProcessPool:
+                started = self._started is not None and self._started.is_set()
+                self.close(kill=True)
+                if not started:
+                    raise UsageError(
+                        "The worker processes that analyse files died while starting, before any file was "
+                        "analysed (none is recorded as failed). They are started with 'spawn', which runs the "
+                        "main script's top level again in each: if your script calls Library.scan (or "
+                        "audiodb.scan) at its top level, put that call under "
+                        "`if __name__ == \"__main__\":` and run it again."
+                    ) from None
+                for fut, (path, known) in list(inflight.items()):
+                    if fut.done() and not fut.cancelled() and fut.exception() is None:
+                        writer.add(fut.result())
+                        done += 1
+                        continue
+                    attempts[path] = attempts.get(path, 0) + 1
+                    if attempts[path] >= 2:
+                        writer.add({"path": path, "status": "failed",
+                                    "reason": "the decoder crashed on this file (worker process died)"})
+                        done += 1
+                        if progress:
+                            progress(done, total, path)
+                    else:
+                        queue.append((path, known))
+                inflight.clear()
+        return True
+
+
+CONNECT_TIMEOUT = float(os.environ.get("AUDIODB_DASK_TIMEOUT", "5"))
+
+
+def analyse_on_worker(path: str, known_hash: str | None, params: FeatureParams) -> dict:
+    """:func:`~audiodb.index.worker.analyse` on a Dask worker, naming the worker when a path is missing there.
+
+    BLAS runs on one thread during the analysis, as in a local scan's workers,
+    whatever the worker's environment (``dask worker --no-nanny`` keeps the
+    machine's thread count): the numbers are identical to a local scan's.
+    """
+    with one_blas_thread():
+        result = analyse(path, known_hash, params)
+    if result["status"] == "failed" and not os.path.exists(path):
+        result["reason"] = (
+            f"not found on Dask worker {socket.gethostname()}: workers must see the files at the same "
+            "path as the scanning machine (shared storage)"
+        )
+    return result
+
+
+class DaskPool:
+    """An :class:`AnalysisPool` on a Dask scheduler, for archives beyond one machine.
+
+    Only the analysis of each file (:func:`~audiodb.index.worker.analyse`) runs on the
+    workers, which must see the files at the same paths (shared storage) and have
+    audiodb installed. Results come back as plain values and are written by the
+    scanning process, so the database never leaves this machine.
+
+    Raises
+    ------
+    UsageError
+        ``distributed`` is not installed.
+    AudiodbError
+        The scheduler cannot be reached within ``AUDIODB_DASK_TIMEOUT`` seconds.
+    """
+
+    def __init__(self, address: str, *, timeout: float = CONNECT_TIMEOUT):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise UsageError(
+                "--scheduler needs Dask's distributed package: pip install 'audiodb[dask]'"
+            ) from None
+        self.address = address
+        try:
+            self.client = Client(address, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as e:
+            raise AudiodbError(
+                f"Cannot reach the Dask scheduler at {address} ({type(e).__name__}: {e}). "
+                "Check the address and that the scheduler is running. Nothing was written."
+            ) from None
+        self.n = max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
+
+    def run(self, tasks, params: FeatureParams, writer: BatchWriter, progress=None, should_stop=None) -> bool:
+        from distributed import as_completed
+
+        total, done = len(tasks), 0
+        futures = {}
+        for path, known in tasks:
+            fut = self.client.submit(analyse_on_worker, path, known, params, pure=False, retries=1)
+            futures[fut] = path
+        pending = as_completed(list(futures), loop=self.client.loop)
+        for fut in pending:
+            path = futures[fut]
+            try:
+                result = fut.result()
+            except Exception as e:  # e.g. KilledWorker: the file took down workers repeatedly
+                result = {"path": path, "status": "failed",
+                          "reason": f"Dask could not analyse it ({type(e).__name__}: {e})"}
+            writer.add(result)
+            done += 1
+            if progress:
+                progress(done, total, path)
+            if should_stop is not None and should_stop():
+                self.client.cancel([f for f in futures if not f.done()])
+                return False
+        return True
+
+    def close(self, *, kill: bool = False) -> None:
+        self.client.close()
+
+    def __enter__(self) -> DaskPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

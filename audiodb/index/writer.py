@@ -1,0 +1,75 @@
+"""Writing what the workers return, in short batches of one transaction each.
+
+Only the scanning process writes; a kill at any moment loses at most the
+batch in flight, and the next scan finishes the job.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ..paths import to_stored
+from ..store import tracks
+from ..store.connection import LibraryFile
+from .plan import Change, ScanReport
+
+__all__ = ["BatchWriter"]
+
+
+class BatchWriter:
+    """Collects worker results and writes them in batches, one transaction each.
+
+    A batch is written every ``batch_size`` results or ``batch_seconds`` after its
+    first, whichever comes first, and by :meth:`flush`; each written result becomes
+    a :class:`Change` in ``report`` (and goes to ``on_change``).
+    """
+
+    def __init__(self, file: LibraryFile, existing: set[str], report: ScanReport,
+                 on_change: Callable[[Change], None] | None, batch_size: int, batch_seconds: float):
+        self.file, self.existing, self.report, self.on_change = file, existing, report, on_change
+        self.batch_size, self.batch_seconds = batch_size, batch_seconds
+        self.pending: dict[str, dict] = {}  # by path: a batch never holds one path twice
+        self.last_flush = time.monotonic()
+        self.broken = False  # a batch failed to write: the error is on its way to the caller
+
+    def add(self, result: dict) -> None:
+        if result["status"] == "ok" and "extended" not in result:
+            # A Dask worker running an audiodb from before the second feature set.
+            result = {"path": result["path"], "size": result.get("size"), "mtime_ns": result.get("mtime_ns"),
+                      "status": "failed",
+                      "reason": "the worker that analysed it runs an older audiodb (no extended features); "
+                                "install the same audiodb version on every Dask worker"}
+        if not self.pending:
+            self.last_flush = time.monotonic()  # a batch's clock starts with its first result
+        self.pending[result["path"]] = result
+        if len(self.pending) >= self.batch_size or time.monotonic() - self.last_flush > self.batch_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        self.last_flush = time.monotonic()
+        if not self.pending or self.broken:
+            return
+        results = list(self.pending.values())
+        ok = [r for r in results if r["status"] == "ok"]
+        same = [r for r in results if r["status"] == "same"]
+        failed = [r for r in results if r["status"] == "failed"]
+        with self.file.connect(read_only=False) as con:
+            try:
+                tracks.write_results(con, self.file.params, self.file.extended, ok, same, failed)
+            except Exception:
+                # scan()'s closing flush must not try a batch that failed to write again (after
+                # Ctrl-C it does: what finished is kept).
+                self.broken = True
+                raise
+        self.pending.clear()
+        for r in ok + same:
+            kind = "updated" if r["path"] in self.existing else "added"
+            self._emit(Change(kind, to_stored(r["path"])))
+        for r in failed:
+            self._emit(Change("failed", to_stored(r["path"]), reason=r["reason"]))
+
+    def _emit(self, change: Change) -> None:
+        self.report.record(change)
+        if self.on_change:
+            self.on_change(change)

@@ -1,0 +1,203 @@
+"""The indexed files: what a scan reads before it plans and every row it writes.
+
+Functions of an open connection. Paths go in and come out real (as the file
+system names them); they are stored printable (:func:`audiodb.paths.to_stored`).
+Each writing function that says so is one transaction: a kill at any moment
+leaves the library as it was before it, or after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+from collections.abc import Iterable
+
+from ..analysis.params import ExtendedParams, FeatureParams
+from ..paths import from_stored, to_stored
+from .vectors import count_stale
+
+__all__ = ["FAILURES_QUERY", "StoredTrack", "apply_moves_and_removals", "delete_tracks", "load_state",
+           "register_feature_sets", "status_counts", "write_results"]
+
+#: The files that could not be analysed, newest first (``Library.failures``).
+FAILURES_QUERY = "SELECT path, reason, failed_at, size FROM failures ORDER BY failed_at DESC, path"
+
+#: One indexed file as a scan sees it: (track_id, real path, size, mtime_ns, content_hash, current),
+#: current when both feature sets' vectors are there.
+StoredTrack = tuple[int, str, int, int, str, bool]
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def status_counts(con, params: FeatureParams, extended: ExtendedParams) -> dict:
+    """Tracks, vectors of the current feature sets, files without them, failures, folders."""
+    one = lambda q, *a: con.execute(q, list(a)).fetchone()[0]  # noqa: E731
+    return {
+        "tracks": one("SELECT count(*) FROM track_files"),
+        "embedded": one("SELECT count(*) FROM embeddings WHERE feature_set = ?", params.id),
+        "stale": count_stale(con, params.id),
+        "extended_stale": count_stale(con, extended.id, "extended_embeddings"),
+        "failures": one("SELECT count(*) FROM failures"),
+        "total_duration_sec": float(one("SELECT coalesce(sum(duration_sec), 0) FROM track_files")),
+        "folders": one("SELECT count(DISTINCT folder) FROM track_files"),
+        "last_indexed_at": one("SELECT max(indexed_at) FROM track_files"),
+    }
+
+
+def load_state(con, params: FeatureParams, extended: ExtendedParams
+               ) -> tuple[list[StoredTrack], dict[str, tuple[int, int]]]:
+    """The indexed files, and the failures by real path: (size, mtime_ns) when they failed."""
+    # Current: both feature sets' vectors are there (a library from before the second set
+    # gets it on its next scan, one decode per file).
+    rows = con.execute(
+        """SELECT t.track_id, t.path, t.size, t.mtime_ns, t.content_hash,
+                  e.track_id IS NOT NULL AND x.track_id IS NOT NULL
+           FROM track_files t
+           LEFT JOIN embeddings e ON e.track_id = t.track_id AND e.feature_set = ?
+           LEFT JOIN extended_embeddings x ON x.track_id = t.track_id AND x.feature_set = ?""",
+        [params.id, extended.id],
+    ).fetchall()
+    # Keyed by the real path (what discover sees); see audiodb.paths.
+    tracks = [(r[0], from_stored(r[1]), *r[2:]) for r in rows]
+    failures = {from_stored(p): (s, m)
+                for p, s, m in con.execute("SELECT path, size, mtime_ns FROM failures").fetchall()}
+    return tracks, failures
+
+
+def register_feature_sets(con, *feature_sets) -> None:
+    """Describe each feature set (a FeatureParams or ExtendedParams) in ``feature_sets``, once."""
+    for fs in feature_sets:
+        con.execute(
+            "INSERT INTO feature_sets VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [fs.id, fs.name, fs.dims, fs.as_json(), fs.feature_names(), _now()],
+        )
+
+
+def delete_tracks(con, track_ids: list[int]) -> None:
+    """Tracks gone, with their vectors and cluster assignments."""
+    if track_ids:
+        con.execute("DELETE FROM cluster_assignments WHERE list_contains(?, track_id)", [track_ids])
+        con.execute("DELETE FROM embeddings WHERE list_contains(?, track_id)", [track_ids])
+        con.execute("DELETE FROM extended_embeddings WHERE list_contains(?, track_id)", [track_ids])
+        con.execute("DELETE FROM track_files WHERE list_contains(?, track_id)", [track_ids])
+
+
+def apply_moves_and_removals(con, params: FeatureParams, extended: ExtendedParams, *,
+                             moves: Iterable[tuple[int, str, int, int]],
+                             touched: Iterable[tuple[int, int]],
+                             removed: list[int], forget_failures: list[str]) -> None:
+    """One transaction, with the feature sets: ``moves`` (track_id, new path, size, mtime_ns),
+    ``touched`` (track_id, new mtime_ns: same content), tracks ``removed`` (ids) and the
+    failures of files gone (paths)."""
+    con.execute("BEGIN TRANSACTION")
+    register_feature_sets(con, params, extended)
+    now = _now()
+    for track_id, new_path, size, mtime in moves:
+        con.execute(
+            "UPDATE track_files SET path = ?, file_name = ?, folder = ?, size = ?, mtime_ns = ?, "
+            "indexed_at = ? WHERE track_id = ?",
+            [to_stored(new_path), to_stored(os.path.basename(new_path)),
+             to_stored(os.path.dirname(new_path)), size, mtime, now, track_id],
+        )
+    for track_id, mtime in touched:
+        con.execute("UPDATE track_files SET mtime_ns = ? WHERE track_id = ?", [mtime, track_id])
+    delete_tracks(con, removed)
+    if forget_failures:
+        con.execute("DELETE FROM failures WHERE list_contains(?, path)",
+                    [[to_stored(p) for p in forget_failures]])
+    con.execute("COMMIT")
+
+
+def write_results(con, params: FeatureParams, extended: ExtendedParams,
+                  ok: list[dict], same: list[dict], failed: list[dict]) -> None:
+    """One transaction: analysed files (``ok``, as :func:`audiodb.index.worker.analyse` returns
+    them) with their vectors, files found unchanged (``same``: their new size and mtime) and
+    files that failed (recorded; a changed file that no longer decodes loses its old vector)."""
+    now = _now()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if ok:
+            _write_ok(con, params, extended, ok, now)
+        for r in same:
+            con.execute(
+                "UPDATE track_files SET size = ?, mtime_ns = ? WHERE path = ?",
+                [r["size"], r["mtime_ns"], to_stored(r["path"])],
+            )
+        for r in failed:
+            con.execute(
+                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)",
+                [to_stored(r["path"]), r.get("size"), r.get("mtime_ns"), r["reason"], now],
+            )
+            # A changed file that no longer decodes: its old vector is stale.
+            ids = [row[0] for row in con.execute(
+                "SELECT track_id FROM track_files WHERE path = ?", [to_stored(r["path"])]).fetchall()]
+            delete_tracks(con, ids)
+        con.execute("COMMIT")
+    except BaseException:
+        # A COMMIT that failed (a full disk) has already ended the transaction.
+        with contextlib.suppress(Exception):
+            con.execute("ROLLBACK")
+        raise
+
+
+def _write_ok(con, params: FeatureParams, extended: ExtendedParams, ok: list[dict], now) -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    dims = params.dims
+    vectors = np.stack([r["vector"] for r in ok]).astype(np.float32).reshape(-1)
+    extended_vectors = np.stack([r["extended"] for r in ok]).astype(np.float32).reshape(-1)
+    batch = pa.table({
+        "path": [to_stored(r["path"]) for r in ok],
+        "file_name": [to_stored(os.path.basename(r["path"])) for r in ok],
+        "folder": [to_stored(os.path.dirname(r["path"])) for r in ok],
+        "size": pa.array([r["size"] for r in ok], pa.int64()),
+        "mtime_ns": pa.array([r["mtime_ns"] for r in ok], pa.int64()),
+        "content_hash": [r["content_hash"] for r in ok],
+        "duration_sec": pa.array([r["duration_sec"] for r in ok], pa.float64()),
+        "sample_rate": pa.array([r["sample_rate"] for r in ok], pa.int32()),
+        "native_sample_rate": pa.array([r["native_sample_rate"] for r in ok], pa.int32()),
+        "channels": pa.array([r["channels"] for r in ok], pa.int32()),
+        "codec": [r["codec"] for r in ok],
+        "container": [r["container"] for r in ok],
+        "decoder": [r["decoder"] for r in ok],
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors, pa.float32()), dims),
+        "extended": pa.FixedSizeListArray.from_arrays(pa.array(extended_vectors, pa.float32()), extended.dims),
+    })
+    con.register("scan_batch", batch)
+    try:
+        con.execute(
+            """INSERT INTO track_files (path, file_name, folder, size, mtime_ns, content_hash,
+                   duration_sec, sample_rate, native_sample_rate, channels, codec, container,
+                   decoder, indexed_at)
+               SELECT path, file_name, folder, size, mtime_ns, content_hash, duration_sec,
+                   sample_rate, native_sample_rate, channels, codec, container, decoder, ?
+               FROM scan_batch
+               ON CONFLICT (path) DO UPDATE SET
+                   size = excluded.size, mtime_ns = excluded.mtime_ns,
+                   content_hash = excluded.content_hash, duration_sec = excluded.duration_sec,
+                   sample_rate = excluded.sample_rate,
+                   native_sample_rate = excluded.native_sample_rate,
+                   channels = excluded.channels, codec = excluded.codec,
+                   container = excluded.container, decoder = excluded.decoder,
+                   indexed_at = excluded.indexed_at""",
+            [now],
+        )
+        con.execute(
+            f"""INSERT OR REPLACE INTO embeddings
+                SELECT t.track_id, ?, b.vector::FLOAT[{dims}], ?
+                FROM scan_batch b JOIN track_files t USING (path)""",
+            [params.id, now],
+        )
+        con.execute(
+            f"""INSERT OR REPLACE INTO extended_embeddings
+                SELECT t.track_id, ?, b.extended::FLOAT[{extended.dims}], ?
+                FROM scan_batch b JOIN track_files t USING (path)""",
+            [extended.id, now],
+        )
+        con.execute("DELETE FROM failures WHERE path IN (SELECT path FROM scan_batch)")
+    finally:
+        con.unregister("scan_batch")
