@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 
-import click
 import pytest
 
 from audiodb.cli import main
@@ -143,13 +142,3 @@ def test_help_does_not_import_heavy_modules():
 @pytest.mark.parametrize("bad", [["scan"], ["scan", "x", "--workers", "0"], ["sql"]])
 def test_usage_errors_exit_2(cli, bad):
     assert cli(*bad, ok=False).exit_code == 2
-
-
-def test_click_is_only_in_the_cli():
-    import pathlib
-
-    import audiodb
-
-    for path in pathlib.Path(audiodb.__file__).parent.glob("*.py"):
-        assert "import click" not in path.read_text(), path
-    assert click  # the CLI uses it
