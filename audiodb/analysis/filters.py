@@ -5,9 +5,16 @@ Pure numpy, no I/O, never librosa: the mel scale and filterbank
 (``librosa.filters.chroma``), the spectral-contrast bands, and what each STFT
 block is reduced to for chroma and contrast. :mod:`audiodb.analysis.frames`
 applies them to each block of the one transform.
+
+The filterbanks depend only on the parameters, so each is built once per
+process and cached (:func:`functools.lru_cache`): every caller gets the same
+read-only arrays. ``f.__wrapped__(...)`` builds a fresh, writable one.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -19,8 +26,30 @@ __all__ = [
     "hann_window",
     "hz_to_mel",
     "mel_filters",
+    "mel_filters_t",
     "mel_to_hz",
 ]
+
+
+def _freeze(value):
+    """``value`` with every array in it made read-only (arrays, or tuples of them)."""
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif isinstance(value, tuple):
+        for v in value:
+            _freeze(v)
+    return value
+
+
+def _cached_per_process(build):
+    """``build`` memoised on its (hashable, scalar) arguments; results are read-only.
+
+    Parameters are a handful of numbers per feature set, so a small cache holds
+    every set a process uses. ``__wrapped__`` is the uncached ``build``.
+    """
+    cached = functools.lru_cache(maxsize=16)(lambda *args, **kwargs: _freeze(build(*args, **kwargs)))
+    functools.update_wrapper(cached, build)
+    return cached
 
 
 def hz_to_mel(f: np.ndarray) -> np.ndarray:
@@ -48,8 +77,11 @@ def mel_to_hz(m: np.ndarray) -> np.ndarray:
     return freqs
 
 
+@_cached_per_process
 def mel_filters(*, sr: float, n_fft: int, n_mels: int) -> np.ndarray:
     """Slaney-normalised mel filterbank, as ``librosa.filters.mel`` (defaults).
+
+    Cached per process: the array returned is shared and read-only.
 
     Returns
     -------
@@ -71,9 +103,22 @@ def mel_filters(*, sr: float, n_fft: int, n_mels: int) -> np.ndarray:
     return weights
 
 
+@_cached_per_process
+def mel_filters_t(*, sr: float, n_fft: int, n_mels: int) -> np.ndarray:
+    """:func:`mel_filters` transposed, C-contiguous (the operand of the per-block product); cached.
+
+    Returns
+    -------
+    np.ndarray, shape (1 + n_fft // 2, n_mels), float32
+    """
+    return np.ascontiguousarray(mel_filters(sr=sr, n_fft=n_fft, n_mels=n_mels).T)
+
+
+@_cached_per_process
 def hann_window(n_fft: int) -> np.ndarray:
     """The periodic Hann window, as ``scipy.signal.get_window('hann', n_fft)`` computes it
-    (same operations, same bits), without importing scipy.signal (a second at start-up)."""
+    (same operations, same bits), without importing scipy.signal (a second at start-up).
+    Cached per process, read-only."""
     fac = np.linspace(-np.pi, np.pi, n_fft + 1)
     w = np.zeros(n_fft + 1)
     w += 0.5 * np.cos(0 * fac)
@@ -81,8 +126,11 @@ def hann_window(n_fft: int) -> np.ndarray:
     return w[:-1]
 
 
+@_cached_per_process
 def chroma_filters(*, sr: float, n_fft: int, n_chroma: int = 12, tuning: float = 0.0) -> np.ndarray:
     """Chroma filterbank, as ``librosa.filters.chroma`` with its defaults (C first).
+
+    Cached per process: the array returned is shared and read-only.
 
     Returns
     -------
@@ -107,17 +155,19 @@ def chroma_filters(*, sr: float, n_fft: int, n_chroma: int = 12, tuning: float =
     return np.ascontiguousarray(wts[:, : int(1 + n_fft / 2)], dtype=np.float32)
 
 
+@_cached_per_process
 def contrast_bands(
     *, sr: float, n_fft: int, n_bands: int = 6, fmin: float = 200.0, quantile: float = 0.02
-) -> list[tuple[np.ndarray, int]]:
+) -> tuple[tuple[np.ndarray, int], ...]:
     """The FFT bins of each spectral-contrast band and how many make its peak and valley.
 
     The bands of ``librosa.feature.spectral_contrast``: octaves from ``fmin``
     (the first from 0 Hz), each with the bin below it, the last up to Nyquist.
+    Cached per process: the tuple and its ``bins`` arrays are shared and read-only.
 
     Returns
     -------
-    list of (bins, count), n_bands + 1 of them
+    tuple of (bins, count), n_bands + 1 of them
     """
     freq = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
     octa = np.zeros(n_bands + 2)
@@ -138,10 +188,10 @@ def contrast_bands(
             bins = bins[:-1]
         assert np.all(np.diff(bins) == 1)
         out.append((bins, count))
-    return out
+    return tuple(out)
 
 
-def contrast_peaks(mag: np.ndarray, bands: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
+def contrast_peaks(mag: np.ndarray, bands: Sequence[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
     """Peak and valley of each band in each frame: the mean of the ``count`` largest and smallest.
 
     Parameters

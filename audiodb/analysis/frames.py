@@ -15,9 +15,12 @@ They are pure: arrays in, arrays out, no I/O. They never import librosa.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
+
 import numpy as np
 
-from .filters import chroma_frames, contrast_peaks, hann_window, mel_filters
+from .filters import chroma_frames, contrast_peaks, hann_window, mel_filters_t
 from .params import AMIN, NOTEBOOK, FeatureParams
 
 __all__ = [
@@ -25,6 +28,16 @@ __all__ = [
     "frame_features",
     "trim_bounds",
 ]
+
+
+@functools.lru_cache(maxsize=16)
+def _bin_frequencies(sr: float, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each FFT bin's frequency (Hz), and (1, f, f^2) per bin, shape (bins, 3); read-only, cached."""
+    freq = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+    moments = np.stack([np.ones_like(freq), freq, freq**2], axis=1)
+    freq.flags.writeable = False
+    moments.flags.writeable = False
+    return freq, moments
 
 
 def _n_frames(n: int, hop_length: int) -> int:
@@ -151,7 +164,7 @@ def frame_features(
     roll_percent: float = 0.85,
     block: int = 1024,
     chroma_basis: np.ndarray | None = None,
-    contrast_bands: list[tuple[np.ndarray, int]] | None = None,
+    contrast_bands: Sequence[tuple[np.ndarray, int]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-frame values of every feature, from one centred STFT of ``y``.
 
@@ -161,7 +174,8 @@ def frame_features(
         Mono waveform.
     sr, n_fft, hop_length : as librosa (Hann window, centred, zero padding).
     mel_basis : np.ndarray, shape (n_mels, 1 + n_fft // 2), optional
-        Precomputed :func:`mel_filters`.
+        A filterbank of your own (:func:`audiodb.analysis.filters.mel_filters`); by
+        default the per-process cached one for ``sr``, ``n_fft`` and ``n_mels``.
     block : int
         Frames transformed at a time; bounds the working memory.
     chroma_basis, contrast_bands : optional
@@ -182,15 +196,15 @@ def frame_features(
 
     y = np.asarray(y, dtype=np.float32)
     if mel_basis is None:
-        mel_basis = mel_filters(sr=sr, n_fft=n_fft, n_mels=n_mels)
+        mel_basis_t = mel_filters_t(sr=sr, n_fft=n_fft, n_mels=n_mels)  # cached per process
+    else:
+        mel_basis_t = np.ascontiguousarray(mel_basis.T)
     n = _n_frames(len(y), hop_length)
     window = hann_window(n_fft)
-    freq = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
-    moments = np.stack([np.ones_like(freq), freq, freq**2], axis=1)  # (bins, 3)
-    mel_basis_t = np.ascontiguousarray(mel_basis.T)
+    freq, moments = _bin_frequencies(sr, n_fft)
     tiny32 = np.finfo(np.float32).tiny
 
-    mel = np.empty((mel_basis.shape[0], n), dtype=np.float32)  # (n_mels, t), as librosa
+    mel = np.empty((mel_basis_t.shape[1], n), dtype=np.float32)  # (n_mels, t), as librosa
     centroid = np.empty(n)
     bandwidth = np.empty(n)
     rolloff = np.empty(n)
@@ -274,7 +288,7 @@ def analysis_frames(y: np.ndarray, *, params: FeatureParams = NOTEBOOK, block: i
         sr=params.sr,
         n_fft=params.n_fft,
         hop_length=params.hop_length,
-        mel_basis=mel_filters(sr=params.sr, n_fft=params.n_fft, n_mels=params.n_mels),
+        n_mels=params.n_mels,  # the cached filterbank
         roll_percent=params.roll_percent,
         block=block,
         **extra,

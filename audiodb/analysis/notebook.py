@@ -41,23 +41,27 @@ def summarize(frames: dict[str, np.ndarray], *, n_mfcc: int = 20) -> np.ndarray:
     s_db -= ref
     np.maximum(s_db, s_db.max() - 80.0, out=s_db)
 
-    # Row by row and block by block: the same reductions as over the whole array.
-    mel_mean = np.array([np.mean(row) for row in s_db])
-    mel_std = np.array([np.std(row) for row in s_db])
+    # A few rows at a time: the same reductions as over the whole array (each row
+    # is summed pairwise along its contiguous axis either way), with np.std's
+    # temporary bounded to about 16 MB on a long recording.
     t = s_db.shape[1]
+    rows = max(1, (1 << 22) // max(t, 1))
+    mel_mean = np.concatenate([np.mean(s_db[i : i + rows], axis=1) for i in range(0, len(s_db), rows)])
+    mel_std = np.concatenate([np.std(s_db[i : i + rows], axis=1) for i in range(0, len(s_db), rows)])
     mfcc = np.empty((n_mfcc, t), dtype=s_db.dtype)
     for a in range(0, t, 8192):
         mfcc[:, a : a + 8192] = scipy.fft.dct(s_db[:, a : a + 8192], axis=-2, type=2, norm="ortho")[:n_mfcc]
 
-    def stats(x: np.ndarray) -> np.ndarray:
-        return np.array([np.mean(x), np.std(x)], dtype=float)
-
-    spec = np.concatenate(
-        [
-            stats(frames[key])
-            for key in ("centroid", "bandwidth", "rolloff", "flatness", "rms", "zcr")
-        ]
-    )
+    # Mean and std of each spectral series: one row-wise reduction per dtype (float64
+    # and float32 rows), the same sums as over each series alone, in its own dtype.
+    keys = ("centroid", "bandwidth", "rolloff", "flatness", "rms", "zcr")
+    spec = np.empty((len(keys), 2))
+    for dtype in {frames[key].dtype for key in keys}:
+        group = [i for i, key in enumerate(keys) if frames[key].dtype == dtype]
+        series = np.stack([frames[keys[i]] for i in group])
+        spec[group, 0] = np.mean(series, axis=1)
+        spec[group, 1] = np.std(series, axis=1)
+    spec = spec.ravel()
     mfcc_stats = [np.mean(mfcc, axis=1), np.std(mfcc, axis=1)]
     return np.concatenate([mel_mean, mel_std, *mfcc_stats, spec])
 
