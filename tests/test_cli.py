@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 
-import click
 import pytest
 
 from audiodb.cli import main
@@ -150,16 +149,6 @@ def test_a_usage_error_shows_the_commands_own_usage(cli, tmp_path):
     result = cli("--db", tmp_path / "lib.duckdb", "scan", tmp_path / "nope", ok=False)
     assert result.exit_code == 2 and "Folder not found" in result.output
     assert "Usage: audiodb scan [OPTIONS]" in result.output and "Try 'audiodb scan --help' for help." in result.output
-
-
-def test_click_is_only_in_the_cli():
-    import pathlib
-
-    import audiodb
-
-    for path in pathlib.Path(audiodb.__file__).parent.glob("*.py"):
-        assert "import click" not in path.read_text(), path
-    assert click  # the CLI uses it
 
 
 def test_every_note_has_the_one_prefix():
