@@ -11,6 +11,8 @@ DuckDB are imported inside the functions that need them.
 
 from __future__ import annotations
 
+from .analysis.embed import embed_file
+from .analysis.params import FEATURE_NAMES, NOTEBOOK, FeatureParams
 from .errors import (
     AudiodbError,
     DatabaseError,
@@ -21,12 +23,10 @@ from .errors import (
     TrackNotFound,
     UsageError,
 )
-from .query.cluster import ClusterRun, cluster_vectors
-from .analysis.embed import embed_file
-from .analysis.params import FEATURE_NAMES, NOTEBOOK, FeatureParams
-from .library import Library, QueryResult
 from .index.plan import Change, ScanReport
 from .index.scan import scan
+from .library import Library, QueryResult
+from .query.cluster import ClusterRun, cluster_vectors
 
 __all__ = [
     "FEATURE_NAMES",

@@ -40,8 +40,8 @@ def synthetic_library(path: str, n: int, *, centers: int = 30, seed: int = 0) ->
     """Write ``n`` tracks with synthetic vectors into a new library; returns the blob labels."""
     import pyarrow as pa
 
-    from audiodb.store import connection as db
     from audiodb.analysis.params import NOTEBOOK
+    from audiodb.store import connection as db
 
     rng = np.random.default_rng(seed)
     means = rng.normal(scale=10.0, size=(centers, 180))
@@ -78,8 +78,8 @@ def _timed(fn, *args, **kwargs):
 def scale(args) -> None:
     from sklearn.metrics import adjusted_rand_score
 
-    from audiodb.store import connection as db
     from audiodb.query import cluster as C
+    from audiodb.store import connection as db
     from audiodb.store.vectors import load_vectors
 
     warnings.simplefilter("ignore")
@@ -126,8 +126,8 @@ def spaces(args) -> None:
     import duckdb
     from sklearn.metrics import adjusted_rand_score
 
-    from audiodb.query import cluster as C
     from audiodb.analysis.params import NOTEBOOK
+    from audiodb.query import cluster as C
 
     warnings.simplefilter("ignore")
     candidates = [("scaled", None), ("pca", 2), ("pca", 5), ("pca", 10), ("umap", 2), ("umap", 5), ("umap", 10)]

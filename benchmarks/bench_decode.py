@@ -23,16 +23,14 @@ resamplers (soxr MQ/LQ, one-shot HQ, scipy polyphase) against HQ's samples.
 
 from __future__ import annotations
 
-import _common  # noqa: F401  (pins BLAS threads before numpy)
-
 import argparse
 import os
 import subprocess
 import time
 import warnings
 
+import _common  # noqa: F401  (pins BLAS threads before numpy)
 import numpy as np
-
 from _common import DEFAULT_AUDIO_DIR, machine, table
 
 TRACKS = ["battle.ogg", "victory.ogg", "wanderer.ogg"]  # 318 s, 30 s, 262 s

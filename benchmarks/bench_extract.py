@@ -34,7 +34,6 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
-
 from _common import DEFAULT_AUDIO_DIR, audio_files, machine, table, warm_page_cache  # noqa: E402
 
 
@@ -55,9 +54,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from audiodb.analysis import decode
+    from audiodb.analysis import decode, notebook
     from audiodb.analysis import embed as extract
-    from audiodb.analysis import notebook
     from audiodb.analysis.params import FEATURE_NAMES
     from audiodb.analysis.reference import extract_acoustic_embedding, tolerance
 

@@ -39,8 +39,8 @@ def write_library(db: str, n: int, seed: int = 0) -> None:
 
     import pyarrow as pa
 
-    from audiodb.store import connection
     from audiodb.analysis.params import NOTEBOOK
+    from audiodb.store import connection
 
     rng = np.random.default_rng(seed)
     groups = 12

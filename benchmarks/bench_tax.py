@@ -18,17 +18,15 @@ are pinned to one thread, so CPU is the per-core figure and the robust one on a
 shared machine. Ratios are notebook / audiodb (higher is better for audiodb).
 """
 
-import _common  # noqa: F401  (first: pins BLAS/OpenMP to one thread before numpy loads)
-
 import argparse  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
+import _common  # noqa: F401  (first: pins BLAS/OpenMP to one thread before numpy loads)
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
-
 from _common import DEFAULT_AUDIO_DIR, audio_files, machine, table, warm_page_cache  # noqa: E402
 
 
@@ -89,10 +87,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from audiodb.analysis.extended import embeddings
-    from audiodb.analysis.reference import extract_acoustic_embedding
     from audiodb.analysis.decode import load
     from audiodb.analysis.embed import embed_file
+    from audiodb.analysis.extended import embeddings
+    from audiodb.analysis.reference import extract_acoustic_embedding
 
     rng = random.Random(args.seed)
     tracks = audio_files(args.audio_dir)

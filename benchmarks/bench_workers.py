@@ -35,7 +35,6 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import soundfile as sf  # noqa: E402
-
 from _common import DEFAULT_AUDIO_DIR, SOUNDS_DIR, audio_files, machine, table, warm_page_cache  # noqa: E402
 
 
@@ -165,8 +164,8 @@ def strace_opens(tree: str, db: str) -> int | None:
 
 
 def rescans(n: int, source_dir: str, rescans_n: int, tmp: str, rng: random.Random) -> None:
-    from audiodb.index.discover import discover
     from audiodb import scan
+    from audiodb.index.discover import discover
 
     # Resolve symlinks among the sources: a hardlink to a relative symlink would dangle.
     sources = sorted({os.path.realpath(p) for p in audio_files(source_dir)})

@@ -75,6 +75,5 @@ def main(ctx, db):
 # Each module registers its commands on ``main``; one line per command group.
 from . import cluster, demo, info, plot, scan, similar, watch  # noqa: E402, F401
 
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

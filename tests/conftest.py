@@ -8,9 +8,8 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
 from audio import music_like, tone, write_audio
+from click.testing import CliRunner
 
 
 @pytest.fixture(autouse=True)

@@ -10,9 +10,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import run_audiodb
 
 from audiodb.cli import main
-from conftest import run_audiodb
 
 
 def test_every_command_has_help_with_an_example(cli):

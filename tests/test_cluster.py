@@ -16,16 +16,16 @@ import time
 import duckdb
 import numpy as np
 import pytest
+from conftest import rows
 
 import audiodb
 from audiodb import Library
+from audiodb.analysis.params import FEATURE_NAMES, NOTEBOOK
+from audiodb.demo import write_demo_library
 from audiodb.query import cluster as C
 from audiodb.query.cluster_ids import match_ids
 from audiodb.store.runs import SUMMARY_COLUMNS
 from audiodb.store.vectors import load_vectors
-from audiodb.demo import write_demo_library
-from audiodb.analysis.params import FEATURE_NAMES, NOTEBOOK
-from conftest import rows
 
 N_PER_KIND = 4
 KINDS = 7

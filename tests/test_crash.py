@@ -38,7 +38,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from audio import music_like, tone, write_audio
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and SIGKILL (Linux)")

@@ -11,7 +11,6 @@ import time
 
 import duckdb
 import pytest
-
 from audio import music_like, write_audio
 from conftest import AUDIODB, run_audiodb
 
@@ -169,8 +168,8 @@ def test_unreachable_scheduler_fails_fast_and_writes_nothing(tmp_path, music_dir
 
 
 def test_a_path_the_worker_cannot_see_is_explained(tmp_path):
-    from audiodb.index.pools import analyse_on_worker
     from audiodb.analysis.params import NOTEBOOK
+    from audiodb.index.pools import analyse_on_worker
 
     result = analyse_on_worker(str(tmp_path / "only-on-the-scanner.wav"), None, NOTEBOOK)
     assert result["status"] == "failed" and "same path" in result["reason"] and "shared storage" in result["reason"]

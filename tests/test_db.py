@@ -10,10 +10,10 @@ import time
 
 import duckdb
 import pytest
-
-from audiodb.store import connection, migrate
-from audiodb.errors import LibraryNotFound, SchemaTooNew
 from conftest import run_audiodb
+
+from audiodb.errors import LibraryNotFound, SchemaTooNew
+from audiodb.store import connection, migrate
 
 
 def test_migrations_are_numbered_sql_files_inside_the_package():

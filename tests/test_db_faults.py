@@ -6,9 +6,8 @@ import os
 import shutil
 
 import pytest
-from click.testing import CliRunner
-
 from audio import music_like, write_audio
+from click.testing import CliRunner
 from conftest import rows, run_audiodb
 
 

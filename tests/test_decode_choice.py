@@ -14,12 +14,11 @@ import warnings
 
 import numpy as np
 import pytest
-
 from audio import ffmpeg_encode, music_like, write_audio
+
 from audiodb.analysis.decode import load
-from audiodb.analysis.params import EXTENDED
 from audiodb.analysis.embed import embed_file
-from audiodb.analysis.params import FEATURE_NAMES
+from audiodb.analysis.params import EXTENDED, FEATURE_NAMES
 from audiodb.analysis.reference import extended_reference, extract_acoustic_embedding, tolerance
 
 

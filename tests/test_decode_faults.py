@@ -12,14 +12,14 @@ import warnings
 
 import numpy as np
 import pytest
-
 from audio import ffmpeg_encode, music_like, write_audio
+
 from audiodb.analysis.decode import load
-from audiodb.errors import DecodeError
 from audiodb.analysis.embed import embed_file
-from audiodb.index.worker import analyse
 from audiodb.analysis.params import FEATURE_NAMES
 from audiodb.analysis.reference import extract_acoustic_embedding, tolerance
+from audiodb.errors import DecodeError
+from audiodb.index.worker import analyse
 
 
 def notebook(path) -> dict:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from audio import music_like, silence, tone, write_audio
+
 from audiodb.analysis.embed import embed_file
 from audiodb.analysis.filters import mel_filters
 from audiodb.analysis.notebook import embedding

@@ -13,8 +13,8 @@ import warnings
 
 import numpy as np
 import pytest
-
 from audio import ffmpeg_encode, music_like, silence, write_audio
+
 from audiodb.analysis.embed import embed_file
 from audiodb.analysis.params import FEATURE_NAMES
 from audiodb.analysis.reference import extract_acoustic_embedding, tolerance

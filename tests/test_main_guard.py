@@ -16,7 +16,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import AUDIODB, music_like, rows, write_audio
 
 UNGUARDED = """\

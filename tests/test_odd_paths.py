@@ -15,13 +15,13 @@ import urllib.parse
 
 import duckdb
 import pytest
-
-import audiodb
-from audiodb.store import connection, migrate
 from audio import music_like, write_audio
-from audiodb.paths import file_uri, from_stored, m3u_entry, to_stored
 from conftest import AUDIODB, rows
 from test_watch import Watch, wait_for
+
+import audiodb
+from audiodb.paths import file_uri, from_stored, m3u_entry, to_stored
+from audiodb.store import connection, migrate
 
 LATIN1_DIR = b"Bj\xf6rk"
 LATIN1_FILE = b"caf\xe9.wav"

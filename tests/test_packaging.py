@@ -21,7 +21,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from audio import music_like, write_audio
 
 REPO = Path(__file__).resolve().parent.parent

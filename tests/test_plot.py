@@ -13,15 +13,14 @@ import urllib.parse
 
 import numpy as np
 import pytest
+from audio import music_like, write_audio
 from click.testing import CliRunner
 
-from audio import music_like, write_audio
-
 import audiodb
+from audiodb.cli import main
 from audiodb.maps.coloring import MISSING_COLOR, PALETTE, Coloring
 from audiodb.maps.page import build_page
 from audiodb.maps.projection import nearest_neighbours, project
-from audiodb.cli import main
 
 XSS = "<img src=x onerror=alert(1)>.oga"
 ODD_FOLDER = "odd #1 & co"  # '#' and '&' must be percent-encoded in the audio element's URL

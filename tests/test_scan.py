@@ -8,13 +8,12 @@ import shutil
 
 import numpy as np
 import pytest
-
 from audio import music_like, write_audio
-from audiodb import Library
-from audiodb.index.worker import analyse
-from audiodb.analysis.params import NOTEBOOK
 from conftest import files_under, rows
 
+from audiodb import Library
+from audiodb.analysis.params import NOTEBOOK
+from audiodb.index.worker import analyse
 
 
 def scan(db, *roots, **kw):

@@ -12,11 +12,11 @@ import tempfile
 import time
 
 import pytest
-
-import audiodb
 from audio import music_like, write_audio
 from conftest import AUDIODB, rows, run_audiodb
 from test_watch import Watch, wait_for
+
+import audiodb
 
 
 def _tree(root, n=2, seed=0):
@@ -81,7 +81,7 @@ def test_an_unreadable_folder_keeps_its_tracks(tmp_path):
         _tree(pathlib.Path(music), 1, seed=5)
         db = os.path.join(base, "lib", "lib.duckdb")
         os.makedirs(os.path.dirname(db))
-        for d, dirs, files in os.walk(base):
+        for d, _dirs, files in os.walk(base):
             os.chmod(d, 0o777)
             for f in files:
                 os.chmod(os.path.join(d, f), 0o666)

@@ -18,12 +18,12 @@ import time
 
 import numpy as np
 import pytest
-
 from audio import music_like, write_audio
+from conftest import run_audiodb
+
 from audiodb import Library
 from audiodb.demo import write_demo_library
 from audiodb.query.space import METRICS, Space
-from conftest import run_audiodb
 
 SR = 44100
 
@@ -148,7 +148,7 @@ def test_nothing_indexed_is_one_error_with_one_exit_code(cli, tmp_path):
         "cluster": empty.cluster, "plot": lambda: empty.plot(tmp_path / "m.html", color="folder"),
         "summary": empty.summary,
     }
-    for name, call in calls.items():
+    for _name, call in calls.items():
         with pytest.raises(audiodb.errors.NothingIndexed, match="audiodb scan"):
             call()
     for args in (["similar", song], ["duplicates"], ["playlist", song], ["eval"], ["cluster"],
@@ -275,8 +275,7 @@ def test_metrics_match_their_definitions_on_random_vectors():
 
 
 def test_the_extended_metric_weights_ten_groups_alike():
-    from audiodb.analysis.params import EXTENDED
-    from audiodb.analysis.params import NOTEBOOK
+    from audiodb.analysis.params import EXTENDED, NOTEBOOK
 
     rng = np.random.default_rng(1)
     x = (rng.standard_normal((200, 222)) * rng.uniform(0.1, 50, 222) + rng.uniform(-40, 40, 222)).astype(np.float32)

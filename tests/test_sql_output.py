@@ -9,9 +9,8 @@ import os
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
 from audio import music_like, write_audio
+from click.testing import CliRunner
 from conftest import rows
 
 
@@ -109,7 +108,7 @@ def test_csv_and_json_round_trip_doubles_and_floats_exactly(library, db_path):
     assert out.exit_code == 0, out.output
     parsed = list(csv.reader(io.StringIO(out.output)))[1:]
     assert len(parsed) == len(stored)
-    for (i, d, f, fl), (ci, cd, cf, cfl) in zip(stored, parsed):
+    for (i, d, f, fl), (_ci, cd, cf, cfl) in zip(stored, parsed):
         assert float(cd) == d, (i, cd, d)
         assert float(cf) == f and np.float32(float(cf)) == np.float32(f), (i, cf, f)
         assert json.loads(cfl) == fl

@@ -12,7 +12,6 @@ import time
 
 import duckdb
 import pytest
-
 from audio import music_like, tone, write_audio
 from conftest import AUDIODB, run_audiodb
 

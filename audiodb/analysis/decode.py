@@ -401,7 +401,7 @@ def _undecodable(path: str, errors: list[str]) -> str:
     detected = _sniff(path)
     ext = os.path.splitext(path)[1]
     if detected is None:
-        what = (f"its contents match no audio format (none detected"
+        what = ("its contents match no audio format (none detected"
                 + (f", though the name ends in {ext}" if ext else "") + ")")
     else:
         what = f"it starts like {detected} but cannot be decoded (damaged or truncated?)"

@@ -175,7 +175,7 @@ def _record_planned(report: ScanReport, plan: Plan) -> None:
 
 
 def apply_plan(file: LibraryFile, plan: Plan, report: ScanReport, pool: AnalysisPool | None,
-               writer: BatchWriter, owned: contextlib.AbstractContextManager = contextlib.nullcontext(), *,
+               writer: BatchWriter, owned: contextlib.AbstractContextManager | None = None, *,
                progress: Callable[[int, int, str], None] | None = None,
                should_stop: Callable[[], bool] | None = None) -> None:
     """Do ``plan``: moves and removals first, in one transaction, with the feature sets; then
@@ -183,7 +183,7 @@ def apply_plan(file: LibraryFile, plan: Plan, report: ScanReport, pool: Analysis
     the pools it holds, at once on an error or Ctrl-C) before the last batch is written: what
     finished is kept, in whole rows."""
     try:
-        with owned:
+        with owned or contextlib.nullcontext():
             _apply_moves_and_removals(file, plan, report, writer.on_change)
             if plan.extract:
                 report.interrupted = not pool.run(plan.extract, file.params, writer, progress, should_stop)

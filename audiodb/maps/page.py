@@ -48,7 +48,7 @@ __all__ = [
 PLOT_BGCOLOR = "#F0F2F5"  # the notebook's
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _static(name: str) -> str:
     """The text of ``static/<name>``, shipped as package data."""
     return (importlib.resources.files("audiodb.maps") / "static" / name).read_text(encoding="utf-8")

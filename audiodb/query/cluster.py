@@ -29,13 +29,14 @@ import datetime
 import json
 import os
 import time
+
 import numpy as np
 
 from ..analysis.params import NOTEBOOK
 from ..errors import NothingIndexed, UsageError
+from ..store.catalog import count_tracks
 from ..store.connection import LibraryFile
 from ..store.runs import save_run
-from ..store.catalog import count_tracks
 from ..store.vectors import load_tracks
 from .cluster_ids import match_ids
 from .space import group_weights, standardize  # standardize: the one z-score rule, kept in __all__

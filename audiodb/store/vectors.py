@@ -158,14 +158,6 @@ def count_stale(con, feature_set: str, table: str = "embeddings") -> int:
         "WHERE e.track_id = t.track_id AND e.feature_set = ?)", [feature_set]).fetchall()[0][0]
 
 
-def count_stale(con, feature_set: str, table: str = "embeddings") -> int:
-    """Tracks with no vector for ``feature_set`` in ``table`` (new parameters, or analysis pending)."""
-    assert table in TABLES
-    return con.execute(
-        f"SELECT count(*) FROM track_files t WHERE NOT EXISTS (SELECT 1 FROM {table} e "
-        "WHERE e.track_id = t.track_id AND e.feature_set = ?)", [feature_set]).fetchall()[0][0]
-
-
 def extended_for(con, track_ids: np.ndarray, extended: ExtendedParams) -> tuple[np.ndarray, np.ndarray]:
     """``(has, E)``: which of ``track_ids`` have a second-set vector, and those vectors, in order."""
     cur = con.cursor()
