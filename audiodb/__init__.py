@@ -49,4 +49,3 @@ __all__ = [
     "embed_file",
     "scan",
 ]
-

@@ -45,6 +45,7 @@ _Generator = Callable[[int, float, np.random.Generator], np.ndarray]
 # small building blocks
 # ---------------------------------------------------------------------------
 
+
 def _t(n: int, sr: int) -> np.ndarray:
     return np.arange(n) / sr
 
@@ -68,7 +69,7 @@ def _add(y: np.ndarray, start: int, x: np.ndarray) -> None:
     if start >= len(y):
         return
     m = min(len(x), len(y) - start)
-    y[start:start + m] += x[:m]
+    y[start : start + m] += x[:m]
 
 
 def _band(x: np.ndarray, sr: int, lo: float | None, hi: float | None, order: int = 4) -> np.ndarray:
@@ -99,6 +100,7 @@ def _midi_hz(m: float) -> float:
 # ---------------------------------------------------------------------------
 # one generator per kind: (n_samples, sr, rng) -> mono float64 signal
 # ---------------------------------------------------------------------------
+
 
 def _tones(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     """A steady pure sine with gentle vibrato and tremolo."""
@@ -232,16 +234,25 @@ def _birdsong(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
 
 
 # (F1, F2, F3) in Hz for a few vowels
-_VOWELS = ((730, 1090, 2440), (530, 1840, 2480), (270, 2290, 3010),
-           (570, 840, 2410), (300, 870, 2240), (660, 1720, 2410))
+_VOWELS = (
+    (730, 1090, 2440),
+    (530, 1840, 2480),
+    (270, 2290, 3010),
+    (570, 840, 2410),
+    (300, 870, 2240),
+    (660, 1720, 2410),
+)
 
 
 def _speechlike(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     """Syllables of a glottal pulse train through vowel formants, with fricatives."""
     t = _t(n, sr)
     f0_mean = rng.uniform(90, 230)
-    f0 = f0_mean * (1 + 0.12 * np.sin(2 * np.pi * rng.uniform(0.2, 0.6) * t + rng.uniform(0, 6.3))
-                    + 0.01 * rng.standard_normal(n).cumsum() / np.sqrt(sr))
+    f0 = f0_mean * (
+        1
+        + 0.12 * np.sin(2 * np.pi * rng.uniform(0.2, 0.6) * t + rng.uniform(0, 6.3))
+        + 0.01 * rng.standard_normal(n).cumsum() / np.sqrt(sr)
+    )
     phase = np.cumsum(f0) / sr
     pulses = np.diff(np.floor(phase), prepend=0.0)
     # glottal source: low-passed impulse train (about -12 dB/octave)
@@ -260,7 +271,7 @@ def _speechlike(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
             m = int(rng.uniform(0.12, 0.28) * sr)
             if pos >= n:
                 break
-            seg = source[pos:pos + m]
+            seg = source[pos : pos + m]
             F = _VOWELS[int(rng.integers(len(_VOWELS)))]
             v = seg
             for fk, bw in zip(F, (80, 100, 140)):
@@ -289,6 +300,7 @@ KINDS: dict[str, _Generator] = {
 # ---------------------------------------------------------------------------
 # public API
 # ---------------------------------------------------------------------------
+
 
 def _to_channels(y: np.ndarray, channels: int, rng: np.random.Generator) -> np.ndarray:
     if channels == 1:

@@ -1,18 +1,18 @@
 """audiodb's exceptions. The CLI turns each into a message and exit status 1.
 
-    AudiodbError
-    ├── DatabaseError        the library file cannot be opened or used
-    │   ├── DatabaseLocked   another process holds it for longer than we wait
-    │   ├── SchemaTooNew     written by a newer audiodb
-    │   ├── LibraryNotFound  no library file yet (nothing indexed)
-    │   ├── LibraryDamaged   the file is not a readable DuckDB library (truncated, overwritten)
-    │   └── DiskFull         no space left where the library (or DuckDB's temp files) is written
-    ├── NothingIndexed       the library holds no analysed track yet (scan first)
-    ├── NoClusteringRun      a summary or map asked for clusters, and no run is stored
-    ├── MissingDependency    an optional package is not installed (says what to install)
-    ├── DecodeError          one audio file cannot be decoded (recorded, skipped)
-    ├── TrackNotFound        a path or id names no indexed track
-    └── UsageError           arguments that cannot work together (exit status 2)
+AudiodbError
+├── DatabaseError        the library file cannot be opened or used
+│   ├── DatabaseLocked   another process holds it for longer than we wait
+│   ├── SchemaTooNew     written by a newer audiodb
+│   ├── LibraryNotFound  no library file yet (nothing indexed)
+│   ├── LibraryDamaged   the file is not a readable DuckDB library (truncated, overwritten)
+│   └── DiskFull         no space left where the library (or DuckDB's temp files) is written
+├── NothingIndexed       the library holds no analysed track yet (scan first)
+├── NoClusteringRun      a summary or map asked for clusters, and no run is stored
+├── MissingDependency    an optional package is not installed (says what to install)
+├── DecodeError          one audio file cannot be decoded (recorded, skipped)
+├── TrackNotFound        a path or id names no indexed track
+└── UsageError           arguments that cannot work together (exit status 2)
 """
 
 from __future__ import annotations

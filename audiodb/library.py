@@ -38,8 +38,13 @@ class Library:
     processes (a watcher, a notebook) can use it in between.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, params: FeatureParams = NOTEBOOK,
-                 on_wait: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        params: FeatureParams = NOTEBOOK,
+        on_wait: Callable[[str], None] | None = None,
+    ):
         self.file = connection.LibraryFile(connection.resolve_path(path), params, on_wait)
         self.path: Path = self.file.path
         self.params = params
@@ -136,8 +141,9 @@ class Library:
 
         return cluster_library(self.file, method=method, **options)
 
-    def plot(self, output: str | os.PathLike, *, projection: str = "pca", color: str = "kmeans",
-             features: str = "notebook"):
+    def plot(
+        self, output: str | os.PathLike, *, projection: str = "pca", color: str = "kmeans", features: str = "notebook"
+    ):
         """Write the map of the library as one HTML page; returns a :class:`audiodb.maps.write.PlotResult`.
 
         ``projection`` is ``'pca'`` or ``'umap'``; ``color`` ``'kmeans'``, ``'hdbscan'`` or a column

@@ -61,7 +61,7 @@ def _stored_bytes(text: str) -> bytes:
     out = bytearray()
     pos = 0
     for m in _ESCAPE.finditer(text):
-        out += os.fsencode(text[pos:m.start()])
+        out += os.fsencode(text[pos : m.start()])
         token = m.group(1)
         out += b"\\" if token == "\\" else bytes([int(token[1:], 16)])
         pos = m.end()

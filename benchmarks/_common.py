@@ -24,9 +24,7 @@ def audio_files(folder: str) -> list[str]:
     for root, _dirs, files in os.walk(folder):
         out += [os.path.join(root, f) for f in files if f.lower().endswith(AUDIO_EXT)]
     if not out:
-        raise SystemExit(
-            f"No audio files under {folder}. Fetch them first: benchmarks/fetch_audio.sh /tmp/bench-audio"
-        )
+        raise SystemExit(f"No audio files under {folder}. Fetch them first: benchmarks/fetch_audio.sh /tmp/bench-audio")
     return sorted(out)
 
 

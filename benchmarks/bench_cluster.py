@@ -51,19 +51,21 @@ def synthetic_library(path: str, n: int, *, centers: int = 30, seed: int = 0) ->
     ids = np.arange(1, n + 1)
     paths = [f"/synthetic/{i:06d}.wav" for i in ids]
     vectors = pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), 180)
-    table = pa.table({"track_id": ids, "path": paths, "vector": vectors,
-                      "duration_sec": rng.uniform(60, 400, size=n)})
+    table = pa.table({"track_id": ids, "path": paths, "vector": vectors, "duration_sec": rng.uniform(60, 400, size=n)})
     with db.connect(path) as con:
         con.execute("BEGIN TRANSACTION")
-        con.execute("INSERT INTO feature_sets VALUES (?, ?, ?, ?, ?, now())",
-                    [NOTEBOOK.id, NOTEBOOK.name, NOTEBOOK.dims, NOTEBOOK.as_json(), list(NOTEBOOK.feature_names())])
+        con.execute(
+            "INSERT INTO feature_sets VALUES (?, ?, ?, ?, ?, now())",
+            [NOTEBOOK.id, NOTEBOOK.name, NOTEBOOK.dims, NOTEBOOK.as_json(), list(NOTEBOOK.feature_names())],
+        )
         con.register("synthetic", table)
         con.execute("""INSERT INTO track_files (track_id, path, file_name, folder, size, mtime_ns, content_hash,
                            duration_sec, sample_rate, indexed_at)
                        SELECT track_id, path, split_part(path, '/', 3), '/synthetic', 0, 0, md5(path),
                               duration_sec, 22050, now() FROM synthetic""")
-        con.execute("INSERT INTO embeddings SELECT track_id, ?, vector::FLOAT[180], now() FROM synthetic",
-                    [NOTEBOOK.id])
+        con.execute(
+            "INSERT INTO embeddings SELECT track_id, ?, vector::FLOAT[180], now() FROM synthetic", [NOTEBOOK.id]
+        )
         con.unregister("synthetic")
         con.execute("COMMIT")
     return labels
@@ -93,13 +95,20 @@ def scale(args) -> None:
         # Warm up numba (umap, pynndescent, hdbscan) on a small sample, so the table shows steady-state
         # times; the one-off compile is reported on its own.
         _, warm = _timed(C.cluster_vectors, X[:300], method="hdbscan", space="umap")
-        print(f"read {len(X):,} vectors (read-only connection): {read_s:.2f} s; "
-              f"first-use compile of umap/hdbscan: {warm:.1f} s\n")
+        print(
+            f"read {len(X):,} vectors (read-only connection): {read_s:.2f} s; "
+            f"first-use compile of umap/hdbscan: {warm:.1f} s\n"
+        )
         print("| method | space | options | compute (s) | write (s) | clusters | noise | ARI vs blobs |")
         print("|---|---|---|---:|---:|---:|---:|---:|")
-        cases = [("kmeans", "scaled", {"k": args.k}), ("kmeans", "scaled", {"k": "auto"}),
-                 ("kmeans", "pca", {"k": args.k}), ("kmeans", "umap", {"k": args.k}),
-                 ("hdbscan", "pca", {}), ("hdbscan", "umap", {})]
+        cases = [
+            ("kmeans", "scaled", {"k": args.k}),
+            ("kmeans", "scaled", {"k": "auto"}),
+            ("kmeans", "pca", {"k": args.k}),
+            ("kmeans", "umap", {"k": args.k}),
+            ("hdbscan", "pca", {}),
+            ("hdbscan", "umap", {}),
+        ]
         for method, space, options in cases:
             run, compute = _timed(C.cluster_vectors, X, method=method, space=space, **options)
             run.track_ids = track_ids
@@ -109,8 +118,15 @@ def scale(args) -> None:
         m = min(args.scaled_hdbscan_n, len(X))
         pick = np.random.default_rng(0).choice(len(X), m, replace=False)
         run, compute = _timed(C.cluster_vectors, X[pick], method="hdbscan", space="scaled")
-        _row("hdbscan", "scaled", {"n": f"{m:,} of {len(X):,}"}, compute, None, run,
-             adjusted_rand_score(truth[pick], run.labels))
+        _row(
+            "hdbscan",
+            "scaled",
+            {"n": f"{m:,} of {len(X):,}"},
+            compute,
+            None,
+            run,
+            adjusted_rand_score(truth[pick], run.labels),
+        )
 
 
 def _row(method, space, options, compute, write, run, ari) -> None:
@@ -118,8 +134,11 @@ def _row(method, space, options, compute, write, run, ari) -> None:
     if method == "kmeans" and options.get("k") == "auto":
         opts += f" (chose {run.parameters['k']})"
     w = "" if write is None else f"{write:.2f}"
-    print(f"| {method} | {space} ({run.parameters['dims']} dims) | {opts} | {compute:.1f} | {w} | "
-          f"{run.n_clusters} | {run.n_noise / run.n_tracks:.0%} | {ari:.2f} |", flush=True)
+    print(
+        f"| {method} | {space} ({run.parameters['dims']} dims) | {opts} | {compute:.1f} | {w} | "
+        f"{run.n_clusters} | {run.n_noise / run.n_tracks:.0%} | {ari:.2f} |",
+        flush=True,
+    )
 
 
 def spaces(args) -> None:
@@ -135,8 +154,11 @@ def spaces(args) -> None:
     for path in args.libraries:
         con = duckdb.connect(path, read_only=True)
         try:
-            rows = con.execute("SELECT t.folder, e.vector FROM embeddings e JOIN track_files t USING (track_id) "
-                               "WHERE e.feature_set = ? ORDER BY t.path", [NOTEBOOK.id]).fetchall()
+            rows = con.execute(
+                "SELECT t.folder, e.vector FROM embeddings e JOIN track_files t USING (track_id) "
+                "WHERE e.feature_set = ? ORDER BY t.path",
+                [NOTEBOOK.id],
+            ).fetchall()
         finally:
             con.close()
         X = np.array([r[1] for r in rows], dtype=np.float32)
@@ -154,15 +176,25 @@ def spaces(args) -> None:
                 for seed in range(args.seeds):
                     C.SEED = seed
                     r = C.cluster_vectors(X, method="hdbscan", space=space, dims=dims)
-                    stats.append((r.n_noise / r.n_tracks,
-                                  adjusted_rand_score(folders, r.labels) if labelled else np.nan, r.n_clusters == 0))
+                    stats.append(
+                        (
+                            r.n_noise / r.n_tracks,
+                            adjusted_rand_score(folders, r.labels) if labelled else np.nan,
+                            r.n_clusters == 0,
+                        )
+                    )
                 C.SEED = 42
                 s = np.array(stats, dtype=float)
-                spread = (f"{s[:, 0].mean():.0%}, {np.nanmean(s[:, 1]) if labelled else float('nan'):.2f}, "
-                          f"{int(s[:, 2].sum())} of {args.seeds}")
+                spread = (
+                    f"{s[:, 0].mean():.0%}, {np.nanmean(s[:, 1]) if labelled else float('nan'):.2f}, "
+                    f"{int(s[:, 2].sum())} of {args.seeds}"
+                )
             purity = _purity(folders, run.labels) if labelled else float("nan")
-            print(f"| {space}{'' if dims is None else f' {dims}'} | {run.n_clusters} | "
-                  f"{run.n_noise / run.n_tracks:.0%} | {ari:.2f} | {purity:.2f} | {spread} |", flush=True)
+            print(
+                f"| {space}{'' if dims is None else f' {dims}'} | {run.n_clusters} | "
+                f"{run.n_noise / run.n_tracks:.0%} | {ari:.2f} | {purity:.2f} | {spread} |",
+                flush=True,
+            )
 
 
 def _purity(truth: np.ndarray, labels: np.ndarray) -> float:

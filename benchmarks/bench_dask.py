@@ -58,8 +58,9 @@ def main() -> None:
         print(f"{len(files)} files from {args.audio_dir}")
         local = run("local --workers 2", workers=2)
         for n in [int(x) for x in args.workers.split(",")]:
-            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                              silence_logs=50) as cluster:
+            with LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+            ) as cluster:
                 wall = run(f"dask {n} worker(s)", scheduler=cluster.scheduler_address)
             print(f"{'':>18}  ratio to local 2 workers: {local / wall:.2f}")
         shutil.rmtree(src)

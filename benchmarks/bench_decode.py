@@ -51,12 +51,15 @@ def make_files(audio: str, work: str) -> list[tuple[str, str]]:
             ffmpeg(*ins, "-filter_complex", f"concat=n={len(names)}:v=0:a=1", dst)
         return dst
 
-    sources = [(os.path.splitext(t)[0], wav_of([t], os.path.join(work, t.replace(".ogg", ".wav"))))
-               for t in TRACKS[:2]]
+    sources = [(os.path.splitext(t)[0], wav_of([t], os.path.join(work, t.replace(".ogg", ".wav")))) for t in TRACKS[:2]]
     sources.append(("long", wav_of(LONG, os.path.join(work, "long.wav"))))
     for name, wav in sources:
-        for fmt, args in [("opus", ["-c:a", "libopus", "-b:a", "128k"]), ("mp3", ["-c:a", "libmp3lame", "-b:a", "192k"]),
-                          ("ogg", ["-c:a", "libvorbis", "-q:a", "5"]), ("flac", [])]:
+        for fmt, args in [
+            ("opus", ["-c:a", "libopus", "-b:a", "128k"]),
+            ("mp3", ["-c:a", "libmp3lame", "-b:a", "192k"]),
+            ("ogg", ["-c:a", "libvorbis", "-q:a", "5"]),
+            ("flac", []),
+        ]:
             if name == "long" or fmt != "flac" or name == "battle":
                 dst = os.path.join(work, f"{name}.{fmt}")
                 if not os.path.exists(dst):
@@ -136,19 +139,51 @@ def main() -> None:
             diff = "libsndfile fails" if isinstance(a, str) else "PyAV fails"
         else:
             n = min(len(a.y), len(b.y))
-            diff = f"{np.max(np.abs(a.y[:n] - b.y[:n])):.1e}" + ("" if len(a.y) == len(b.y) else f" (len {len(b.y) - len(a.y):+d})")
+            diff = f"{np.max(np.abs(a.y[:n] - b.y[:n])):.1e}" + (
+                "" if len(a.y) == len(b.y) else f" (len {len(b.y) - len(a.y):+d})"
+            )
         dur = f"{len(chosen.y) / 22050:.0f}"
-        rows.append([label, dur, f"{t_sf:.2f}" if not isinstance(a, str) else "fails", f"{t_av:.2f}",
-                     f"{t_sf / t_av:.2f}x" if not isinstance(a, str) else "-", diff,
-                     cells[0][0], cells[1][0], cells[0][1], cells[1][1], chosen.decoder])
+        rows.append(
+            [
+                label,
+                dur,
+                f"{t_sf:.2f}" if not isinstance(a, str) else "fails",
+                f"{t_av:.2f}",
+                f"{t_sf / t_av:.2f}x" if not isinstance(a, str) else "-",
+                diff,
+                cells[0][0],
+                cells[1][0],
+                cells[0][1],
+                cells[1][1],
+                chosen.decoder,
+            ]
+        )
         print(" | ".join(rows[-1]), flush=True)
     print()
-    print(table(["file", "s", "libsndfile s", "PyAV s", "speed-up", "max |a-b|",
-                 "tol x (sf) 180/42", "tol x (PyAV) 180/42", "max rel (sf)", "max rel (PyAV)", "load() uses"], rows,
-                "lrrrrrrrrrl"))
-    print("\ntol x: worst feature difference to the notebook as a multiple of the parity tolerance (<= 1 passes);"
-          "\n'-' where that path cannot decode the file. The notebook itself reads a file libsndfile fails on"
-          "\nthrough audioread (the ffmpeg program, 16-bit), which load()'s fallback reproduces.\n")
+    print(
+        table(
+            [
+                "file",
+                "s",
+                "libsndfile s",
+                "PyAV s",
+                "speed-up",
+                "max |a-b|",
+                "tol x (sf) 180/42",
+                "tol x (PyAV) 180/42",
+                "max rel (sf)",
+                "max rel (PyAV)",
+                "load() uses",
+            ],
+            rows,
+            "lrrrrrrrrrl",
+        )
+    )
+    print(
+        "\ntol x: worst feature difference to the notebook as a multiple of the parity tolerance (<= 1 passes);"
+        "\n'-' where that path cannot decode the file. The notebook itself reads a file libsndfile fails on"
+        "\nthrough audioread (the ffmpeg program, 16-bit), which load()'s fallback reproduces.\n"
+    )
     resample_share(files, args.repeat)
 
 
@@ -184,20 +219,25 @@ def resample_share(files, repeat: int) -> None:
     x = decode_only()  # native-rate mono, the resamplers' input
     t_all, full = timed(lambda: load(path, decoder="libopus"), repeat)
     hq = full.y
-    print(f"Resampling, {path} ({len(x) / 48000:.0f} s, 48 kHz -> 22050): load(decoder='libopus') "
-          f"{t_all:.2f} s in all; the resamplers alone on the same samples:")
+    print(
+        f"Resampling, {path} ({len(x) / 48000:.0f} s, 48 kHz -> 22050): load(decoder='libopus') "
+        f"{t_all:.2f} s in all; the resamplers alone on the same samples:"
+    )
     rows = []
     n = len(hq)
 
     def stream(q):
         r = soxr.ResampleStream(48000, 22050, 1, dtype="float32", quality=q)
-        parts = [r.resample_chunk(x[i:i + 65536]) for i in range(0, len(x), 65536)]
+        parts = [r.resample_chunk(x[i : i + 65536]) for i in range(0, len(x), 65536)]
         parts.append(r.resample_chunk(np.zeros(0, np.float32), last=True))
         return np.concatenate(parts)
 
-    cands = [("soxr HQ stream (audiodb)", lambda: stream("HQ")),
-             ("soxr HQ one-shot (librosa)", lambda: soxr.resample(x, 48000, 22050, quality="HQ")),
-             ("soxr MQ stream", lambda: stream("MQ")), ("soxr LQ stream", lambda: stream("LQ"))]
+    cands = [
+        ("soxr HQ stream (audiodb)", lambda: stream("HQ")),
+        ("soxr HQ one-shot (librosa)", lambda: soxr.resample(x, 48000, 22050, quality="HQ")),
+        ("soxr MQ stream", lambda: stream("MQ")),
+        ("soxr LQ stream", lambda: stream("LQ")),
+    ]
     try:
         from scipy.signal import resample_poly
 
@@ -207,7 +247,14 @@ def resample_share(files, repeat: int) -> None:
     for name, fn in cands:
         t, y = timed(fn, repeat)
         m = min(n, len(y))
-        rows.append([name, f"{t:.2f}", f"{np.max(np.abs(y[:m] - hq[:m])):.1e}", "yes" if np.array_equal(y[:m], hq[:m]) else "no"])
+        rows.append(
+            [
+                name,
+                f"{t:.2f}",
+                f"{np.max(np.abs(y[:m] - hq[:m])):.1e}",
+                "yes" if np.array_equal(y[:m], hq[:m]) else "no",
+            ]
+        )
     print(table(["resampler", "s", "max |y - HQ|", "bit-exact"], rows))
 
 

@@ -55,7 +55,7 @@ def build_corpus(audio_dir: str, dest: str, excerpt: float, min_length: float) -
         step = int(excerpt * sr)
         for k, path in enumerate(paths):
             tmp = path + ".part.wav"
-            sf.write(tmp, y[k * step:(k + 1) * step], sr, subtype="PCM_16")
+            sf.write(tmp, y[k * step : (k + 1) * step], sr, subtype="PCM_16")
             os.replace(tmp, path)
     return pieces, excerpts
 
@@ -71,14 +71,17 @@ def evaluate(db: str, root: str, label: str) -> list[list[str]]:
     t = time.perf_counter()
     audiodb("--db", db, "scan", root)
     scan_s = time.perf_counter() - t
-    rows = json.loads(audiodb("--db", db, "eval", "--label-from", "folder", "--metric", "all", "--summary",
-                              "--format", "json").stdout)
+    rows = json.loads(
+        audiodb("--db", db, "eval", "--label-from", "folder", "--metric", "all", "--summary", "--format", "json").stdout
+    )
     labels = [os.path.basename(os.path.dirname(p)) for p in audio_files(root)]
     _, counts = np.unique(labels, return_counts=True)
     n = counts.sum()
     chance = float((counts * (counts - 1)).sum() / (n * (n - 1)))
-    print(f"\n{label}: {n} files, {len(counts)} labels, indexed in {scan_s:.1f} s "
-          f"(nothing to do if already indexed); chance precision {chance:.3f}")
+    print(
+        f"\n{label}: {n} files, {len(counts)} labels, indexed in {scan_s:.1f} s "
+        f"(nothing to do if already indexed); chance precision {chance:.3f}"
+    )
     out = [[r["metric"], f"{r['precision_at_k']:.3f}", f"{r['accuracy_1nn']:.3f}"] for r in rows]
     print(table(["metric", f"precision@{rows[0]['k']}", "1-NN accuracy"], out))
     return out
@@ -95,13 +98,22 @@ def ablation(db: str) -> None:
         tracks = load_tracks(con, lib.params, lib.extended)
         labels = labels_from_folders(con.execute("SELECT track_id, path FROM track_files").fetchall())
     names = tracks.feature_names
-    parts = {"all 42": (), "without chroma": ("chroma_",), "without contrast": ("contrast_",),
-             "without onset and tempo": ("onset_", "tempo_bpm", "pulse_clarity")}
+    parts = {
+        "all 42": (),
+        "without chroma": ("chroma_",),
+        "without contrast": ("contrast_",),
+        "without onset and tempo": ("onset_", "tempo_bpm", "pulse_clarity"),
+    }
     rows = []
     for label, drop in parts.items():
         keep = [i for i, n in enumerate(names) if not n.startswith(drop or ("\0",))]
-        sub = VectorSet(tracks.track_ids, np.ascontiguousarray(tracks.vectors[:, keep]), tracks.duration_sec,
-                     [names[i] for i in keep], tracks.notebook_dims)
+        sub = VectorSet(
+            tracks.track_ids,
+            np.ascontiguousarray(tracks.vectors[:, keep]),
+            tracks.duration_sec,
+            [names[i] for i in keep],
+            tracks.notebook_dims,
+        )
         r = evaluate_vectors(sub, labels, ["extended"], 5).rows[0]
         rows.append([label, f"{r['precision_at_k']:.3f}", f"{r['accuracy_1nn']:.3f}"])
     print("\nextended metric, leaving out one part of the second feature set:")
@@ -115,8 +127,7 @@ def cluster_scores(db: str) -> None:
     from audiodb import Library
 
     lib = Library(db)
-    pieces = {tid: os.path.basename(os.path.dirname(p)) for tid, p in
-              lib.sql("SELECT track_id, path FROM tracks").rows}
+    pieces = {tid: os.path.basename(os.path.dirname(p)) for tid, p in lib.sql("SELECT track_id, path FROM tracks").rows}
     k = len(set(pieces.values()))
     rows = []
     for features in ("notebook", "extended"):
@@ -128,9 +139,16 @@ def cluster_scores(db: str) -> None:
             truth = [pieces[tid] for tid, _ in got]
             labels = [c for _, c in got]
             noise = sum(c == -1 for c in labels) / len(labels)
-            rows.append([features, method + (f" k={k}" if method == "kmeans" else " (umap 5)"),
-                         f"{adjusted_rand_score(truth, labels):.3f}", f"{len(set(labels) - {-1})}",
-                         f"{noise:.0%}", f"{seconds:.1f}"])
+            rows.append(
+                [
+                    features,
+                    method + (f" k={k}" if method == "kmeans" else " (umap 5)"),
+                    f"{adjusted_rand_score(truth, labels):.3f}",
+                    f"{len(set(labels) - {-1})}",
+                    f"{noise:.0%}",
+                    f"{seconds:.1f}",
+                ]
+            )
     print("\naudiodb cluster on the excerpts, scored against the pieces:")
     print(table(["features", "method", "ARI", "clusters", "noise", "seconds"], rows))
 
@@ -147,8 +165,10 @@ def main() -> None:
     corpus = os.path.join(args.work, "corpus")
     t = time.perf_counter()
     pieces, excerpts = build_corpus(args.audio_dir, corpus, args.excerpt, args.min_length)
-    print(f"# corpus: {excerpts} excerpts of {args.excerpt:g} s from {pieces} pieces of at least "
-          f"{args.min_length:g} s, in {corpus} ({time.perf_counter() - t:.1f} s)")
+    print(
+        f"# corpus: {excerpts} excerpts of {args.excerpt:g} s from {pieces} pieces of at least "
+        f"{args.min_length:g} s, in {corpus} ({time.perf_counter() - t:.1f} s)"
+    )
     db = os.path.join(args.work, "wesnoth.duckdb")
     evaluate(db, corpus, "wesnoth excerpts, labelled by piece")
     ablation(db)

@@ -49,8 +49,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("audio_dir", nargs="?", default=DEFAULT_AUDIO_DIR)
     ap.add_argument("--limit", type=int, default=None, help="use only N files (seeded sample; default all)")
-    ap.add_argument("--notebook-limit", type=int, default=None,
-                    help="time the notebook (and check parity) on only the first M of those files")
+    ap.add_argument(
+        "--notebook-limit",
+        type=int,
+        default=None,
+        help="time the notebook (and check parity) on only the first M of those files",
+    )
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
@@ -67,8 +71,10 @@ def main() -> None:
     n_nb = len(files) if args.notebook_limit is None else min(args.notebook_limit, len(files))
     nbytes = warm_page_cache(files)
     durations = [sf.info(p).duration for p in files]
-    print(f"# bench_extract: {len(files)} files, {sum(durations):.0f} s of audio, {nbytes / 1e6:.0f} MB, "
-          f"from {args.audio_dir}")
+    print(
+        f"# bench_extract: {len(files)} files, {sum(durations):.0f} s of audio, {nbytes / 1e6:.0f} MB, "
+        f"from {args.audio_dir}"
+    )
     print(f"# notebook timed on {n_nb} of them; seed {args.seed}")
     print(f"# {machine()}")
 
@@ -127,17 +133,21 @@ def main() -> None:
             elif name == "audiodb":
                 vec_db.append(np.asarray(out, dtype=np.float64))
         state.clear()
-        print(f"  [{i + 1}/{len(files)}] {os.path.basename(path)} ({dur:.0f} s) "
-              + " ".join(f"{k}={wall[k][-1]:.2f}s" for k in names if len(wall[k]) == i + 1),
-              file=sys.stderr, flush=True)
+        print(
+            f"  [{i + 1}/{len(files)}] {os.path.basename(path)} ({dur:.0f} s) "
+            + " ".join(f"{k}={wall[k][-1]:.2f}s" for k in names if len(wall[k]) == i + 1),
+            file=sys.stderr,
+            flush=True,
+        )
     t_run = time.perf_counter() - t_run
 
     # --- speed table
     rows = []
     for k in names:
         w, c, s = sum(wall[k]), sum(cpu[k]), sum(secs[k])
-        rows.append([k, str(len(wall[k])), f"{s:.0f}", f"{w:.2f}", f"{c:.2f}", f"{s / w:.0f}",
-                     f"{1e3 * w / len(wall[k]):.0f}"])
+        rows.append(
+            [k, str(len(wall[k])), f"{s:.0f}", f"{w:.2f}", f"{c:.2f}", f"{s / w:.0f}", f"{1e3 * w / len(wall[k]):.0f}"]
+        )
     print()
     print(table(["method", "files", "audio s", "wall s", "CPU s", "audio s/s", "ms/file"], rows))
 
@@ -147,35 +157,60 @@ def main() -> None:
 
     print()
     ratio_rows = [
-        ["notebook / audiodb (goal >= 3x)", f"{tot('notebook') / tot('audiodb', upto=n_nb):.2f}x",
-         f"{tot('notebook', cpu) / tot('audiodb', cpu, n_nb):.2f}x"],
-        ["notebook / audiodb+extended (what a scan computes)",
-         f"{tot('notebook') / tot('audiodb+extended', upto=n_nb):.2f}x",
-         f"{tot('notebook', cpu) / tot('audiodb+extended', cpu, n_nb):.2f}x"],
-        ["audiodb+extended / audiodb: the second set's cost",
-         f"{tot('audiodb+extended') / tot('audiodb'):.2f}x", f"{tot('audiodb+extended', cpu) / tot('audiodb', cpu):.2f}x"],
-        ["audiodb+extended / (decode+resample)",
-         f"{tot('audiodb+extended') / tot('decode+resample'):.2f}x",
-         f"{tot('audiodb+extended', cpu) / tot('decode+resample', cpu):.2f}x"],
-        ["audiodb / (decode+resample) (goal <= 1.5x)",
-         f"{tot('audiodb') / tot('decode+resample'):.2f}x", f"{tot('audiodb', cpu) / tot('decode+resample', cpu):.2f}x"],
-        ["notebook / (decode+resample): the ceiling while decoding costs the same",
-         f"{tot('notebook') / tot('decode+resample', upto=n_nb):.2f}x",
-         f"{tot('notebook', cpu) / tot('decode+resample', cpu, n_nb):.2f}x"],
-        ["librosa.load / (decode+resample)",
-         f"{tot('librosa.load') / tot('decode+resample', upto=n_nb):.2f}x",
-         f"{tot('librosa.load', cpu) / tot('decode+resample', cpu, n_nb):.2f}x"],
-        ["(decode+resample) / decode only",
-         f"{tot('decode+resample') / tot('decode only'):.2f}x", f"{tot('decode+resample', cpu) / tot('decode only', cpu):.2f}x"],
-        ["features only / (decode+resample)",
-         f"{tot('features only') / tot('decode+resample'):.2f}x", f"{tot('features only', cpu) / tot('decode+resample', cpu):.2f}x"],
+        [
+            "notebook / audiodb (goal >= 3x)",
+            f"{tot('notebook') / tot('audiodb', upto=n_nb):.2f}x",
+            f"{tot('notebook', cpu) / tot('audiodb', cpu, n_nb):.2f}x",
+        ],
+        [
+            "notebook / audiodb+extended (what a scan computes)",
+            f"{tot('notebook') / tot('audiodb+extended', upto=n_nb):.2f}x",
+            f"{tot('notebook', cpu) / tot('audiodb+extended', cpu, n_nb):.2f}x",
+        ],
+        [
+            "audiodb+extended / audiodb: the second set's cost",
+            f"{tot('audiodb+extended') / tot('audiodb'):.2f}x",
+            f"{tot('audiodb+extended', cpu) / tot('audiodb', cpu):.2f}x",
+        ],
+        [
+            "audiodb+extended / (decode+resample)",
+            f"{tot('audiodb+extended') / tot('decode+resample'):.2f}x",
+            f"{tot('audiodb+extended', cpu) / tot('decode+resample', cpu):.2f}x",
+        ],
+        [
+            "audiodb / (decode+resample) (goal <= 1.5x)",
+            f"{tot('audiodb') / tot('decode+resample'):.2f}x",
+            f"{tot('audiodb', cpu) / tot('decode+resample', cpu):.2f}x",
+        ],
+        [
+            "notebook / (decode+resample): the ceiling while decoding costs the same",
+            f"{tot('notebook') / tot('decode+resample', upto=n_nb):.2f}x",
+            f"{tot('notebook', cpu) / tot('decode+resample', cpu, n_nb):.2f}x",
+        ],
+        [
+            "librosa.load / (decode+resample)",
+            f"{tot('librosa.load') / tot('decode+resample', upto=n_nb):.2f}x",
+            f"{tot('librosa.load', cpu) / tot('decode+resample', cpu, n_nb):.2f}x",
+        ],
+        [
+            "(decode+resample) / decode only",
+            f"{tot('decode+resample') / tot('decode only'):.2f}x",
+            f"{tot('decode+resample', cpu) / tot('decode only', cpu):.2f}x",
+        ],
+        [
+            "features only / (decode+resample)",
+            f"{tot('features only') / tot('decode+resample'):.2f}x",
+            f"{tot('features only', cpu) / tot('decode+resample', cpu):.2f}x",
+        ],
     ]
     if n_nb < len(files):
         ratio_rows[0][0] += f" [on the {n_nb} notebook files]"
     print(table(["ratio", "wall", "CPU"], ratio_rows))
     per_file = np.array(wall["notebook"]) / np.array(wall["audiodb"][:n_nb])
-    print(f"notebook/audiodb per file (wall): min {per_file.min():.2f}x, median {np.median(per_file):.2f}x, "
-          f"max {per_file.max():.2f}x")
+    print(
+        f"notebook/audiodb per file (wall): min {per_file.min():.2f}x, median {np.median(per_file):.2f}x, "
+        f"max {per_file.max():.2f}x"
+    )
 
     # --- parity
     a, b = np.stack(vec_nb), np.stack(vec_db[:n_nb])
@@ -189,14 +224,17 @@ def main() -> None:
     over = (excess > 1).any(axis=0)
     print()
     print(f"parity over {n_nb} files x 180 features:")
-    print(f"  max relative difference: {per_feature.max():.2e} at {FEATURE_NAMES[worst]} "
-          f"(notebook {a[wf, worst]:.6g}, audiodb {b[wf, worst]:.6g}, file {os.path.basename(files[wf])})")
+    print(
+        f"  max relative difference: {per_feature.max():.2e} at {FEATURE_NAMES[worst]} "
+        f"(notebook {a[wf, worst]:.6g}, audiodb {b[wf, worst]:.6g}, file {os.path.basename(files[wf])})"
+    )
     top = np.argsort(per_feature)[::-1][:5]
-    print("  worst 5 features (max rel diff): "
-          + ", ".join(f"{FEATURE_NAMES[j]} {per_feature[j]:.1e}" for j in top))
+    print("  worst 5 features (max rel diff): " + ", ".join(f"{FEATURE_NAMES[j]} {per_feature[j]:.1e}" for j in top))
     print(f"  median over features of the max rel diff: {np.median(per_feature):.1e}")
-    print(f"  features outside the contract (1e-4 rel + abs floor, reference.tolerance): {int(over.sum())}"
-          + (f" -> {', '.join(FEATURE_NAMES[j] for j in np.flatnonzero(over)[:10])}" if over.any() else ""))
+    print(
+        f"  features outside the contract (1e-4 rel + abs floor, reference.tolerance): {int(over.sum())}"
+        + (f" -> {', '.join(FEATURE_NAMES[j] for j in np.flatnonzero(over)[:10])}" if over.any() else "")
+    )
     print(f"\n# total run {t_run:.0f} s")
 
 

@@ -103,8 +103,9 @@ def build_long(audio_dir: str, minutes: float, dest: str, fmt: str, seed: int) -
 def measure(kind: str, path: str, out: str) -> tuple[float, float, dict]:
     """(peak RSS in MB, wall seconds, child's JSON) of one fresh subprocess."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", kind, path, out],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "--child", kind, path, out], stdout=subprocess.PIPE, text=True
+    )
     stdout = proc.stdout.read()
     _pid, status, ru = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
@@ -119,8 +120,7 @@ def main() -> None:
         child(*sys.argv[2:5])
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("audio_dir", nargs="?",
-                    default="/tmp/bench-audio/usr/share/games/wesnoth/1.16/data/core/music")
+    ap.add_argument("audio_dir", nargs="?", default="/tmp/bench-audio/usr/share/games/wesnoth/1.16/data/core/music")
     ap.add_argument("--minutes", type=float, default=120.0)
     ap.add_argument("--format", choices=("flac", "ogg"), default="flac")
     ap.add_argument("--seed", type=int, default=0)
@@ -137,8 +137,10 @@ def main() -> None:
         path = os.path.join(tmp, f"long.{args.format}")
         t0 = time.perf_counter()
         secs, size = build_long(args.audio_dir, args.minutes, path, args.format, args.seed)
-        print(f"# built {secs / 60:.1f} min, 44100 Hz stereo {args.format.upper()}, {size / 1e6:.0f} MB, "
-              f"in {time.perf_counter() - t0:.0f} s")
+        print(
+            f"# built {secs / 60:.1f} min, 44100 Hz stereo {args.format.upper()}, {size / 1e6:.0f} MB, "
+            f"in {time.perf_counter() - t0:.0f} s"
+        )
         rows, vecs, peaks = [], {}, {}
         for kind in KINDS:
             out = os.path.join(tmp, kind.replace(" ", "_").replace("+", "_") + ".npy")
@@ -150,19 +152,25 @@ def main() -> None:
             print(f"  {kind}: {peak:,.0f} MB, {wall:.1f} s", file=sys.stderr, flush=True)
         print()
         print(table(["run (fresh process)", "max RSS MB", "process wall s", "work s"], rows))
-        print(f"notebook / audiodb peak memory: {peaks['notebook'] / peaks['audiodb']:.1f}x; "
-              f"notebook / audiodb+extended: {peaks['notebook'] / peaks['audiodb+extended']:.1f}x")
+        print(
+            f"notebook / audiodb peak memory: {peaks['notebook'] / peaks['audiodb']:.1f}x; "
+            f"notebook / audiodb+extended: {peaks['notebook'] / peaks['audiodb+extended']:.1f}x"
+        )
         floor = peaks["imports only"]
-        print(f"above the imports floor ({floor:,.0f} MB): notebook {peaks['notebook'] - floor:,.0f} MB, "
-              f"audiodb {peaks['audiodb'] - floor:,.0f} MB, decode+resample {peaks['decode+resample'] - floor:,.0f} MB "
-              f"(mono float32 at 22050 Hz is {secs * 22050 * 4 / 2**20:,.0f} MB)")
+        print(
+            f"above the imports floor ({floor:,.0f} MB): notebook {peaks['notebook'] - floor:,.0f} MB, "
+            f"audiodb {peaks['audiodb'] - floor:,.0f} MB, decode+resample {peaks['decode+resample'] - floor:,.0f} MB "
+            f"(mono float32 at 22050 Hz is {secs * 22050 * 4 / 2**20:,.0f} MB)"
+        )
         a, b = vecs["notebook"], vecs["audiodb"]
         rel = np.abs(a - b) / np.maximum(np.abs(a), 1e-12)
         from audiodb.analysis.params import FEATURE_NAMES
 
         j = int(np.argmax(rel))
-        print(f"embeddings agree: max relative difference {rel.max():.2e} at {FEATURE_NAMES[j]} "
-              f"(notebook {a[j]:.6g}, audiodb {b[j]:.6g})")
+        print(
+            f"embeddings agree: max relative difference {rel.max():.2e} at {FEATURE_NAMES[j]} "
+            f"(notebook {a[j]:.6g}, audiodb {b[j]:.6g})"
+        )
         cum = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"(cross-check: getrusage(RUSAGE_CHILDREN).ru_maxrss over all children = {cum:,.0f} MB)")
 

@@ -54,17 +54,19 @@ def write_library(db: str, n: int, seed: int = 0) -> None:
         title = " ".join(rng.choice(words, size=3))
         paths.append(f"/home/me/Music/Artist {artist:03d}/Album {album:04d}/{i % 40 + 1:02d} - {title}.flac")
     now = datetime.datetime(2025, 1, 1)
-    tracks = pa.table({
-        "track_id": pa.array(np.arange(1, n + 1), pa.int64()),
-        "path": paths,
-        "file_name": [os.path.basename(p) for p in paths],
-        "folder": [os.path.dirname(p) for p in paths],
-        "size": pa.array(rng.integers(1 << 20, 1 << 24, size=n), pa.int64()),
-        "mtime_ns": pa.array(np.full(n, 1_700_000_000 * 10**9), pa.int64()),
-        "content_hash": [f"{i:032x}" for i in range(n)],
-        "duration_sec": rng.uniform(60, 420, size=n),
-        "indexed_at": pa.array([now] * n, pa.timestamp("us")),
-    })
+    tracks = pa.table(
+        {
+            "track_id": pa.array(np.arange(1, n + 1), pa.int64()),
+            "path": paths,
+            "file_name": [os.path.basename(p) for p in paths],
+            "folder": [os.path.dirname(p) for p in paths],
+            "size": pa.array(rng.integers(1 << 20, 1 << 24, size=n), pa.int64()),
+            "mtime_ns": pa.array(np.full(n, 1_700_000_000 * 10**9), pa.int64()),
+            "content_hash": [f"{i:032x}" for i in range(n)],
+            "duration_sec": rng.uniform(60, 420, size=n),
+            "indexed_at": pa.array([now] * n, pa.timestamp("us")),
+        }
+    )
     vectors = pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1), pa.float32()), NOTEBOOK.dims)
     emb = pa.table({"track_id": tracks["track_id"], "vector": vectors})
     assign = pa.table({"track_id": tracks["track_id"], "cluster": pa.array(label, pa.int32())})
@@ -72,13 +74,17 @@ def write_library(db: str, n: int, seed: int = 0) -> None:
         con.register("t", tracks)
         con.register("e", emb)
         con.register("a", assign)
-        con.execute("INSERT INTO track_files (track_id, path, file_name, folder, size, mtime_ns, content_hash, "
-                    "duration_sec, sample_rate, indexed_at) SELECT track_id, path, file_name, folder, size, "
-                    "mtime_ns, content_hash, duration_sec, 22050, indexed_at FROM t")
+        con.execute(
+            "INSERT INTO track_files (track_id, path, file_name, folder, size, mtime_ns, content_hash, "
+            "duration_sec, sample_rate, indexed_at) SELECT track_id, path, file_name, folder, size, "
+            "mtime_ns, content_hash, duration_sec, 22050, indexed_at FROM t"
+        )
         con.execute("INSERT INTO embeddings SELECT track_id, ?, vector, ? FROM e", [NOTEBOOK.id, now])
-        con.execute("INSERT INTO cluster_runs (id, method, parameters, feature_set, space, created_at, n_tracks, "
-                    "n_clusters, n_noise) VALUES (1, 'kmeans', '{\"k\": 12}', ?, 'scaled', ?, ?, 12, 0)",
-                    [NOTEBOOK.id, now, n])
+        con.execute(
+            "INSERT INTO cluster_runs (id, method, parameters, feature_set, space, created_at, n_tracks, "
+            "n_clusters, n_noise) VALUES (1, 'kmeans', '{\"k\": 12}', ?, 'scaled', ?, ?, 12, 0)",
+            [NOTEBOOK.id, now, n],
+        )
         con.execute("INSERT INTO cluster_assignments (run_id, track_id, cluster) SELECT 1, track_id, cluster FROM a")
 
 
@@ -94,9 +100,13 @@ class DevTools:
             os.dup2(to_child, 3)
             os.dup2(from_child, 4)
 
-        self.proc = subprocess.Popen([chromium, *flags, "--remote-debugging-pipe", "about:blank"],
-                                     pass_fds=(3, 4), preexec_fn=fds,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [chromium, *flags, "--remote-debugging-pipe", "about:blank"],
+            pass_fds=(3, 4),
+            preexec_fn=fds,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(to_child)
         os.close(from_child)
         self._buf, self._id, self.session = b"", 0, None
@@ -122,13 +132,13 @@ class DevTools:
 
     def open(self, url: str) -> None:
         target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
-        self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True},
-                                 session=False)["sessionId"]
+        self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True}, session=False)[
+            "sessionId"
+        ]
         self.send("Page.navigate", {"url": url})
 
     def eval(self, expression: str):
-        result = self.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
-                                                "returnByValue": True})
+        result = self.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True, "returnByValue": True})
         if "exceptionDetails" in result:
             raise RuntimeError(result["exceptionDetails"])
         return result["result"].get("value")
@@ -169,9 +179,20 @@ def browser(page: str, tmp: str) -> dict | None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         return None
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--mute-audio", "--window-size=1400,900", f"--user-data-dir={tempfile.mkdtemp(dir=tmp)}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--enable-unsafe-swiftshader",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--mute-audio",
+        "--window-size=1400,900",
+        f"--user-data-dir={tempfile.mkdtemp(dir=tmp)}",
+    ]
     tools = DevTools(chromium, flags)
     try:
         tools.open("file://" + page)
@@ -203,8 +224,10 @@ def main() -> None:
     db = os.path.join(tmp, "lib.duckdb")
     if os.path.exists(db):
         os.remove(db)
-    print(f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"load avg {os.getloadavg()[0]:.2f}")
+    print(
+        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load avg {os.getloadavg()[0]:.2f}"
+    )
     t0 = time.monotonic()
     write_library(db, args.n)
     print(f"synthetic library: {args.n} tracks in {time.monotonic() - t0:.1f} s")
@@ -212,19 +235,23 @@ def main() -> None:
     for projection in ["pca"] + (["umap"] if args.umap else []):
         page = os.path.join(tmp, f"{projection}.html")
         r = Library(db).plot(page, projection=projection, color="kmeans")
-        print(f"{projection}: {r.n_points} points, build {r.seconds:.1f} s, page {human_size(r.size_bytes)} "
-              f"(plotly.js {human_size(plotly_bytes)}, data and app {human_size(r.size_bytes - plotly_bytes)}, "
-              f"{(r.size_bytes - plotly_bytes) / r.n_points:.0f} bytes per track)")
+        print(
+            f"{projection}: {r.n_points} points, build {r.seconds:.1f} s, page {human_size(r.size_bytes)} "
+            f"(plotly.js {human_size(plotly_bytes)}, data and app {human_size(r.size_bytes - plotly_bytes)}, "
+            f"{(r.size_bytes - plotly_bytes) / r.n_points:.0f} bytes per track)"
+        )
         if projection == "pca" and not args.no_browser:
             b = browser(page, tmp)
             if b is None:
                 print("browser: chromium not found or the page did not report; skipped")
             else:
-                print(f"browser (headless chromium, software WebGL): {b['status']['points']} points drawn with "
-                      f"{b['status']['renderer']} {b['ready_ms'] / 1000:.1f} s after navigation; "
-                      f"search ringing {b['matches']} tracks {b['search_ms']:.0f} ms; "
-                      f"click (neighbours, audio element, rings) {b['click_ms']:.0f} ms; "
-                      f"zoom {b['zoom_ms']:.0f} ms")
+                print(
+                    f"browser (headless chromium, software WebGL): {b['status']['points']} points drawn with "
+                    f"{b['status']['renderer']} {b['ready_ms'] / 1000:.1f} s after navigation; "
+                    f"search ringing {b['matches']} tracks {b['search_ms']:.0f} ms; "
+                    f"click (neighbours, audio element, rings) {b['click_ms']:.0f} ms; "
+                    f"zoom {b['zoom_ms']:.0f} ms"
+                )
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
 

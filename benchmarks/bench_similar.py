@@ -48,8 +48,10 @@ def synthetic_library(path: str, n: int) -> None:
     lib = Library(path)
     with lib.connect(read_only=False) as con:
         for fs in (NOTEBOOK, EXTENDED):
-            con.execute("INSERT INTO feature_sets VALUES (?, ?, ?, ?, ?, current_localtimestamp()) "
-                        "ON CONFLICT DO NOTHING", [fs.id, fs.name, fs.dims, fs.as_json(), list(fs.feature_names())])
+            con.execute(
+                "INSERT INTO feature_sets VALUES (?, ?, ?, ?, ?, current_localtimestamp()) ON CONFLICT DO NOTHING",
+                [fs.id, fs.name, fs.dims, fs.as_json(), list(fs.feature_names())],
+            )
         con.execute(f"""
             INSERT INTO track_files (track_id, path, file_name, folder, size, mtime_ns, content_hash,
                                      duration_sec, sample_rate, native_sample_rate, channels, codec, container,
@@ -67,12 +69,17 @@ def synthetic_library(path: str, n: int) -> None:
             for a in range(0, n, 100_000):
                 b = min(n, a + 100_000)
                 x = rng.standard_normal((b - a, fs.dims), dtype=np.float32) * scale + offset
-                batch = pa.table({  # noqa: F841  (read by DuckDB by name)
-                    "track_id": pa.array(np.arange(a + 1, b + 1, dtype=np.int64)),
-                    "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), fs.dims),
-                })
-                con.execute(f"INSERT INTO {table_name} SELECT track_id, ?, vector::FLOAT[{fs.dims}], "
-                            "current_localtimestamp() FROM batch", [fs.id])
+                batch = pa.table(
+                    {  # noqa: F841  (read by DuckDB by name)
+                        "track_id": pa.array(np.arange(a + 1, b + 1, dtype=np.int64)),
+                        "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), fs.dims),
+                    }
+                )
+                con.execute(
+                    f"INSERT INTO {table_name} SELECT track_id, ?, vector::FLOAT[{fs.dims}], "
+                    "current_localtimestamp() FROM batch",
+                    [fs.id],
+                )
 
 
 def timed_runs(commands: dict[str, list[str]], repeat: int, cwd: str) -> dict[str, list[float]]:
@@ -114,8 +121,17 @@ def main() -> None:
     cmds = {
         "python -c 'import duckdb, numpy'": [py, "-c", "import duckdb, numpy"],
         "python -c 'import audiodb.cli'": [py, "-c", "import audiodb.cli"],
-        "audiodb similar (indexed track)": [py, "-m", "audiodb.cli", "--db", small, "similar",
-                                            "/music/f0/t1.mp3", "-n", "10"],
+        "audiodb similar (indexed track)": [
+            py,
+            "-m",
+            "audiodb.cli",
+            "--db",
+            small,
+            "similar",
+            "/music/f0/t1.mp3",
+            "-n",
+            "10",
+        ],
     }
     timed_runs(cmds, 1, folder)  # warm the page cache
     times = timed_runs(cmds, args.repeat, folder)
@@ -143,8 +159,10 @@ def main() -> None:
         q32 = x[12345].copy()
         matvec = best_of(lambda: x @ q32, rep)
         loaded[extended] = (tracks, matvec)
-        rows += [[f"read vectors from DuckDB (Arrow), (n, {x.shape[1]})", f"{load:.3f}", ""],
-                 [f"numpy X @ q, float32 (n, {x.shape[1]})", f"{matvec:.4f}", "1.0x"]]
+        rows += [
+            [f"read vectors from DuckDB (Arrow), (n, {x.shape[1]})", f"{load:.3f}", ""],
+            [f"numpy X @ q, float32 (n, {x.shape[1]})", f"{matvec:.4f}", "1.0x"],
+        ]
     for metric in METRICS:
         tracks, matvec = loaded[metric in EXTENDED_METRICS]
         q = tracks.vectors[12345].copy()
@@ -154,18 +172,24 @@ def main() -> None:
         everything = np.ones(len(space), dtype=bool)
         dist = best_of(lambda s=space: s.distances(q), rep)
         near = best_of(lambda s=space, m=everything: s.nearest(q, 10, m), rep)
-        rows += [[f"{metric}: build space (stats, row norms)", f"{build:.3f}", f"{build / matvec:.1f}x"],
-                 [f"{metric}: distances to all", f"{dist:.4f}", f"{dist / matvec:.1f}x"],
-                 [f"{metric}: 10 nearest (with mask)", f"{near:.4f}", f"{near / matvec:.1f}x"]]
-    print(f"\nOne query at {len(x):,} tracks, best of {rep} (seconds; ratio to the matrix-vector product "
-          "of the same width):")
+        rows += [
+            [f"{metric}: build space (stats, row norms)", f"{build:.3f}", f"{build / matvec:.1f}x"],
+            [f"{metric}: distances to all", f"{dist:.4f}", f"{dist / matvec:.1f}x"],
+            [f"{metric}: 10 nearest (with mask)", f"{near:.4f}", f"{near / matvec:.1f}x"],
+        ]
+    print(
+        f"\nOne query at {len(x):,} tracks, best of {rep} (seconds; ratio to the matrix-vector product "
+        "of the same width):"
+    )
     print(table(["step", "seconds", "ratio"], rows))
     tracks = space = x = loaded = None  # free two gigabytes before the subprocess
 
     cmd = {"audiodb similar": [py, "-m", "audiodb.cli", "--db", big, "similar", "/music/f0/t1.mp3", "-n", "10"]}
     e2e = timed_runs(cmd, 3, folder)["audiodb similar"]
-    print(f"\naudiodb similar ({DEFAULT_METRIC}) end to end at {args.big:,} tracks: best {min(e2e):.2f} s, "
-          f"median {statistics.median(e2e):.2f} s")
+    print(
+        f"\naudiodb similar ({DEFAULT_METRIC}) end to end at {args.big:,} tracks: best {min(e2e):.2f} s, "
+        f"median {statistics.median(e2e):.2f} s"
+    )
 
 
 if __name__ == "__main__":

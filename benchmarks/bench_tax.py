@@ -121,13 +121,22 @@ def main() -> None:
 
     dur = sf.info(track).duration
     rows = []
-    for label, res in ((f"{args.clips} clips of 1 s, 44.1 kHz", on_clips),
-                       (f"{os.path.basename(track)} ({dur:.0f} s)", on_track)):
+    for label, res in (
+        (f"{args.clips} clips of 1 s, 44.1 kHz", on_clips),
+        (f"{os.path.basename(track)} ({dur:.0f} s)", on_track),
+    ):
         for name in methods:
             w, c = res[name]
             ratio = res["notebook"][1] / c
-            rows.append([label if name == "notebook" else "", name, f"{w:.2f}", f"{c:.2f}",
-                         "" if name == "notebook" else f"{ratio:.2f}x"])
+            rows.append(
+                [
+                    label if name == "notebook" else "",
+                    name,
+                    f"{w:.2f}",
+                    f"{c:.2f}",
+                    "" if name == "notebook" else f"{ratio:.2f}x",
+                ]
+            )
     print(table(["files", "method", "wall ms/call", "CPU ms/call", "notebook/this (CPU)"], rows, "llrrr"))
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

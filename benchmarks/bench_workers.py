@@ -73,8 +73,10 @@ def full_scans(audio_dir: str, tmp: str, repeat: int) -> None:
     audio_s = sum(sf.info(p).duration for p in files)
     warm_page_cache(files)
     counts = sorted({1, 2, os.cpu_count() or 1})
-    print(f"## Part 1: full scan of {len(files)} files, {audio_s:.0f} s of audio ({audio_s / 3600:.2f} h), "
-          f"{repeat} run(s) per worker count, interleaved; fresh DuckDB file each run")
+    print(
+        f"## Part 1: full scan of {len(files)} files, {audio_s:.0f} s of audio ({audio_s / 3600:.2f} h), "
+        f"{repeat} run(s) per worker count, interleaved; fresh DuckDB file each run"
+    )
     walls: dict[int, list[float]] = {w: [] for w in counts}
     cpus: dict[int, list[float]] = {w: [] for w in counts}
     loads: dict[int, list[str]] = {w: [] for w in counts}
@@ -89,8 +91,16 @@ def full_scans(audio_dir: str, tmp: str, repeat: int) -> None:
             wall = time.perf_counter() - t0
             ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             me1 = resource.getrusage(resource.RUSAGE_SELF)
-            cpu = (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime
-                   + me1.ru_utime + me1.ru_stime - me0.ru_utime - me0.ru_stime)
+            cpu = (
+                ru1.ru_utime
+                + ru1.ru_stime
+                - ru0.ru_utime
+                - ru0.ru_stime
+                + me1.ru_utime
+                + me1.ru_stime
+                - me0.ru_utime
+                - me0.ru_stime
+            )
             c = rep.counts()
             if c["added"] != len(files) or c["failed"]:
                 print(f"  !! workers={w}: unexpected counts {c}")
@@ -103,14 +113,40 @@ def full_scans(audio_dir: str, tmp: str, repeat: int) -> None:
     base_med = statistics.median(walls[1])
     for w in counts:
         best, med = min(walls[w]), statistics.median(walls[w])
-        rows.append([str(w), f"{best:.1f}", f"{med:.1f}", f"{statistics.median(cpus[w]):.1f}",
-                     f"{len(files) / best:.2f}", f"{audio_s / best:.0f}", f"{base / best:.2f}x",
-                     f"{base_med / med:.2f}x", ",".join(loads[w])])
-    print(table(["workers", "best wall s", "median s", "CPU s", "files/s", "audio s/s", "speedup (best)",
-                 "speedup (median)", "load / cores free"], rows))
-    print("files/s and audio s/s from the best run; CPU s = main process + workers; "
-          "load / cores free = 1-min load average and cores a CPU-bound probe got just before "
-          "each run (2.0 = idle machine). goal: 2 workers >= 1.6x one")
+        rows.append(
+            [
+                str(w),
+                f"{best:.1f}",
+                f"{med:.1f}",
+                f"{statistics.median(cpus[w]):.1f}",
+                f"{len(files) / best:.2f}",
+                f"{audio_s / best:.0f}",
+                f"{base / best:.2f}x",
+                f"{base_med / med:.2f}x",
+                ",".join(loads[w]),
+            ]
+        )
+    print(
+        table(
+            [
+                "workers",
+                "best wall s",
+                "median s",
+                "CPU s",
+                "files/s",
+                "audio s/s",
+                "speedup (best)",
+                "speedup (median)",
+                "load / cores free",
+            ],
+            rows,
+        )
+    )
+    print(
+        "files/s and audio s/s from the best run; CPU s = main process + workers; "
+        "load / cores free = 1-min load average and cores a CPU-bound probe got just before "
+        "each run (2.0 = idle machine). goal: 2 workers >= 1.6x one"
+    )
     # What load imbalance alone allows: greedy assignment in scan's order (sorted paths),
     # each file costing its duration.
     import heapq
@@ -120,8 +156,7 @@ def full_scans(audio_dir: str, tmp: str, repeat: int) -> None:
         free = [0.0] * w
         for d in durs:
             heapq.heappush(free, heapq.heappop(free) + d)
-        print(f"scheduling ceiling for {w} workers (duration-weighted, path order): "
-              f"{sum(durs) / max(free):.2f}x")
+        print(f"scheduling ceiling for {w} workers (duration-weighted, path order): {sum(durs) / max(free):.2f}x")
 
 
 def build_tree(root: str, sources: list[str], n: int, rng: random.Random) -> str:
@@ -149,8 +184,11 @@ def strace_opens(tree: str, db: str) -> int | None:
         return None
     log = db + ".strace"
     code = f"from audiodb import scan; r = scan([{tree!r}], db={db!r}, workers=2); print(r.counts())"
-    proc = subprocess.run([strace, "-f", "-qq", "-e", "trace=open,openat,openat2", "-o", log,
-                           sys.executable, "-c", code], capture_output=True, text=True)
+    proc = subprocess.run(
+        [strace, "-f", "-qq", "-e", "trace=open,openat,openat2", "-o", log, sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         print(f"  (strace check failed to run: {proc.stderr.strip()[-200:]})")
         return None
@@ -174,8 +212,10 @@ def rescans(n: int, source_dir: str, rescans_n: int, tmp: str, rng: random.Rando
     mode = build_tree(tree, sources, n, rng)
     built = time.perf_counter() - t0
     print()
-    print(f"## Part 2: no-change rescan of {n} entries ({mode}s to {len(sources)} short files "
-          f"from {source_dir}; 20 x 20 nested folders; built in {built:.1f} s)")
+    print(
+        f"## Part 2: no-change rescan of {n} entries ({mode}s to {len(sources)} short files "
+        f"from {source_dir}; 20 x 20 nested folders; built in {built:.1f} s)"
+    )
     db = os.path.join(tmp, "rescan.duckdb")
     w = os.cpu_count() or 1
     t0 = time.perf_counter()
@@ -193,17 +233,25 @@ def rescans(n: int, source_dir: str, rescans_n: int, tmp: str, rng: random.Rando
         times.append(dt)
         c = rep.counts()
         ok = c["unchanged"] == n and sum(v for k, v in c.items() if k != "unchanged") == 0
-        rows.append([f"rescan {i + 1}", f"{dt:.3f}", f"{1e6 * dt / n:.0f}",
-                     f"yes ({c['unchanged']})" if ok else f"NO {c}", before])
+        rows.append(
+            [
+                f"rescan {i + 1}",
+                f"{dt:.3f}",
+                f"{1e6 * dt / n:.0f}",
+                f"yes ({c['unchanged']})" if ok else f"NO {c}",
+                before,
+            ]
+        )
     t0 = time.perf_counter()
     found = discover([tree])
     walk = time.perf_counter() - t0
-    rows.append(["walk only (discover)", f"{walk:.3f}", f"{1e6 * walk / n:.0f}",
-                 f"{len(found.files)} files", ""])
+    rows.append(["walk only (discover)", f"{walk:.3f}", f"{1e6 * walk / n:.0f}", f"{len(found.files)} files", ""])
     print(table(["run", "seconds", "us/file", "all unchanged", "before run"], rows))
     med = statistics.median(times)
-    print(f"median rescan {med:.3f} s = {1e6 * med / n:.0f} us/file; "
-          f"walk is {100 * walk / med:.0f}% of it, the rest is loading DB state + planning")
+    print(
+        f"median rescan {med:.3f} s = {1e6 * med / n:.0f} us/file; "
+        f"walk is {100 * walk / med:.0f}% of it, the rest is loading DB state + planning"
+    )
     opened = strace_opens(tree, db)
     if opened is None:
         print("audio files opened during a rescan: not checked (strace unavailable)")
@@ -226,8 +274,7 @@ def main() -> None:
     rng = random.Random(args.seed)
     print(f"# bench_workers; seed {args.seed}")
     print(f"# {machine()}")
-    print(f"# {load()} at start; cores free {capacity():.2f} of {os.cpu_count()} "
-          "(other processes share these cores)")
+    print(f"# {load()} at start; cores free {capacity():.2f} of {os.cpu_count()} (other processes share these cores)")
     with tempfile.TemporaryDirectory(prefix="audiodb-bench-", dir="/tmp") as tmp:
         if not args.skip_full:
             full_scans(args.audio_dir, tmp, args.repeat)

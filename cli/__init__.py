@@ -56,8 +56,13 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="audiodb")
-@click.option("--db", "db", type=click.Path(dir_okay=False), envvar="AUDIODB_DB",
-              help="Library file. Default: $AUDIODB_DB, else library.duckdb in your data folder.")
+@click.option(
+    "--db",
+    "db",
+    type=click.Path(dir_okay=False),
+    envvar="AUDIODB_DB",
+    help="Library file. Default: $AUDIODB_DB, else library.duckdb in your data folder.",
+)
 @click.pass_context
 def main(ctx, db):
     """audiodb: an embedding database for audio, in one DuckDB file.

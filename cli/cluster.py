@@ -27,21 +27,52 @@ class _K(click.ParamType):
 
 
 @main.command()
-@click.option("-m", "--method", type=click.Choice(["kmeans", "hdbscan", "both"]), default="both", show_default=True,
-              help="k-means (every track in one of k clusters), HDBSCAN (dense groups, the rest noise), or both.")
-@click.option("-k", "--k", "k", type=_K(), default="auto", show_default=True,
-              help="k-means clusters; 'auto' tries 2..10 and keeps the best silhouette.")
+@click.option(
+    "-m",
+    "--method",
+    type=click.Choice(["kmeans", "hdbscan", "both"]),
+    default="both",
+    show_default=True,
+    help="k-means (every track in one of k clusters), HDBSCAN (dense groups, the rest noise), or both.",
+)
+@click.option(
+    "-k",
+    "--k",
+    "k",
+    type=_K(),
+    default="auto",
+    show_default=True,
+    help="k-means clusters; 'auto' tries 2..10 and keeps the best silhouette.",
+)
 @click.option("--min-cluster-size", type=int, default=4, show_default=True, help="HDBSCAN: smallest group.")
-@click.option("--min-samples", type=int, default=2, show_default=True,
-              help="HDBSCAN: neighbours a track needs to be in a dense region.")
-@click.option("--space", type=click.Choice(["scaled", "pca", "umap"]), default=None,
-              help="Cluster the z-scored features as they are (scaled), or reduced first with PCA or UMAP. "
-                   "Default: scaled for k-means, umap for HDBSCAN.")
-@click.option("--dims", type=click.IntRange(min=1), default=None,
-              help="Components for --space pca (default 10) or umap (default 5).")
-@click.option("--features", type=click.Choice(["notebook", "extended"]), default="notebook", show_default=True,
-              help="The notebook's 180 features, or those plus the second feature set (contrast, chroma, "
-                   "onset, tempo), each group weighted alike, as `audiodb similar` ranks.")
+@click.option(
+    "--min-samples",
+    type=int,
+    default=2,
+    show_default=True,
+    help="HDBSCAN: neighbours a track needs to be in a dense region.",
+)
+@click.option(
+    "--space",
+    type=click.Choice(["scaled", "pca", "umap"]),
+    default=None,
+    help="Cluster the z-scored features as they are (scaled), or reduced first with PCA or UMAP. "
+    "Default: scaled for k-means, umap for HDBSCAN.",
+)
+@click.option(
+    "--dims",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Components for --space pca (default 10) or umap (default 5).",
+)
+@click.option(
+    "--features",
+    type=click.Choice(["notebook", "extended"]),
+    default="notebook",
+    show_default=True,
+    help="The notebook's 180 features, or those plus the second feature set (contrast, chroma, "
+    "onset, tempo), each group weighted alike, as `audiodb similar` ranks.",
+)
 @db_option
 @format_option
 def cluster(method, k, min_cluster_size, min_samples, space, dims, features, db, fmt):
@@ -61,8 +92,18 @@ def cluster(method, k, min_cluster_size, min_samples, space, dims, features, db,
     """
     lib = library(db)
     methods = ["kmeans", "hdbscan"] if method == "both" else [method]
-    runs = [lib.cluster(m, k=k, min_cluster_size=min_cluster_size, min_samples=min_samples, space=space,
-                        dims=dims, features=features) for m in methods]
+    runs = [
+        lib.cluster(
+            m,
+            k=k,
+            min_cluster_size=min_cluster_size,
+            min_samples=min_samples,
+            space=space,
+            dims=dims,
+            features=features,
+        )
+        for m in methods
+    ]
     for run in runs:
         for line in run.advice:
             note(line)
@@ -78,20 +119,30 @@ def cluster(method, k, min_cluster_size, min_samples, space, dims, features, db,
 
 def _describe(run) -> str:
     p = run.parameters
-    what = (f"k={p['k']}" + (" (auto)" if p.get("k_requested") == "auto" else "") if run.method == "kmeans"
-            else f"min_cluster_size={p['min_cluster_size']}, min_samples={p['min_samples']}")
+    what = (
+        f"k={p['k']}" + (" (auto)" if p.get("k_requested") == "auto" else "")
+        if run.method == "kmeans"
+        else f"min_cluster_size={p['min_cluster_size']}, min_samples={p['min_samples']}"
+    )
     sizes = ", ".join(f"{c}: {n}" for c, n in run.sizes().items() if c != -1)
     noise = f", {run.n_noise} noise" if run.method == "hdbscan" else ""
     quality = "" if run.quality is None else f", silhouette {run.quality:.3f}"
-    return (f"{run.method} run {run.run_id} ({what}; {p.get('features', 'notebook')} features, "
-            f"{run.space} space, {p['dims']} dims): "
-            f"{run.n_tracks} tracks in {run.n_clusters} clusters{noise}{quality} ({run.seconds:.1f} s)\n"
-            f"  sizes: {sizes or 'none'}")
+    return (
+        f"{run.method} run {run.run_id} ({what}; {p.get('features', 'notebook')} features, "
+        f"{run.space} space, {p['dims']} dims): "
+        f"{run.n_tracks} tracks in {run.n_clusters} clusters{noise}{quality} ({run.seconds:.1f} s)\n"
+        f"  sizes: {sizes or 'none'}"
+    )
 
 
 @main.command()
-@click.option("-m", "--method", type=click.Choice(["kmeans", "hdbscan"]), default=None,
-              help="Only this method's latest run (default: the latest run of each).")
+@click.option(
+    "-m",
+    "--method",
+    type=click.Choice(["kmeans", "hdbscan"]),
+    default=None,
+    help="Only this method's latest run (default: the latest run of each).",
+)
 @click.option("--run", "run_id", type=int, default=None, help="One run by id (see table cluster_runs).")
 @db_option
 @format_option

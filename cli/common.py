@@ -9,8 +9,13 @@ from audiodb.library import Library
 
 def db_option(f):
     """``--db PATH`` on a command (the same option also works before the command)."""
-    return click.option("--db", "db", type=click.Path(dir_okay=False), default=None,
-                        help="Library file (overrides the one given before the command).")(f)
+    return click.option(
+        "--db",
+        "db",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Library file (overrides the one given before the command).",
+    )(f)
 
 
 #: What every note to the user starts with, whoever raises it (a warning, advice, a problem

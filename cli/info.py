@@ -70,7 +70,9 @@ def sql(query, write, db, fmt):
     if query == "-":
         query = sys.stdin.read()
     if not query.strip():
-        raise click.UsageError("The query is empty. Give SQL, e.g. audiodb sql \"select count(*) from tracks\", "
-                               "or - to read it from standard input.")
+        raise click.UsageError(
+            'The query is empty. Give SQL, e.g. audiodb sql "select count(*) from tracks", '
+            "or - to read it from standard input."
+        )
     result = library(db).sql(query, write=write)
     render(result.columns, result.rows, fmt)

@@ -20,9 +20,12 @@ def format_option(fn=None, *, extra: tuple[str, ...] = ()):
 
     def deco(f):
         return click.option(
-            "-f", "--format", "fmt",
+            "-f",
+            "--format",
+            "fmt",
             type=click.Choice(FORMATS + extra, case_sensitive=False),
-            default="table", show_default=True,
+            default="table",
+            show_default=True,
             help="Output format: a readable table, or csv / json (one array) / jsonl for scripts.",
         )(f)
 

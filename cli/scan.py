@@ -22,8 +22,7 @@ class Progress:
         if not self.enabled:
             return
         if self.bar is None:
-            self.bar = click.progressbar(length=total, label="Analysing", file=sys.stderr,
-                                         show_pos=True, show_eta=True)
+            self.bar = click.progressbar(length=total, label="Analysing", file=sys.stderr, show_pos=True, show_eta=True)
             self.bar.__enter__()
         self.bar.update(done - self.bar.pos)
 
@@ -35,12 +34,21 @@ class Progress:
 
 @main.command()
 @click.argument("folders", nargs=-1, required=True, type=click.Path())
-@click.option("-w", "--workers", type=click.IntRange(min=1), default=None,
-              help="Worker processes for analysis. Default: all cores.")
+@click.option(
+    "-w",
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes for analysis. Default: all cores.",
+)
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
 @click.option("--retry-failed", is_flag=True, help="Retry files that failed before, even if unchanged.")
-@click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
-              help="Analyse on this Dask cluster (workers must see the same paths). Needs audiodb[dask].")
+@click.option(
+    "--scheduler",
+    metavar="tcp://HOST:PORT",
+    default=None,
+    help="Analyse on this Dask cluster (workers must see the same paths). Needs audiodb[dask].",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Name each file skipped (unsupported type, not audio) and why.")
 @db_option
 @format_option
@@ -63,15 +71,24 @@ def scan(folders, workers, dry_run, retry_failed, scheduler, verbose, db, fmt):
     progress = Progress()
     saved = []  # changes written so far, to say what Ctrl-C kept
     try:
-        report = lib.scan(folders, workers=workers, dry_run=dry_run, retry_failed=retry_failed,
-                          progress=progress, scheduler=scheduler, on_change=saved.append)
+        report = lib.scan(
+            folders,
+            workers=workers,
+            dry_run=dry_run,
+            retry_failed=retry_failed,
+            progress=progress,
+            scheduler=scheduler,
+            on_change=saved.append,
+        )
     except KeyboardInterrupt:
         progress.close()
         files = sum(c.kind in ("added", "updated", "failed") for c in saved)
         other = len(saved) - files
         extra = f" and {other} moves or removals" if other else ""
-        warn(f"Interrupted: {files} analysed files{extra} were saved to {lib.path}. Nothing is lost: "
-             "the next `audiodb scan` of the same folders continues with the rest.")
+        warn(
+            f"Interrupted: {files} analysed files{extra} were saved to {lib.path}. Nothing is lost: "
+            "the next `audiodb scan` of the same folders continues with the rest."
+        )
         sys.exit(130)
     finally:
         progress.close()

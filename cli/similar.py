@@ -20,13 +20,21 @@ from .common import db_option, library, note, warn
 from .output import format_option, render
 
 _metric_option = click.option(
-    "-m", "--metric", type=click.Choice(METRICS), default=None, show_default=DEFAULT_METRIC,
+    "-m",
+    "--metric",
+    type=click.Choice(METRICS),
+    default=None,
+    show_default=DEFAULT_METRIC,
     help="Distance: notebook (z-score euclidean, the notebook's space), cosine (on z-scores), "
-         "blocks (z-scores, each feature group weighted equally), extended (as blocks, adding "
-         "spectral contrast, chroma, onset and tempo).")
+    "blocks (z-scores, each feature group weighted equally), extended (as blocks, adding "
+    "spectral contrast, chroma, onset and tempo).",
+)
 _where_option = click.option(
-    "--where", metavar="SQL", default=None,
-    help="Only tracks meeting this SQL condition on the tracks view, e.g. \"duration_sec > 60\".")
+    "--where",
+    metavar="SQL",
+    default=None,
+    help='Only tracks meeting this SQL condition on the tracks view, e.g. "duration_sec > 60".',
+)
 
 
 def write_m3u(rows: list[dict], out) -> None:
@@ -72,10 +80,14 @@ def similar(track, n, metric, where, exclude_folder, db, fmt):
 
 
 @main.command()
-@click.option("--threshold", type=click.FloatRange(min=0, min_open=True), default=DUPLICATE_THRESHOLD,
-              show_default=True,
-              help="Largest RMS z-score difference for one recording. Transcodes measured up to 0.040; "
-                   "different recordings from 0.071.")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DUPLICATE_THRESHOLD,
+    show_default=True,
+    help="Largest RMS z-score difference for one recording. Transcodes measured up to 0.040; "
+    "different recordings from 0.071.",
+)
 @_where_option
 @db_option
 @format_option
@@ -105,10 +117,16 @@ def duplicates(threshold, where, db, fmt):
 
 @main.command()
 @click.argument("seeds", nargs=-1, required=True)
-@click.option("-n", "n", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Tracks in the playlist, seeds included.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write the playlist to this M3U file (absolute paths, UTF-8).")
+@click.option(
+    "-n", "n", type=click.IntRange(min=1), default=20, show_default=True, help="Tracks in the playlist, seeds included."
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the playlist to this M3U file (absolute paths, UTF-8).",
+)
 @click.option("--smooth", is_flag=True, help="Order so each next track is the nearest to the last.")
 @click.option("--no-seeds", is_flag=True, help="Leave the seeds out of the playlist.")
 @_metric_option
@@ -122,8 +140,7 @@ def playlist(seeds, n, output, smooth, no_seeds, metric, where, db, fmt):
     audiodb playlist ~/Music/a.flac ~/Music/b.mp3 -n 20 -o mix.m3u
     audiodb playlist 42 --smooth --format m3u > mix.m3u
     """
-    rows = library(db).playlist(list(seeds), n=n, metric=metric, smooth=smooth, include_seeds=not no_seeds,
-                                where=where)
+    rows = library(db).playlist(list(seeds), n=n, metric=metric, smooth=smooth, include_seeds=not no_seeds, where=where)
     if output:
         with open(output, "w", encoding="utf-8") as f:
             write_m3u(rows, f)
@@ -132,10 +149,22 @@ def playlist(seeds, n, output, smooth, no_seeds, metric, where, db, fmt):
 
 
 @main.command(name="eval")
-@click.option("--label-from", "label_from", default="folder", show_default=True, metavar="folder|CSV",
-              help="Labels: each track's folder, or a CSV of path,label.")
-@click.option("-m", "--metric", type=click.Choice((*METRICS, "all")), default=None,
-              show_default=DEFAULT_METRIC, help="Metric to evaluate, or all of them.")
+@click.option(
+    "--label-from",
+    "label_from",
+    default="folder",
+    show_default=True,
+    metavar="folder|CSV",
+    help="Labels: each track's folder, or a CSV of path,label.",
+)
+@click.option(
+    "-m",
+    "--metric",
+    type=click.Choice((*METRICS, "all")),
+    default=None,
+    show_default=DEFAULT_METRIC,
+    help="Metric to evaluate, or all of them.",
+)
 @click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Neighbours per query.")
 @click.option("--summary", is_flag=True, help="Only the overall figures, one row per metric.")
 @db_option
@@ -154,10 +183,15 @@ def eval_(label_from, metric, k, summary, db, fmt):
     metrics = METRICS if metric == "all" else (metric,)
     report = library(db).evaluate(label_from, metrics=metrics, k=k)
     if report.unmatched:
-        note(f"{len(report.unmatched)} paths in {label_from} are not in the library "
-             f"(first: {report.unmatched[0]}); they were left out.")
+        note(
+            f"{len(report.unmatched)} paths in {label_from} are not in the library "
+            f"(first: {report.unmatched[0]}); they were left out."
+        )
     if report.singletons:
-        note(f"{len(report.singletons)} labels have one track only and were not queried: "
-             + ", ".join(report.singletons[:5]) + ("..." if len(report.singletons) > 5 else ""))
+        note(
+            f"{len(report.singletons)} labels have one track only and were not queried: "
+            + ", ".join(report.singletons[:5])
+            + ("..." if len(report.singletons) > 5 else "")
+        )
     rows = [r for r in report.rows if r["label"] == "(all)"] if summary else report.rows
     render(list(EVAL_COLUMNS), rows, fmt)

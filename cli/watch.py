@@ -15,18 +15,43 @@ from .scan import Progress
 
 @main.command()
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--settle", type=click.FloatRange(min=0), default=3.0, show_default=True,
-              help="Seconds a file must stay unchanged before it is read.")
-@click.option("--reconcile", type=click.FloatRange(min=1), default=300.0, show_default=True,
-              help="Seconds between full reconcile scans, which catch what events miss.")
-@click.option("--poll", type=click.FloatRange(min=0.1), default=None,
-              help="Poll every SECONDS instead of using inotify (for NFS, SMB, SSHFS).")
-@click.option("-w", "--workers", type=click.IntRange(min=1), default=None,
-              help="Worker processes for analysis. Default: all cores.")
+@click.option(
+    "--settle",
+    type=click.FloatRange(min=0),
+    default=3.0,
+    show_default=True,
+    help="Seconds a file must stay unchanged before it is read.",
+)
+@click.option(
+    "--reconcile",
+    type=click.FloatRange(min=1),
+    default=300.0,
+    show_default=True,
+    help="Seconds between full reconcile scans, which catch what events miss.",
+)
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Poll every SECONDS instead of using inotify (for NFS, SMB, SSHFS).",
+)
+@click.option(
+    "-w",
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes for analysis. Default: all cores.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print no line per change.")
-@click.option("-f", "--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
-              show_default=True, help="text: one line per change on stderr; jsonl: one JSON object per "
-              "change on stdout.")
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "jsonl"]),
+    default="text",
+    show_default=True,
+    help="text: one line per change on stderr; jsonl: one JSON object per change on stdout.",
+)
 @db_option
 def watch(folders, settle, reconcile, poll, workers, quiet, fmt, db):
     """Index FOLDERS, then follow changes until Ctrl-C or SIGTERM.
@@ -55,16 +80,20 @@ def watch(folders, settle, reconcile, poll, workers, quiet, fmt, db):
 
     lib = library(db)
     progress = Progress()
-    watcher = lib.watcher(folders, workers=workers, settle=settle, reconcile=reconcile, poll=poll,
-                          on_change=on_change, on_notice=warn)
+    watcher = lib.watcher(
+        folders, workers=workers, settle=settle, reconcile=reconcile, poll=poll, on_change=on_change, on_notice=warn
+    )
 
     def on_catch_up(report):
         nonlocal caught_up
         caught_up = True
         progress.close()
         if not quiet:
-            warn("Caught up: " + ", ".join(f"{v} {k}" for k, v in report.counts().items())
-                 + f" ({report.seconds:.1f} s). Watching {', '.join(watcher.roots)} (Ctrl-C to stop).")
+            warn(
+                "Caught up: "
+                + ", ".join(f"{v} {k}" for k, v in report.counts().items())
+                + f" ({report.seconds:.1f} s). Watching {', '.join(watcher.roots)} (Ctrl-C to stop)."
+            )
 
     def on_term(signum, frame):
         watcher.stop()

@@ -115,7 +115,7 @@ def _write_m4a(path: pathlib.Path, y: np.ndarray, sr: int) -> None:
         time_base = Fraction(1, sr)
         for start in range(0, planar.shape[1], frame_size):
             frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(planar[:, start:start + frame_size]), format="fltp", layout=layout
+                np.ascontiguousarray(planar[:, start : start + frame_size]), format="fltp", layout=layout
             )
             frame.sample_rate = sr
             frame.time_base = time_base
@@ -177,7 +177,7 @@ def music_like(seconds: float, sr: int, *, seed: int = 0, channels: int = 1) -> 
                     note += np.sin(2 * np.pi * f0 * h * t) / h**1.5
             note *= _env(m, sr, 0.01, rng.uniform(0.15, 0.6))
             k = min(m, body_n - pos)
-            body[pos:pos + k] += gain * note[:k]
+            body[pos : pos + k] += gain * note[:k]
             pos += m
 
     # percussive noise bursts on a beat grid
@@ -187,7 +187,7 @@ def music_like(seconds: float, sr: int, *, seed: int = 0, channels: int = 1) -> 
         if rng.random() < 0.7:
             burst = rng.standard_normal(burst_n) * _env(burst_n, sr, 0.001, 0.02)
             k = min(burst_n, body_n - pos)
-            body[pos:pos + k] += rng.uniform(0.3, 0.8) * burst[:k]
+            body[pos : pos + k] += rng.uniform(0.3, 0.8) * burst[:k]
 
     if body_n > 0:
         peak = np.max(np.abs(body))
@@ -196,15 +196,15 @@ def music_like(seconds: float, sr: int, *, seed: int = 0, channels: int = 1) -> 
             fade = min(int(0.01 * sr), body_n // 2)
             ramp = np.linspace(0.0, 1.0, fade)
             body[:fade] *= ramp
-            body[body_n - fade:] *= ramp[::-1]
+            body[body_n - fade :] *= ramp[::-1]
 
     out = np.empty((n, channels))
     for c in range(channels):
         gain = 1.0 if channels == 1 else rng.uniform(0.75, 1.0)
         ch = np.zeros(n)
-        ch[edge:edge + body_n] = gain * body
+        ch[edge : edge + body_n] = gain * body
         ch += _FLOOR_RMS * rng.standard_normal(n)  # noise floor everywhere
-        ch[edge:edge + body_n] += 0.01 * rng.standard_normal(body_n)  # about -40 dBFS under the music
+        ch[edge : edge + body_n] += 0.01 * rng.standard_normal(body_n)  # about -40 dBFS under the music
         out[:, c] = ch
     peak = np.max(np.abs(out)) if n else 0.0
     if peak > 0.8:

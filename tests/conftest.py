@@ -35,8 +35,7 @@ def cli():
     def run(*args, ok=True):
         result = runner.invoke(main, [str(a) for a in args], catch_exceptions=False, prog_name="audiodb")
         if ok and result.exit_code != 0:
-            raise AssertionError(f"audiodb {' '.join(map(str, args))} exited {result.exit_code}:\n"
-                                 f"{result.output}")
+            raise AssertionError(f"audiodb {' '.join(map(str, args))} exited {result.exit_code}:\n{result.output}")
         return result
 
     return run
@@ -65,8 +64,9 @@ AUDIODB = [sys.executable, "-m", "audiodb.cli"]
 def run_audiodb(*args, cwd, env=None, timeout=300, **kw) -> subprocess.CompletedProcess:
     """Run the real audiodb command in a new process. ``cwd`` must not be the source
     tree, so the installed package (with its cli and migrations) is what runs."""
-    return subprocess.run(AUDIODB + [str(a) for a in args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=timeout, **kw)
+    return subprocess.run(
+        AUDIODB + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout, **kw
+    )
 
 
 def rows(db, sql, *params) -> list[tuple]:

@@ -55,8 +55,10 @@ def test_features_with_cached_filters_equal_those_with_freshly_built_ones():
         chroma_basis=filters.chroma_filters.__wrapped__(sr=22050, n_fft=2048),
         contrast_bands=filters.contrast_bands.__wrapped__(sr=22050, n_fft=2048),
     )
-    cached = dict(chroma_basis=filters.chroma_filters(sr=22050, n_fft=2048),
-                  contrast_bands=filters.contrast_bands(sr=22050, n_fft=2048))
+    cached = dict(
+        chroma_basis=filters.chroma_filters(sr=22050, n_fft=2048),
+        contrast_bands=filters.contrast_bands(sr=22050, n_fft=2048),
+    )
     a, b = frame_features(y, **fresh), frame_features(y, **cached)
     assert a.keys() == b.keys()
     for key in a:

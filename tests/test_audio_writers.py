@@ -39,6 +39,7 @@ def _decode_m4a(path: pathlib.Path) -> tuple[np.ndarray, int]:
 
 # --------------------------------------------------------------------------- write_audio
 
+
 @pytest.mark.parametrize("channels", [1, 2])
 @pytest.mark.parametrize("ext", sorted(LOSSLESS | LOSSY))
 def test_soundfile_formats_round_trip(tmp_path, ext, channels):
@@ -64,8 +65,16 @@ def test_soundfile_formats_round_trip(tmp_path, ext, channels):
 def test_format_is_chosen_by_extension_case_insensitively(tmp_path):
     sr = 16000
     y = tone(0.5, sr)
-    expected = {".WAV": "WAV", ".Flac": "FLAC", ".OGG": "OGG", ".oga": "OGG", ".Mp3": "MP3",
-                ".AIF": "AIFF", ".aiff": "AIFF", ".OPUS": "OGG"}
+    expected = {
+        ".WAV": "WAV",
+        ".Flac": "FLAC",
+        ".OGG": "OGG",
+        ".oga": "OGG",
+        ".Mp3": "MP3",
+        ".AIF": "AIFF",
+        ".aiff": "AIFF",
+        ".OPUS": "OGG",
+    }
     for ext, fmt in expected.items():
         info = sf.info(write_audio(tmp_path / f"x{ext}", y, sr))
         assert info.format == fmt, ext
@@ -132,6 +141,7 @@ def test_m4a_rejects_subtype_and_many_channels(tmp_path):
 
 # --------------------------------------------------------------------------- signals
 
+
 def test_tone_and_silence():
     sr = 8000
     y = tone(0.5, sr, freq=1000.0, amp=0.25)
@@ -152,7 +162,7 @@ def test_music_like_shape_level_and_quiet_edges(channels):
     assert 0.1 < np.max(np.abs(y)) <= 0.8
     y2 = y.reshape(len(y), -1)
     edge = int(0.28 * sr)
-    body = y2[int(0.5 * sr):-int(0.5 * sr)]
+    body = y2[int(0.5 * sr) : -int(0.5 * sr)]
 
     def rms(x):
         return float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
@@ -180,6 +190,7 @@ def test_music_like_is_harmonic_and_seeded():
 
 
 # --------------------------------------------------------------------------- demo library
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
@@ -250,7 +261,7 @@ def _features(y: np.ndarray, sr: int) -> np.ndarray:
     spec = np.log10(bands / bands.sum() + 1e-12)
     hop = int(sr * 0.01)
     frames = x[: len(x) // hop * hop].reshape(-1, hop)
-    env = 20 * np.log10(np.sqrt(np.mean(frames ** 2, axis=1)) + 1e-6)
+    env = 20 * np.log10(np.sqrt(np.mean(frames**2, axis=1)) + 1e-6)
     d = np.abs(np.diff(env))
     temporal = [env.std() / 10, np.mean(env < env.max() - 30), np.percentile(d, 90) / 10]
     return np.concatenate([spec, temporal])

@@ -132,9 +132,11 @@ def test_the_console_script_runs_as_a_real_process(tmp_path, music_dir):
 
 
 def test_help_does_not_import_heavy_modules():
-    code = ("import sys; from audiodb.cli import main; "
-            "heavy = [m for m in ('librosa', 'umap', 'hdbscan', 'sklearn', 'numba', 'duckdb') if m in sys.modules]; "
-            "print(','.join(heavy))")
+    code = (
+        "import sys; from audiodb.cli import main; "
+        "heavy = [m for m in ('librosa', 'umap', 'hdbscan', 'sklearn', 'numba', 'duckdb') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/")
     assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr
 

@@ -50,7 +50,6 @@ def demo_db(demo_template, db_path):
     return db_path
 
 
-
 def folder_labels(db, table="clusters", method="kmeans"):
     """{kind folder: set of cluster ids} for a method's latest run."""
     out: dict[str, set] = {}
@@ -80,8 +79,10 @@ def test_both_methods_are_stored_and_queryable(cli, demo_db):
     assert km["feature_set"] == NOTEBOOK.id and km["created_at"]
     assert km["n_tracks"] == hd["n_tracks"] == N and km["n_clusters"] == 7 and km["n_noise"] == 0
     assert json.loads(km["parameters"]).items() >= {"k": 7, "random_state": 42, "n_init": 10}.items()
-    assert json.loads(hd["parameters"]).items() >= {"min_cluster_size": 4, "min_samples": 2,
-                                                    "cluster_selection_method": "eom"}.items()
+    assert (
+        json.loads(hd["parameters"]).items()
+        >= {"min_cluster_size": 4, "min_samples": 2, "cluster_selection_method": "eom"}.items()
+    )
     assert 0 < km["quality"] <= 1 and hd["quality"] is not None
 
     # Assignments: one row per track and run; HDBSCAN's with probability and outlier score.
@@ -124,10 +125,16 @@ def test_summaries_add_up_to_the_track_count(cli, demo_db):
         noise = [r for r in mine if r["cluster"] == -1]
         assert len(noise) <= 1 and (not noise or mine[-1]["cluster"] == -1)
     # The same numbers as a plain SQL group-by over the clusters view.
-    expect = rows(demo_db, "SELECT c.cluster, count(*), avg(t.duration_sec), max(t.duration_sec) FROM clusters c "
-                           "JOIN tracks t USING (track_id) WHERE c.method = 'kmeans' GROUP BY 1 ORDER BY 1")
-    got = [(r["cluster"], r["num_tracks"], r["duration_sec_mean"], r["duration_sec_max"])
-           for r in summary if r["method"] == "kmeans"]
+    expect = rows(
+        demo_db,
+        "SELECT c.cluster, count(*), avg(t.duration_sec), max(t.duration_sec) FROM clusters c "
+        "JOIN tracks t USING (track_id) WHERE c.method = 'kmeans' GROUP BY 1 ORDER BY 1",
+    )
+    got = [
+        (r["cluster"], r["num_tracks"], r["duration_sec_mean"], r["duration_sec_max"])
+        for r in summary
+        if r["method"] == "kmeans"
+    ]
     assert len(got) == len(expect)
     for g, e in zip(got, expect):
         assert g == pytest.approx(e)
@@ -183,8 +190,7 @@ def test_the_notebooks_kmeans_and_hdbscan_give_the_same_partitions(demo_db):
     ours = C.cluster_vectors(X, method="kmeans", k=2)
     assert adjusted_rand_score(km, ours.labels) == 1.0
 
-    clusterer = hdbscan.HDBSCAN(min_cluster_size=4, min_samples=2, metric="euclidean",
-                                cluster_selection_method="eom")
+    clusterer = hdbscan.HDBSCAN(min_cluster_size=4, min_samples=2, metric="euclidean", cluster_selection_method="eom")
     labels = clusterer.fit_predict(X_scaled)
     ours = C.cluster_vectors(X, method="hdbscan", space="scaled")
     assert np.array_equal(labels == -1, ours.labels == -1) and adjusted_rand_score(labels, ours.labels) == 1.0
@@ -194,8 +200,7 @@ def test_the_notebooks_kmeans_and_hdbscan_give_the_same_partitions(demo_db):
 def test_k_auto_picks_by_silhouette_and_prints_the_scores(cli, demo_db):
     out = cli("cluster", "--method", "kmeans").stdout
     assert "silhouette by k" in out
-    scores = {int(line.split()[0]): float(line.split()[1]) for line in out.splitlines()
-              if line[:2].strip().isdigit()}
+    scores = {int(line.split()[0]): float(line.split()[1]) for line in out.splitlines() if line[:2].strip().isdigit()}
     assert sorted(scores) == list(range(2, 11))
     params = json.loads(rows(demo_db, "SELECT parameters FROM cluster_runs")[0][0])
     assert params["k_requested"] == "auto" and params["k"] == max(scores, key=scores.get)
@@ -213,8 +218,9 @@ def test_match_ids_keeps_ids_by_overlap():
     # A split: the bigger part keeps the id, the other part gets a new one above every old id.
     assert match_ids_of([1, 1, 1, 0, 0, -1, 2, 2, 3, 3], ids, prev).tolist() == [0, 0, 0, 1, 1, -1, 2, 2, 3, 3]
     # A new track joins; a vanished one is ignored.
-    got = match_ids(np.array([4, 4, 7, 7, 7]), (np.array([1, 2, 3, 4]), np.array([0, 0, 1, 1])),
-                      track_ids=np.array([2, 3, 4, 5, 9]))
+    got = match_ids(
+        np.array([4, 4, 7, 7, 7]), (np.array([1, 2, 3, 4]), np.array([0, 0, 1, 1])), track_ids=np.array([2, 3, 4, 5, 9])
+    )
     assert got.tolist() == [0, 0, 1, 1, 1]
     # First run: numbered by size, largest 0; noise stays -1.
     assert match_ids(np.array([2, 2, 0, 1, 1, 1, -1]), None).tolist() == [1, 1, 2, 0, 0, 0, -1]
@@ -259,8 +265,15 @@ def test_export_writes_the_notebooks_csv(cli, demo_db, tmp_path):
     with open(out, newline="") as f:
         table = list(csv.reader(f))
     header, body = table[0], table[1:]
-    assert header == ["file_name", "file_path", "duration_sec", "sample_rate", *FEATURE_NAMES,
-                      "cluster_kmeans", "cluster_hdbscan"]
+    assert header == [
+        "file_name",
+        "file_path",
+        "duration_sec",
+        "sample_rate",
+        *FEATURE_NAMES,
+        "cluster_kmeans",
+        "cluster_hdbscan",
+    ]
     assert len(body) == N and [r[1] for r in body] == sorted(r[1] for r in body)
     assert {r[-1] for r in body} == {""} and {int(r[-2]) for r in body} == {0, 1, 2, 3}
     first = dict(zip(header, body[0]))
@@ -285,8 +298,7 @@ def test_export_writes_the_notebooks_csv(cli, demo_db, tmp_path):
 
 def test_sql_refuses_writes_to_runs_without_write(cli, demo_db):
     cli("cluster", "--method", "kmeans", "--k", "2")
-    for statement in ("delete from cluster_runs", "update cluster_assignments set cluster = 9",
-                      "drop view clusters"):
+    for statement in ("delete from cluster_runs", "update cluster_assignments set cluster = 9", "drop view clusters"):
         refused = cli("sql", statement, ok=False)
         assert refused.exit_code == 1 and "--write" in refused.output
     assert rows(demo_db, "SELECT count(*) FROM clusters") == [(N,)]
@@ -363,8 +375,14 @@ def test_cluster_leaves_the_library_free_while_it_computes(demo_db, monkeypatch)
 
     def compute_while_someone_writes(*args, **kwargs):
         env = dict(os.environ, AUDIODB_LOCK_TIMEOUT="5")
-        out = subprocess.run([sys.executable, "-c", WRITER, str(demo_db)], capture_output=True, text=True,
-                             env=env, timeout=60, cwd=demo_db.parent)
+        out = subprocess.run(
+            [sys.executable, "-c", WRITER, str(demo_db)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            cwd=demo_db.parent,
+        )
         seen.append(out)
         return compute(*args, **kwargs)
 
@@ -384,8 +402,9 @@ HOLD = textwrap.dedent("""
 
 
 def test_cluster_waits_for_a_writer_instead_of_failing(cli, demo_db):
-    p = subprocess.Popen([sys.executable, "-c", HOLD, str(demo_db)], stdout=subprocess.PIPE, text=True,
-                         cwd=demo_db.parent)
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(demo_db)], stdout=subprocess.PIPE, text=True, cwd=demo_db.parent
+    )
     try:
         assert p.stdout.readline().strip() == "holding"
         result = cli("cluster", "--method", "kmeans", "--k", "2")
@@ -401,8 +420,12 @@ def test_cluster_works_while_audiodb_watch_runs(cli, music_dir, tmp_path):
 
     db = tmp_path / "watched.duckdb"
     err = open(tmp_path / "watch.err", "w+")
-    watch = subprocess.Popen(AUDIODB + ["--db", db, "watch", music_dir, "--settle", "0.3", "-w", "1"],
-                             stdout=subprocess.DEVNULL, stderr=err, cwd=tmp_path)
+    watch = subprocess.Popen(
+        AUDIODB + ["--db", db, "watch", music_dir, "--settle", "0.3", "-w", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        cwd=tmp_path,
+    )
     try:
         wait_for(lambda: "Caught up" in (tmp_path / "watch.err").read_text(), timeout=120)
         assert "n_tracks" in cli("--db", db, "cluster", "--method", "kmeans", "--k", "2", "-f", "json").stdout
@@ -443,8 +466,9 @@ def test_removed_tracks_leave_no_cluster_assignments(cli, tmp_path, db_path):
 
     con = duckdb.connect(str(db_path), read_only=True)
     try:
-        orphans = con.execute("SELECT count(*) FROM cluster_assignments WHERE track_id NOT IN "
-                              "(SELECT track_id FROM track_files)").fetchone()[0]
+        orphans = con.execute(
+            "SELECT count(*) FROM cluster_assignments WHERE track_id NOT IN (SELECT track_id FROM track_files)"
+        ).fetchone()[0]
         assigned = con.execute("SELECT count(*) FROM cluster_assignments").fetchone()[0]
     finally:
         con.close()

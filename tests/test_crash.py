@@ -111,8 +111,14 @@ def _env(marker: str) -> dict[str, str]:
 
 
 def _run(args, marker, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(audiodb_cmd() + [str(a) for a in args], env=_env(marker), cwd=cwd,
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    return subprocess.run(
+        audiodb_cmd() + [str(a) for a in args],
+        env=_env(marker),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
 
 
 def _json(result: subprocess.CompletedProcess, what: str):
@@ -266,7 +272,10 @@ def test_kill_during_scan_then_rescan_finishes_the_job(moment, library_dir, tmp_
     with open(out_path, "wb") as out_f, open(err_path, "wb") as err_f:
         proc = subprocess.Popen(
             audiodb_cmd() + ["--db", str(db), "scan", str(root), "--workers", str(WORKERS), "--format", "json"],
-            env=_env(marker), cwd=tmp_path, stdout=out_f, stderr=err_f,
+            env=_env(marker),
+            cwd=tmp_path,
+            stdout=out_f,
+            stderr=err_f,
         )
     try:
         seen = _kill_scan_at(moment, proc, db, marker, rng)
@@ -285,14 +294,26 @@ def test_kill_during_scan_then_rescan_finishes_the_job(moment, library_dir, tmp_
 
     # 1. The library opens, in a fresh process, and is consistent: a batch is all or nothing.
     assert db.exists(), f"no library file after the kill ({seen})"
-    after_kill = _json(_run(["--db", db, "sql",
-                             "SELECT (SELECT count(*) FROM tracks) AS tracks, "
-                             "(SELECT count(DISTINCT path) FROM tracks) AS paths, "
-                             "(SELECT count(*) FROM embeddings) AS embeddings, "
-                             "(SELECT count(*) FROM tracks t WHERE NOT EXISTS (SELECT 1 FROM embeddings e "
-                             "   WHERE e.track_id = t.track_id)) AS without_vector, "
-                             "(SELECT count(*) FROM failures) AS failures",
-                             "--format", "json"], marker, tmp_path), f"sql after kill ({seen})")
+    after_kill = _json(
+        _run(
+            [
+                "--db",
+                db,
+                "sql",
+                "SELECT (SELECT count(*) FROM tracks) AS tracks, "
+                "(SELECT count(DISTINCT path) FROM tracks) AS paths, "
+                "(SELECT count(*) FROM embeddings) AS embeddings, "
+                "(SELECT count(*) FROM tracks t WHERE NOT EXISTS (SELECT 1 FROM embeddings e "
+                "   WHERE e.track_id = t.track_id)) AS without_vector, "
+                "(SELECT count(*) FROM failures) AS failures",
+                "--format",
+                "json",
+            ],
+            marker,
+            tmp_path,
+        ),
+        f"sql after kill ({seen})",
+    )
     assert len(after_kill) == 1, after_kill
     state = after_kill[0]
     survivors = state["tracks"]
@@ -304,21 +325,33 @@ def test_kill_during_scan_then_rescan_finishes_the_job(moment, library_dir, tmp_
         assert killed, f"the scan was expected to still be running at '{moment}' ({seen})"
 
     # 2. A normal scan finishes the job, touching only what the crash lost.
-    report = _json(_run(["--db", db, "scan", root, "--workers", WORKERS, "--format", "json"], marker, tmp_path),
-                   f"recovery scan ({seen})")
-    assert report == {"added": N_FILES - survivors, "updated": 0, "moved": 0, "removed": 0,
-                      "unchanged": survivors, "failed": 0, "skipped": 0}, (seen, state)
+    report = _json(
+        _run(["--db", db, "scan", root, "--workers", WORKERS, "--format", "json"], marker, tmp_path),
+        f"recovery scan ({seen})",
+    )
+    assert report == {
+        "added": N_FILES - survivors,
+        "updated": 0,
+        "moved": 0,
+        "removed": 0,
+        "unchanged": survivors,
+        "failed": 0,
+        "skipped": 0,
+    }, (seen, state)
 
     con = duckdb.connect(str(db), read_only=True)
     try:
         paths = [r[0] for r in con.execute("SELECT path FROM tracks ORDER BY path").fetchall()]
         (n_emb, n_emb_tracks, n_sets) = con.execute(
-            "SELECT count(*), count(DISTINCT track_id), count(DISTINCT feature_set) FROM embeddings").fetchone()
+            "SELECT count(*), count(DISTINCT track_id), count(DISTINCT feature_set) FROM embeddings"
+        ).fetchone()
         per_track = con.execute(
             "SELECT t.path, count(e.track_id) FROM tracks t LEFT JOIN embeddings e USING (track_id) "
-            "GROUP BY t.path HAVING count(e.track_id) <> 1").fetchall()
+            "GROUP BY t.path HAVING count(e.track_id) <> 1"
+        ).fetchall()
         dangling = con.execute(
-            "SELECT count(*) FROM embeddings WHERE track_id NOT IN (SELECT track_id FROM tracks)").fetchone()[0]
+            "SELECT count(*) FROM embeddings WHERE track_id NOT IN (SELECT track_id FROM tracks)"
+        ).fetchone()[0]
         n_failures = con.execute("SELECT count(*) FROM failures").fetchone()[0]
         migrations = con.execute("SELECT count(*), count(DISTINCT version) FROM schema_migrations").fetchone()
         n_features = con.execute("SELECT count(*) FROM features").fetchone()[0]
@@ -333,13 +366,24 @@ def test_kill_during_scan_then_rescan_finishes_the_job(moment, library_dir, tmp_
     assert n_features == N_FILES
 
     # 3. And then there is nothing left to do.
-    again = _json(_run(["--db", db, "scan", root, "--workers", WORKERS, "--format", "json"], marker, tmp_path),
-                  "second scan")
-    assert again == {"added": 0, "updated": 0, "moved": 0, "removed": 0, "unchanged": N_FILES, "failed": 0, "skipped": 0}
+    again = _json(
+        _run(["--db", db, "scan", root, "--workers", WORKERS, "--format", "json"], marker, tmp_path), "second scan"
+    )
+    assert again == {
+        "added": 0,
+        "updated": 0,
+        "moved": 0,
+        "removed": 0,
+        "unchanged": N_FILES,
+        "failed": 0,
+        "skipped": 0,
+    }
 
     if not killed:
-        pytest.skip(f"checks passed, but the scan finished before the '{moment}' kill point ({seen}); "
-                    "the machine was too fast or too slow for this timing")
+        pytest.skip(
+            f"checks passed, but the scan finished before the '{moment}' kill point ({seen}); "
+            "the machine was too fast or too slow for this timing"
+        )
 
 
 def test_workers_do_not_outlive_a_killed_scan(library_dir, tmp_path, marker):
@@ -347,7 +391,10 @@ def test_workers_do_not_outlive_a_killed_scan(library_dir, tmp_path, marker):
     db = tmp_path / "orphans.duckdb"
     proc = subprocess.Popen(
         audiodb_cmd() + ["--db", str(db), "scan", str(root), "--workers", str(WORKERS), "--format", "json"],
-        env=_env(marker), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=_env(marker),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         assert _wait_for(lambda: len(_marked_pids(marker)) >= 2 + WORKERS, proc, "the worker pool", 0.01)

@@ -19,8 +19,9 @@ distributed = pytest.importorskip("distributed", reason="pip install 'audiodb[da
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=50) as c:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+    ) as c:
         with distributed.Client(c) as client:
             yield c, client
 
@@ -28,7 +29,9 @@ def cluster():
 def vectors(db, table: str = "embeddings") -> dict[str, tuple]:
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return dict(con.execute(f"SELECT t.path, e.vector FROM track_files t JOIN {table} e USING (track_id)").fetchall())
+        return dict(
+            con.execute(f"SELECT t.path, e.vector FROM track_files t JOIN {table} e USING (track_id)").fetchall()
+        )
     finally:
         con.close()
 
@@ -64,17 +67,52 @@ def bare_worker(tmp_path_factory):
     d = tmp_path_factory.mktemp("bare-dask")
     env = without_thread_variables()
     sched_file = d / "scheduler.json"
-    procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--no-dashboard", "--scheduler-file", str(sched_file)], cwd=d, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dask",
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(sched_file),
+            ],
+            cwd=d,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
     try:
         deadline = time.monotonic() + 60
         while not sched_file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert sched_file.exists(), "the dask scheduler did not start within 60 s"
-        procs.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", "--scheduler-file", str(sched_file),
-                                       "--no-nanny", "--nthreads", "2", "--no-dashboard"], cwd=d, env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "dask",
+                    "worker",
+                    "--scheduler-file",
+                    str(sched_file),
+                    "--no-nanny",
+                    "--nthreads",
+                    "2",
+                    "--no-dashboard",
+                ],
+                cwd=d,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         address = json.loads(sched_file.read_text())["address"]
         with distributed.Client(address, timeout=30) as client:
             client.wait_for_workers(1, timeout=60)
@@ -94,11 +132,15 @@ def test_results_through_dask_equal_a_local_scan(tmp_path, cluster):
     (root / "broken.wav").write_bytes(b"RIFF" + os.urandom(100))
 
     local = run_audiodb("--db", tmp_path / "local.duckdb", "scan", root, "-f", "json", cwd=tmp_path)
-    remote = run_audiodb("--db", tmp_path / "dask.duckdb", "scan", root, "--scheduler", c.scheduler_address,
-                         "-f", "json", cwd=tmp_path)
+    remote = run_audiodb(
+        "--db", tmp_path / "dask.duckdb", "scan", root, "--scheduler", c.scheduler_address, "-f", "json", cwd=tmp_path
+    )
     assert remote.returncode == 0, remote.stderr
-    assert json.loads(remote.stdout) == json.loads(local.stdout) == {
-        "added": 5, "updated": 0, "moved": 0, "removed": 0, "unchanged": 0, "failed": 1, "skipped": 0}
+    assert (
+        json.loads(remote.stdout)
+        == json.loads(local.stdout)
+        == {"added": 5, "updated": 0, "moved": 0, "removed": 0, "unchanged": 0, "failed": 1, "skipped": 0}
+    )
     a, b = vectors(tmp_path / "local.duckdb"), vectors(tmp_path / "dask.duckdb")
     assert a.keys() == b.keys() and len(a) == 5
     assert all(a[p] == b[p] for p in a)  # identical, not merely close
@@ -117,7 +159,9 @@ def test_a_worker_without_thread_variables_gives_the_numbers_of_a_local_scan(tmp
     env = without_thread_variables()
     dbs = {"local": [], "bare": ["--scheduler", address], "nanny": ["--scheduler", cluster[0].scheduler_address]}
     for name, extra in dbs.items():
-        out = run_audiodb("--db", tmp_path / f"{name}.duckdb", "scan", root, *extra, "-f", "json", cwd=tmp_path, env=env)
+        out = run_audiodb(
+            "--db", tmp_path / f"{name}.duckdb", "scan", root, *extra, "-f", "json", cwd=tmp_path, env=env
+        )
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["added"] == 4
     for table in ("embeddings", "extended_embeddings"):
@@ -135,9 +179,13 @@ def test_a_worker_killed_mid_scan_loses_nothing(tmp_path, cluster):
     for i in range(n):
         write_audio(root / f"m{i:02d}.flac", music_like(4.0, 44100, seed=100 + i, channels=2), 44100)
     db = tmp_path / "k.duckdb"
-    proc = subprocess.Popen(AUDIODB + ["--db", str(db), "scan", str(root), "--scheduler", c.scheduler_address,
-                                       "-f", "json"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        AUDIODB + ["--db", str(db), "scan", str(root), "--scheduler", c.scheduler_address, "-f", "json"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # Wait until work is under way on the workers, then kill one of them.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(client.processing().values()):
@@ -159,8 +207,16 @@ def test_a_worker_killed_mid_scan_loses_nothing(tmp_path, cluster):
 
 def test_unreachable_scheduler_fails_fast_and_writes_nothing(tmp_path, music_dir):
     started = time.monotonic()
-    out = run_audiodb("--db", tmp_path / "never.duckdb", "scan", music_dir, "--scheduler", "tcp://127.0.0.1:9",
-                      cwd=tmp_path, timeout=60)
+    out = run_audiodb(
+        "--db",
+        tmp_path / "never.duckdb",
+        "scan",
+        music_dir,
+        "--scheduler",
+        "tcp://127.0.0.1:9",
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert out.returncode == 1
     assert "Cannot reach the Dask scheduler" in out.stderr and "Nothing was written" in out.stderr
     assert time.monotonic() - started < 20
@@ -176,9 +232,11 @@ def test_a_path_the_worker_cannot_see_is_explained(tmp_path):
 
 
 def test_without_scheduler_dask_is_not_imported(tmp_path, music_dir):
-    code = ("import sys, json; from audiodb import Library; "
-            f"r = Library({str(tmp_path / 'x.duckdb')!r}).scan([{str(music_dir)!r}], workers=1); "
-            "print(json.dumps([r.added, 'distributed' in sys.modules, 'dask' in sys.modules]))")
+    code = (
+        "import sys, json; from audiodb import Library; "
+        f"r = Library({str(tmp_path / 'x.duckdb')!r}).scan([{str(music_dir)!r}], workers=1); "
+        "print(json.dumps([r.added, 'distributed' in sys.modules, 'dask' in sys.modules]))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [5, False, False]

@@ -25,8 +25,12 @@ def test_migrations_are_numbered_sql_files_inside_the_package():
 def test_blank_file_is_migrated_with_one_version_row_per_migration(db_path):
     with connection.connect(db_path) as con:
         versions = [r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()]
-        views = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_type = 'VIEW'").fetchall()}
+        views = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_type = 'VIEW'"
+            ).fetchall()
+        }
     assert versions == [v for v, _, _ in migrate.migrations()]
     assert {"tracks", "features"} <= views
 
@@ -36,8 +40,10 @@ def test_migrating_from_every_earlier_version(tmp_path):
     for upto in range(0, len(known)):
         path = tmp_path / f"v{upto}.duckdb"
         con = duckdb.connect(str(path))
-        con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
-                    "applied_at TIMESTAMP NOT NULL)")
+        con.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+            "applied_at TIMESTAMP NOT NULL)"
+        )
         for version, name, sql in known[:upto]:
             con.execute(sql)
             con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
@@ -77,8 +83,9 @@ def test_a_second_process_waits_instead_of_failing(db_path, music_dir, holder):
     with connection.connect(db_path):
         pass
     # Long enough that the second process, however slow to start, meets the lock.
-    p = subprocess.Popen([sys.executable, "-c", HOLD, str(db_path), holder, "6"], stdout=subprocess.PIPE,
-                         text=True, cwd=db_path.parent)
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(db_path), holder, "6"], stdout=subprocess.PIPE, text=True, cwd=db_path.parent
+    )
     try:
         assert p.stdout.readline().strip() == "holding"
         # A writer while someone holds it (reader or writer): waits, says so, then works.
@@ -96,8 +103,9 @@ def test_a_second_process_waits_instead_of_failing(db_path, music_dir, holder):
 def test_readers_share_the_file(db_path):
     with connection.connect(db_path):
         pass
-    p = subprocess.Popen([sys.executable, "-c", HOLD, str(db_path), "r", "3"], stdout=subprocess.PIPE, text=True,
-                         cwd=db_path.parent)
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(db_path), "r", "3"], stdout=subprocess.PIPE, text=True, cwd=db_path.parent
+    )
     try:
         assert p.stdout.readline().strip() == "holding"
         started = time.monotonic()
@@ -113,6 +121,8 @@ def test_connections_set_memory_limit_and_threads(db_path, monkeypatch):
     monkeypatch.setenv("AUDIODB_THREADS", "1")
     with connection.connect(db_path) as con:
         assert con.execute("SELECT current_setting('threads')").fetchone()[0] == 1
-        assert "512" in con.execute("SELECT current_setting('memory_limit')").fetchone()[0] or \
-            "488" in con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        assert (
+            "512" in con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+            or "488" in con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        )
     assert os.path.exists(str(db_path) + ".lock")

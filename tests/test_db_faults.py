@@ -31,6 +31,7 @@ def snapshot(path):
 
 # -- a damaged library file -------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def good_library(tmp_path_factory):
     base = tmp_path_factory.mktemp("good")
@@ -48,9 +49,9 @@ def damage(data: bytes, how: str) -> bytes:
         return data[:3000]
     b = bytearray(data)
     if how == "garbage-in-middle":
-        b[n // 2: n // 2 + 20000] = os.urandom(20000)
+        b[n // 2 : n // 2 + 20000] = os.urandom(20000)
     elif how == "garbage-in-header":
-        b[4096: 4096 + 8192] = os.urandom(8192)
+        b[4096 : 4096 + 8192] = os.urandom(8192)
     elif how == "random-bytes":
         return os.urandom(n // 4)
     elif how == "empty":
@@ -58,19 +59,26 @@ def damage(data: bytes, how: str) -> bytes:
     return bytes(b)
 
 
-@pytest.mark.parametrize("how", ["truncated", "cut-in-header", "garbage-in-middle", "garbage-in-header",
-                                 "random-bytes", "empty"])
+@pytest.mark.parametrize(
+    "how", ["truncated", "cut-in-header", "garbage-in-middle", "garbage-in-header", "random-bytes", "empty"]
+)
 def test_a_damaged_library_gives_one_clear_message_and_is_not_written(tmp_path, good_library, how):
     good, music = good_library
     db = tmp_path / "lib.duckdb"
     db.write_bytes(damage(good.read_bytes(), how))
     before = snapshot(db)
-    for command in (["status"], ["similar", music / "t000.wav"], ["scan", music, "--workers", "1"],
-                    ["sql", "select * from features"]):
+    for command in (
+        ["status"],
+        ["similar", music / "t000.wav"],
+        ["scan", music, "--workers", "1"],
+        ["sql", "select * from features"],
+    ):
         result = invoke("--db", db, *command)
         assert result.exit_code == 1, (command, result.output)
-        assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), \
-            (command, result.exception)
+        assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), (
+            command,
+            result.exception,
+        )
         text = result.output
         assert "Traceback" not in text and str(db) in text and "damaged" in text, (command, text)
         assert "backup" in text and "scan" in text, text
@@ -87,11 +95,15 @@ def test_a_damaged_library_moved_aside_is_rebuilt_by_a_rescan(tmp_path, good_lib
     assert result.stderr.count("\n") == 1 and "damaged" in result.stderr and str(db) in result.stderr
     shutil.move(db, str(db) + ".damaged")
     assert invoke("--db", db, "scan", music, "--workers", "1").exit_code == 0
-    assert sorted(os.path.basename(p) for (p,) in rows(db, "select path from tracks")) == \
-        ["t000.wav", "t001.wav", "t002.wav"]
+    assert sorted(os.path.basename(p) for (p,) in rows(db, "select path from tracks")) == [
+        "t000.wav",
+        "t001.wav",
+        "t002.wav",
+    ]
 
 
 # -- a full disk ----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def small_disk(tmp_path):
@@ -100,8 +112,7 @@ def small_disk(tmp_path):
 
     mnt = tmp_path / "small"
     mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8M", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8M", "tmpfs", str(mnt)], capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip() or done.returncode}")
     yield mnt
@@ -124,16 +135,21 @@ def test_a_full_disk_says_so_in_one_line_keeps_the_library_and_a_rescan_finishes
     assert full.returncode == 1
     assert full.stderr.count("\n") == 1 and "Traceback" not in full.stderr, full.stderr
     assert "disk is full" in full.stderr and str(small_disk) in full.stderr
-    kept = rows(db, "select t.path, count(e.track_id) from track_files t "
-                    "left join embeddings e using (track_id) group by t.path")
+    kept = rows(
+        db,
+        "select t.path, count(e.track_id) from track_files t left join embeddings e using (track_id) group by t.path",
+    )
     assert {os.path.basename(p) for p, _ in kept} >= {"t000.wav", "t001.wav", "t002.wav"}
     assert all(n == 1 for _, n in kept)  # whole rows only
 
     filler.unlink()
     again = run_audiodb("scan", music, "--workers", "2", cwd=tmp_path, env=env)
     assert again.returncode == 0, again.stderr
-    assert rows(db, "select count(*), count(distinct path), (select count(*) from embeddings), "
-                    "(select count(*) from extended_embeddings) from track_files") == [(43, 43, 43, 43)]
+    assert rows(
+        db,
+        "select count(*), count(distinct path), (select count(*) from embeddings), "
+        "(select count(*) from extended_embeddings) from track_files",
+    ) == [(43, 43, 43, 43)]
 
 
 # -- a foreign program holding the library ------------------------------------------------------
@@ -162,8 +178,13 @@ def test_watch_waits_for_a_foreign_lock_past_the_timeout_and_goes_on(tmp_path):
     db, release = tmp_path / "lib.duckdb", tmp_path / "release"
     env = {**os.environ, "AUDIODB_LOCK_TIMEOUT": "1"}
     err = open(tmp_path / "watch.err", "w+")
-    watcher = subprocess.Popen(AUDIODB + ["--db", str(db), "watch", str(root), "--settle", "0.3", "-w", "1"],
-                               stdout=subprocess.DEVNULL, stderr=err, cwd=tmp_path, env=env)
+    watcher = subprocess.Popen(
+        AUDIODB + ["--db", str(db), "watch", str(root), "--settle", "0.3", "-w", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        cwd=tmp_path,
+        env=env,
+    )
 
     def stderr():
         return (tmp_path / "watch.err").read_text()
@@ -171,8 +192,9 @@ def test_watch_waits_for_a_foreign_lock_past_the_timeout_and_goes_on(tmp_path):
     holder = None
     try:
         wait_for(lambda: "Caught up" in stderr(), timeout=120)
-        holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db), str(release)],
-                                  stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(db), str(release)], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+        )
         assert holder.stdout.readline().strip() == "held"
         write_audio(root / "new.wav", music_like(0.5, 22050, seed=99), 22050)
         wait_for(lambda: "Waiting for the library" in stderr(), timeout=60)
@@ -202,6 +224,7 @@ def test_watch_waits_for_a_foreign_lock_past_the_timeout_and_goes_on(tmp_path):
 
 # -- Ctrl-C during a scan ------------------------------------------------------------------------
 
+
 def test_ctrl_c_during_scan_says_what_was_saved_and_the_next_scan_continues(tmp_path):
     import re
     import signal
@@ -214,8 +237,15 @@ def test_ctrl_c_during_scan_says_what_was_saved_and_the_next_scan_continues(tmp_
     db = tmp_path / "lib.duckdb"
     env = {**os.environ, "AUDIODB_DB": str(db), "AUDIODB_BATCH_SIZE": "4"}
     # Its own process group, signalled as a whole: what Ctrl-C in a terminal does.
-    scan = subprocess.Popen(AUDIODB + ["scan", str(music), "--workers", "2"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env, start_new_session=True)
+    scan = subprocess.Popen(
+        AUDIODB + ["scan", str(music), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,
+    )
 
     def saved():
         out = run_audiodb("sql", "select count(*) as n from tracks", "-f", "csv", cwd=tmp_path, env=env)
@@ -228,7 +258,7 @@ def test_ctrl_c_during_scan_says_what_was_saved_and_the_next_scan_continues(tmp_
     assert "Aborted!" not in err and "Traceback" not in err, err
     m = re.search(r"Interrupted: (\d+) analysed files were saved to (.+?)\. .*next `audiodb scan`", err)
     assert m, err
-    (count,), = rows(db, "select count(*) from tracks")
+    ((count,),) = rows(db, "select count(*) from tracks")
     assert int(m.group(1)) == count and 4 <= count < 80 and m.group(2) == str(db)
 
     again = run_audiodb("scan", music, "--workers", "2", "-f", "json", cwd=tmp_path, env=env)

@@ -65,8 +65,9 @@ def test_opus_libsndfile_reads_whole_is_decoded_by_libopus_within_parity(tmp_pat
 
 def test_opus_from_a_16k_source_stays_with_libsndfile(tmp_path):
     # libsndfile asks libopus for the header's 16 kHz; FFmpeg always decodes at 48 kHz
-    path = ffmpeg_encode(_source(tmp_path, sr=16000, channels=1), tmp_path / "speech.opus",
-                         "-c:a", "libopus", "-b:a", "32k")
+    path = ffmpeg_encode(
+        _source(tmp_path, sr=16000, channels=1), tmp_path / "speech.opus", "-c:a", "libopus", "-b:a", "32k"
+    )
     vector, meta = embed_file(str(path), extended=True)
     assert meta["decoder"] == "libsndfile" and meta["native_sample_rate"] == 16000
     assert_notebook_parity(path, vector, meta["extended_vector"])
@@ -91,7 +92,7 @@ def _lower_a_mid_page_granule(path, by: int = 480) -> None:
         i += 4
     page = pages[len(pages) // 2]
     nseg = data[page + 26]
-    end = page + 27 + nseg + sum(data[page + 27:page + 27 + nseg])
+    end = page + 27 + nseg + sum(data[page + 27 : page + 27 + nseg])
     gp = struct.unpack_from("<q", data, page + 6)[0]
     struct.pack_into("<q", data, page + 6, gp - by)
     struct.pack_into("<I", data, page + 22, 0)

@@ -63,8 +63,9 @@ def test_every_format_cut_at_30_percent_is_what_librosa_reads_or_a_failure(tmp_p
     sr = 48000 if ext == "opus" else 44100
     y = music_like(8.0, sr, seed=22, channels=2)
     if ext == "m4a":  # moov first, as streamed files are: otherwise a cut MP4 has no index at all
-        path = ffmpeg_encode(write_audio(tmp_path / "src.wav", y, sr), tmp_path / "song.m4a",
-                             "-c:a", "aac", "-movflags", "+faststart")
+        path = ffmpeg_encode(
+            write_audio(tmp_path / "src.wav", y, sr), tmp_path / "song.m4a", "-c:a", "aac", "-movflags", "+faststart"
+        )
     else:
         path = write_audio(tmp_path / f"song.{ext}", y, sr)
     partial = cut(path, 0.3)
@@ -106,11 +107,14 @@ def _wav_claiming(tmp_path, n_bytes: int):
     return patched
 
 
-@pytest.mark.parametrize("make", [
-    pytest.param(lambda d: _mp3_claiming(d, 20_000), id="mp3-info-frames"),
-    pytest.param(lambda d: _flac_claiming(d, 50_000_000), id="flac-streaminfo-total"),
-    pytest.param(lambda d: _wav_claiming(d, 0x7FFF0000), id="wav-data-size"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda d: _mp3_claiming(d, 20_000), id="mp3-info-frames"),
+        pytest.param(lambda d: _flac_claiming(d, 50_000_000), id="flac-streaminfo-total"),
+        pytest.param(lambda d: _wav_claiming(d, 0x7FFF0000), id="wav-data-size"),
+    ],
+)
 def test_a_header_claiming_far_more_frames_than_the_data_holds(tmp_path, make):
     path = make(tmp_path)
     meta = assert_matches_the_notebook(path)

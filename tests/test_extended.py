@@ -20,8 +20,9 @@ def assert_close(ours: np.ndarray, theirs: np.ndarray) -> None:
     bad = np.abs(ours - theirs) > np.maximum(1e-5 * np.abs(theirs), 1e-6)
     if bad.any():
         names = EXTENDED.feature_names()
-        raise AssertionError("\n".join(f"{names[i]}: ours {ours[i]!r} librosa {theirs[i]!r}"
-                                       for i in np.flatnonzero(bad)))
+        raise AssertionError(
+            "\n".join(f"{names[i]}: ours {ours[i]!r} librosa {theirs[i]!r}" for i in np.flatnonzero(bad))
+        )
 
 
 def test_names():
@@ -31,8 +32,9 @@ def test_names():
     assert names[-4:] == ["onset_mean", "onset_std", "tempo_bpm", "pulse_clarity"]
 
 
-@pytest.mark.parametrize("ext,sr,channels", [("wav", 44100, 2), ("ogg", 48000, 1), ("mp3", 44100, 2),
-                                             ("flac", 22050, 1)])
+@pytest.mark.parametrize(
+    "ext,sr,channels", [("wav", 44100, 2), ("ogg", 48000, 1), ("mp3", 44100, 2), ("flac", 22050, 1)]
+)
 def test_matches_librosa(tmp_path, ext, sr, channels):
     path = write_audio(tmp_path / f"m.{ext}", music_like(7.0, sr, seed=sr + channels, channels=channels), sr)
     y = load(str(path), sr=22050).y
@@ -43,8 +45,12 @@ def test_matches_librosa(tmp_path, ext, sr, channels):
 
 @pytest.mark.parametrize("case", ["silence", "tiny", "tenth", "dc"])
 def test_edge_cases_are_finite_and_match_librosa(tmp_path, case):
-    y = {"silence": silence(2.0, 22050), "tiny": tone(10 / 22050, 22050), "tenth": tone(0.1, 22050),
-         "dc": np.full(22050, 0.25, dtype=np.float32)}[case]
+    y = {
+        "silence": silence(2.0, 22050),
+        "tiny": tone(10 / 22050, 22050),
+        "tenth": tone(0.1, 22050),
+        "dc": np.full(22050, 0.25, dtype=np.float32),
+    }[case]
     path = write_audio(tmp_path / f"{case}.wav", y, 22050, subtype="FLOAT")
     _, extended = embeddings(load(str(path), sr=22050).y)
     assert np.all(np.isfinite(extended))
@@ -54,8 +60,7 @@ def test_edge_cases_are_finite_and_match_librosa(tmp_path, case):
 @pytest.mark.parametrize("block", [1, 7, 4096])
 def test_blocks_do_not_change_the_numbers(block):
     y = music_like(4.0, 22050, seed=5)
-    np.testing.assert_allclose(embeddings(y, block=block)[1], embeddings(y, block=100000)[1],
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(embeddings(y, block=block)[1], embeddings(y, block=100000)[1], rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("bpm", [72.0, 100.0, 138.0])
@@ -66,7 +71,7 @@ def test_tempo_of_a_click_track(bpm):
     click *= np.hanning(len(click)).astype(np.float32)
     for start in np.arange(0.25, 19.5, 60.0 / bpm):
         i = int(start * sr)
-        y[i:i + len(click)] += click
+        y[i : i + len(click)] += click
     _, extended = embeddings(y)
     names = EXTENDED.feature_names()
     assert extended[names.index("tempo_bpm")] == pytest.approx(bpm, rel=0.02)

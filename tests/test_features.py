@@ -27,8 +27,18 @@ def test_names_and_order_are_the_notebooks():
     assert FEATURE_NAMES[64] == "mel_std_0" and FEATURE_NAMES[128] == "mfcc_mean_0"
     assert FEATURE_NAMES[148] == "mfcc_std_0"
     assert FEATURE_NAMES[168:] == (
-        "spec_cent_mean", "spec_cent_std", "spec_bw_mean", "spec_bw_std", "spec_roll_mean",
-        "spec_roll_std", "spec_flat_mean", "spec_flat_std", "rms_mean", "rms_std", "zcr_mean", "zcr_std",
+        "spec_cent_mean",
+        "spec_cent_std",
+        "spec_bw_mean",
+        "spec_bw_std",
+        "spec_roll_mean",
+        "spec_roll_std",
+        "spec_flat_mean",
+        "spec_flat_std",
+        "rms_mean",
+        "rms_std",
+        "zcr_mean",
+        "zcr_std",
     )
 
 
@@ -42,8 +52,15 @@ def test_mel_filters_equal_librosas():
 
 # Every format libsndfile reads (what librosa.load uses), at several rates and channel counts.
 FORMATS = [
-    ("wav", 22050, 1), ("wav", 44100, 2), ("flac", 48000, 2), ("ogg", 44100, 2),
-    ("oga", 32000, 1), ("mp3", 44100, 2), ("opus", 48000, 2), ("aiff", 44100, 1), ("aif", 8000, 1),
+    ("wav", 22050, 1),
+    ("wav", 44100, 2),
+    ("flac", 48000, 2),
+    ("ogg", 44100, 2),
+    ("oga", 32000, 1),
+    ("mp3", 44100, 2),
+    ("opus", 48000, 2),
+    ("aiff", 44100, 1),
+    ("aif", 8000, 1),
 ]
 
 
@@ -131,4 +148,5 @@ def test_per_frame_rms_and_zcr_match_librosa(n):
     np.testing.assert_array_equal(frames["zcr"], librosa.feature.zero_crossing_rate(y)[0])
     np.testing.assert_allclose(frames["rms"], librosa.feature.rms(y=y)[0], rtol=2e-6, atol=1e-9)
     np.testing.assert_array_equal(
-        frames["rolloff"], librosa.feature.spectral_rolloff(y=y, sr=22050, roll_percent=0.85)[0])
+        frames["rolloff"], librosa.feature.spectral_rolloff(y=y, sr=22050, roll_percent=0.85)[0]
+    )

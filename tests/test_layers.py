@@ -18,8 +18,14 @@ MAX_LINES = 500
 
 #: part -> parts of audiodb it must never import (module-level or inside functions).
 FORBIDDEN = {
-    "audiodb.analysis": {"audiodb.store", "audiodb.index", "audiodb.query", "audiodb.maps", "audiodb.library",
-                         "audiodb.cli"},
+    "audiodb.analysis": {
+        "audiodb.store",
+        "audiodb.index",
+        "audiodb.query",
+        "audiodb.maps",
+        "audiodb.library",
+        "audiodb.cli",
+    },
     "audiodb.store": {"audiodb.index", "audiodb.query", "audiodb.maps", "audiodb.library", "audiodb.cli"},
     "audiodb.index": {"audiodb.query", "audiodb.maps", "audiodb.library", "audiodb.cli"},
     "audiodb.query": {"audiodb.index", "audiodb.maps", "audiodb.library", "audiodb.cli"},
@@ -41,8 +47,11 @@ ONLY_IN = {"click": ("audiodb.cli",), "duckdb": ("audiodb.store",)}
 
 def _modules() -> dict[str, Path]:
     found = {}
-    for base, package in ((ROOT / "audiodb", "audiodb"), (ROOT / "cli", "audiodb.cli"),
-                          (ROOT / "migrations", "audiodb.migrations")):
+    for base, package in (
+        (ROOT / "audiodb", "audiodb"),
+        (ROOT / "cli", "audiodb.cli"),
+        (ROOT / "migrations", "audiodb.migrations"),
+    ):
         for path in sorted(base.rglob("*.py")):
             parts = list(path.relative_to(base).with_suffix("").parts)
             if parts[-1] == "__init__":
@@ -118,8 +127,12 @@ def test_imports_follow_the_layers(name):
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_no_private_name_is_imported_from_another_module(name):
     path = MODULES[name]
-    taken = [f"line {line}: {target}.{n}" for target, names, line in _imports(name, path)
-             for n in names if n.startswith("_") and not n.startswith("__") and _within(target, "audiodb")]
+    taken = [
+        f"line {line}: {target}.{n}"
+        for target, names, line in _imports(name, path)
+        for n in names
+        if n.startswith("_") and not n.startswith("__") and _within(target, "audiodb")
+    ]
     assert not taken, f"{_rel(path)} imports private names: {taken}"
 
 
@@ -136,8 +149,11 @@ def test_no_import_circle():
     for name, path in MODULES.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         top_level = {n.lineno for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))}
-        graph[name] = {t for t, _n, line in _imports(name, path)
-                       if line in top_level and t in MODULES and t != name and not _within(name, "audiodb.cli")}
+        graph[name] = {
+            t
+            for t, _n, line in _imports(name, path)
+            if line in top_level and t in MODULES and t != name and not _within(name, "audiodb.cli")
+        }
     seen: dict[str, int] = {}
     stack: list[str] = []
 
@@ -146,7 +162,7 @@ def test_no_import_circle():
         stack.append(node)
         for nxt in sorted(graph[node]):
             if seen.get(nxt) == 1:
-                raise AssertionError("import circle: " + " -> ".join(stack[stack.index(nxt):] + [nxt]))
+                raise AssertionError("import circle: " + " -> ".join(stack[stack.index(nxt) :] + [nxt]))
             if nxt not in seen:
                 visit(nxt)
         stack.pop()

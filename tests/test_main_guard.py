@@ -92,8 +92,13 @@ def test_a_worker_killed_while_analysing_is_still_a_crash_to_retry_not_a_start_f
     for i in range(n):
         write_audio(root / f"m{i:02d}.flac", music_like(4.0, 44100, seed=200 + i, channels=2), 44100)
     db = tmp_path / "k.duckdb"
-    proc = subprocess.Popen(AUDIODB + ["--db", str(db), "scan", str(root), "--workers", "2", "-f", "json"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        AUDIODB + ["--db", str(db), "scan", str(root), "--workers", "2", "-f", "json"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     victim = None
     deadline = time.monotonic() + 120
     while victim is None and time.monotonic() < deadline and proc.poll() is None:
@@ -104,6 +109,13 @@ def test_a_worker_killed_while_analysing_is_still_a_crash_to_retry_not_a_start_f
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "died while starting" not in err
-    assert json.loads(out) == {"added": n, "updated": 0, "moved": 0, "removed": 0, "unchanged": 0, "failed": 0,
-                               "skipped": 0}
+    assert json.loads(out) == {
+        "added": n,
+        "updated": 0,
+        "moved": 0,
+        "removed": 0,
+        "unchanged": 0,
+        "failed": 0,
+        "skipped": 0,
+    }
     assert rows(db, "SELECT count(*) FROM failures") == [(0,)]

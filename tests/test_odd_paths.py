@@ -60,7 +60,7 @@ def test_to_stored_leaves_ordinary_paths_alone_and_round_trips_every_byte():
     assert to_stored("/m/back\\slash") == "/m/back\\\\slash" and from_stored("/m/back\\\\slash") == "/m/back\\slash"
     # A literal "\x41" in a name is not confused with an escaped byte.
     assert from_stored(to_stored("/m/\\x41")) == "/m/\\x41"
-    assert urllib.parse.unquote_to_bytes(file_uri(to_stored(real))[len("file://"):]) == every_byte
+    assert urllib.parse.unquote_to_bytes(file_uri(to_stored(real))[len("file://") :]) == every_byte
     assert m3u_entry("/m/plain.mp3") == "/m/plain.mp3" and m3u_entry("/m/a\nb.mp3").startswith("file:///")
 
 
@@ -101,8 +101,12 @@ def test_similar_and_playlist_take_a_non_utf8_path_as_argument(cli, odd_dir, db_
     out = json.loads(cli("playlist", real, "-n", "4", "-f", "json").stdout)
     assert out[0]["path"] == stored and out[0]["track_id"] is not None
     # A real process given the raw bytes in argv, as a shell would.
-    proc = subprocess.run(AUDIODB + ["--db", str(db_path), "similar", os.fsencode(real), "-n", "3", "-f", "json"],
-                          capture_output=True, cwd=tmp_path, timeout=300)
+    proc = subprocess.run(
+        AUDIODB + ["--db", str(db_path), "similar", os.fsencode(real), "-n", "3", "-f", "json"],
+        capture_output=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     assert len(json.loads(proc.stdout)) == 3
     # A file that is not indexed, with a non-UTF-8 name, is analysed on the fly.
@@ -153,8 +157,7 @@ def test_watcher_indexes_a_non_utf8_file_created_under_it_and_keeps_running(tmp_
         os.mkdir(os.path.join(os.fsencode(root), LATIN1_DIR))
         new = os.path.join(os.fsencode(root), LATIN1_DIR, LATIN1_FILE)
         _write(new, 7, tmp_path)
-        wait_for(lambda: any(e.get("path") == to_stored(new) and e["kind"] == "added" for e in w.events()),
-                 timeout=120)
+        wait_for(lambda: any(e.get("path") == to_stored(new) and e["kind"] == "added" for e in w.events()), timeout=120)
         # Several reconcile scans later it is still running and the file still indexed once.
         time.sleep(5)
         assert w.proc.poll() is None, w.stderr()
@@ -176,12 +179,16 @@ def test_migration_004_doubles_old_backslashes_so_their_tracks_keep_their_identi
     before = dict(rows(db_path, "SELECT path, track_id FROM track_files"))
     # Make it what audiodb stored at schema 003: the raw path, and no version 4.
     con = duckdb.connect(str(db_path))
-    con.execute("UPDATE track_files SET path = replace(path, '\\\\', '\\'), "
-                "file_name = replace(file_name, '\\\\', '\\') WHERE contains(path, '\\')")
+    con.execute(
+        "UPDATE track_files SET path = replace(path, '\\\\', '\\'), "
+        "file_name = replace(file_name, '\\\\', '\\') WHERE contains(path, '\\')"
+    )
     con.execute("INSERT INTO failures VALUES (?, 1, 1, 'old', now())", [str(root / "bad\\name.wav")])
     con.execute("DELETE FROM schema_migrations WHERE version = 4")
     assert sorted(r[0] for r in con.execute("SELECT path FROM track_files").fetchall()) == [
-        str(root / "back\\slash.wav"), str(root / "plain.wav")]
+        str(root / "back\\slash.wav"),
+        str(root / "plain.wav"),
+    ]
     con.close()
     with connection.connect(db_path, read_only=True) as con:  # a reader brings it up to date
         assert migrate.schema_version(con) == 4
@@ -195,8 +202,14 @@ def test_migration_004_doubles_old_backslashes_so_their_tracks_keep_their_identi
 
 def test_scan_cli_names_a_non_utf8_folder_that_is_missing(tmp_path):
     gone = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"gon\xe9"))
-    out = subprocess.run(AUDIODB + ["--db", str(tmp_path / "x.duckdb"), "scan", os.fsencode(gone)],
-                         capture_output=True, text=True, errors="replace", cwd=tmp_path, timeout=300)
+    out = subprocess.run(
+        AUDIODB + ["--db", str(tmp_path / "x.duckdb"), "scan", os.fsencode(gone)],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert out.returncode != 0 and "gon\\xe9" in out.stderr and "Traceback" not in out.stderr, out.stderr
 
 
@@ -209,7 +222,9 @@ def test_a_non_utf8_name_is_decoded_as_the_same_file_under_a_plain_name(tmp_path
     with open(os.path.join(os.fsencode(root), b"caf\xe9.mp3"), "wb") as f:
         f.write(data)
     audiodb.Library(db_path).scan([root], workers=1)
-    got = rows(db_path, "SELECT t.path, t.decoder, e.vector FROM track_files t JOIN embeddings e USING (track_id) "
-                        "ORDER BY t.path")
+    got = rows(
+        db_path,
+        "SELECT t.path, t.decoder, e.vector FROM track_files t JOIN embeddings e USING (track_id) ORDER BY t.path",
+    )
     assert len(got) == 2 and got[0][1] == got[1][1] == "libsndfile", [g[:2] for g in got]
     assert got[0][2] == got[1][2]

@@ -28,8 +28,8 @@ TIMEOUT = 300
 
 # Only these mean "a wheel cannot be built here, offline"; anything else is a packaging bug.
 _OFFLINE_SIGNS = (
-    "invalid command 'bdist_wheel'",            # old setuptools without the `wheel` package
-    "No matching distribution found",           # build requirements not downloadable
+    "invalid command 'bdist_wheel'",  # old setuptools without the `wheel` package
+    "No matching distribution found",  # build requirements not downloadable
     "Could not find a version that satisfies",
     "Failed to establish a new connection",
     "Network is unreachable",
@@ -42,16 +42,39 @@ _OFFLINE_SIGNS = (
 def _copy_source(dest: Path) -> Path:
     """The work tree, minus VCS data, build output and caches (a stale build/ could leak files)."""
     ignore = shutil.ignore_patterns(
-        ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".benchmarks",
-        "bench-audio", "*.duckdb", "*.duckdb.wal", "*.lock", ".venv", "venv", ".mypy_cache", ".ruff_cache",
+        ".git",
+        "build",
+        "dist",
+        "*.egg-info",
+        "__pycache__",
+        ".pytest_cache",
+        ".benchmarks",
+        "bench-audio",
+        "*.duckdb",
+        "*.duckdb.wal",
+        "*.lock",
+        ".venv",
+        "venv",
+        ".mypy_cache",
+        ".ruff_cache",
     )
     shutil.copytree(REPO, dest, ignore=ignore)
     return dest
 
 
 def _pip_wheel(src: Path, out: Path, isolated: bool) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-w", str(out),
-           "--disable-pip-version-check", "--no-cache-dir"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        str(src),
+        "--no-deps",
+        "-w",
+        str(out),
+        "--disable-pip-version-check",
+        "--no-cache-dir",
+    ]
     if not isolated:
         cmd.append("--no-build-isolation")
     return subprocess.run(cmd, cwd=src, capture_output=True, text=True, timeout=TIMEOUT)
@@ -70,12 +93,17 @@ def wheel(tmp_path_factory) -> Path:
         if result.returncode == 0 and wheels:
             return wheels[0]
         attempts.append((isolated, result))
-    log = "\n\n".join(f"--- pip wheel (build isolation {'on' if iso else 'off'}), exit {r.returncode}\n"
-                      f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}" for iso, r in attempts)
+    log = "\n\n".join(
+        f"--- pip wheel (build isolation {'on' if iso else 'off'}), exit {r.returncode}\n"
+        f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+        for iso, r in attempts
+    )
     if all(any(sign in r.stdout + r.stderr for sign in _OFFLINE_SIGNS) for _, r in attempts):
-        pytest.skip("cannot build a wheel here: the build backend is unusable without build isolation "
-                    "(e.g. setuptools < 70.1 without the `wheel` package) and its build requirements "
-                    f"cannot be downloaded. pip said:\n{log}")
+        pytest.skip(
+            "cannot build a wheel here: the build backend is unusable without build isolation "
+            "(e.g. setuptools < 70.1 without the `wheel` package) and its build requirements "
+            f"cannot be downloaded. pip said:\n{log}"
+        )
     pytest.fail(f"building the wheel failed:\n{log}")
 
 
@@ -91,16 +119,22 @@ def _source_files(folder: str, pattern: str) -> list[str]:
 
 def test_wheel_contains_the_audiodb_package_and_nothing_else(wheel):
     names = _names(wheel)
-    for required in ("audiodb/__init__.py", "audiodb/cli/__init__.py",
-                     "audiodb/migrations/__init__.py", "audiodb/migrations/001_initial.sql"):
+    for required in (
+        "audiodb/__init__.py",
+        "audiodb/cli/__init__.py",
+        "audiodb/migrations/__init__.py",
+        "audiodb/migrations/001_initial.sql",
+    ):
         assert required in names, f"{required} missing from {wheel.name}: {names}"
 
     # Every source module and migration made it in, under its package name.
-    expected = ([f"audiodb/{f}" for f in _source_files("audiodb", "*.py")]
-                + [f"audiodb/cli/{f}" for f in _source_files("cli", "*.py")]
-                + [f"audiodb/migrations/{f}" for f in _source_files("migrations", "*.py")]
-                + [f"audiodb/migrations/{f}" for f in _source_files("migrations", "*.sql")]
-                + [f"audiodb/maps/static/{f}" for f in _source_files("audiodb/maps/static", "*")])
+    expected = (
+        [f"audiodb/{f}" for f in _source_files("audiodb", "*.py")]
+        + [f"audiodb/cli/{f}" for f in _source_files("cli", "*.py")]
+        + [f"audiodb/migrations/{f}" for f in _source_files("migrations", "*.py")]
+        + [f"audiodb/migrations/{f}" for f in _source_files("migrations", "*.sql")]
+        + [f"audiodb/maps/static/{f}" for f in _source_files("audiodb/maps/static", "*")]
+    )
     assert "audiodb/maps/static/page.html" in expected, "the map's static files are not where the test looks"
     missing = sorted(set(expected) - set(names))
     assert not missing, f"source files missing from the wheel (a package not listed?): {missing}"
@@ -141,33 +175,53 @@ def test_installed_wheel_scans_with_its_own_migrations(wheel, tmp_path):
     venv.EnvBuilder(system_site_packages=False, with_pip=False, symlinks=os.name != "nt").create(env_dir)
     bin_dir = env_dir / ("Scripts" if os.name == "nt" else "bin")
     python = bin_dir / "python"
-    inner_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                capture_output=True, text=True, check=True).stdout.strip()
+    inner_site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     outer = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     Path(inner_site, "outer-environment.pth").write_text("\n".join(sorted(outer)) + "\n")
     env, cwd = _venv_env(), tmp_path  # not the repo: the source tree must not be importable
 
     def run(*args, ok=True):
-        r = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True,
-                           timeout=TIMEOUT)
+        r = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT)
         if ok:
             assert r.returncode == 0, f"{args} exited {r.returncode}:\n{r.stdout}\n{r.stderr}"
         return r
 
     # pip comes from the outer environment (the .pth line); --ignore-installed leaves the
     # outer (editable) audiodb alone and installs the wheel into the venv.
-    run(python, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed",
-        "--disable-pip-version-check", "--no-cache-dir", wheel)
+    run(
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--no-index",
+        "--ignore-installed",
+        "--disable-pip-version-check",
+        "--no-cache-dir",
+        wheel,
+    )
     audiodb = bin_dir / "audiodb"
     assert audiodb.is_file(), "the wheel installed no `audiodb` console script"
 
     # The venv's audiodb is the wheel's: the outer editable install maps audiodb.cli and
     # audiodb.migrations to the source tree, which must not be what gets imported here.
-    where = json.loads(run(python, "-c", (
-        "import json, importlib.resources, audiodb, audiodb.cli, audiodb.migrations, audiodb.store.migrate;"
-        "print(json.dumps({'audiodb': audiodb.__file__, 'cli': audiodb.cli.__file__,"
-        " 'migrations': str(importlib.resources.files('audiodb.migrations')),"
-        " 'found': [m[1] for m in audiodb.store.migrate.migrations()]}))")).stdout)
+    where = json.loads(
+        run(
+            python,
+            "-c",
+            (
+                "import json, importlib.resources, audiodb, audiodb.cli, audiodb.migrations, audiodb.store.migrate;"
+                "print(json.dumps({'audiodb': audiodb.__file__, 'cli': audiodb.cli.__file__,"
+                " 'migrations': str(importlib.resources.files('audiodb.migrations')),"
+                " 'found': [m[1] for m in audiodb.store.migrate.migrations()]}))"
+            ),
+        ).stdout
+    )
     site = str(env_dir.resolve())
     for key in ("audiodb", "cli", "migrations"):
         assert str(Path(where[key]).resolve()).startswith(site), f"{key} imported from outside the venv: {where}"
@@ -183,12 +237,22 @@ def test_installed_wheel_scans_with_its_own_migrations(wheel, tmp_path):
     db = tmp_path / "pkg.duckdb"
     out = run(audiodb, "--db", db, "scan", music, "--workers", "1", "--format", "json")
     counts = json.loads(out.stdout)
-    assert counts == {"added": 2, "updated": 0, "moved": 0, "removed": 0, "unchanged": 0, "failed": 0, "skipped": 0}, out
+    assert counts == {"added": 2, "updated": 0, "moved": 0, "removed": 0, "unchanged": 0, "failed": 0, "skipped": 0}, (
+        out
+    )
 
-    rows = json.loads(run(audiodb, "--db", db, "sql",
-                          "SELECT (SELECT count(*) FROM tracks) AS tracks, "
-                          "(SELECT count(*) FROM embeddings) AS embeddings, "
-                          "(SELECT max(version) FROM schema_migrations) AS schema",
-                          "--format", "json").stdout)
+    rows = json.loads(
+        run(
+            audiodb,
+            "--db",
+            db,
+            "sql",
+            "SELECT (SELECT count(*) FROM tracks) AS tracks, "
+            "(SELECT count(*) FROM embeddings) AS embeddings, "
+            "(SELECT max(version) FROM schema_migrations) AS schema",
+            "--format",
+            "json",
+        ).stdout
+    )
     assert rows[0]["tracks"] == 2 and rows[0]["embeddings"] == 2, rows
     assert rows[0]["schema"] == max(int(n.split("_", 1)[0]) for n in where["found"]), rows

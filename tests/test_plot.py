@@ -29,12 +29,22 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Headless on a machine without a GPU or a network: software WebGL (SwiftShader, which
 # Chromium now wants asked for explicitly), nothing phoning home.
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--disable-quic",
-    "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--mute-audio", "--window-size=1200,800", "--virtual-time-budget=20000",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--enable-unsafe-swiftshader",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--mute-audio",
+    "--window-size=1200,800",
+    "--virtual-time-budget=20000",
 ]
 needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; .ci/run installs it)"
+)
 
 
 def _run(*args, ok=True):
@@ -181,10 +191,16 @@ def test_page_is_self_contained_and_names_are_data(pca_page):
 def test_build_page_escapes_whatever_is_in_a_name():
     evil = ["/m/</script><script>alert(1)</script>/a.wav", "/m/{{APP}}.wav", "/m/a & b \u2028.flac"]
     page = build_page(
-        title="t <b>", x=np.zeros(3), y=np.arange(3.0), paths=evil,
-        durations=np.array([1.0, np.nan, 2.0]), neighbours=np.array([[1], [2], [0]]), axes=["a", "b"],
+        title="t <b>",
+        x=np.zeros(3),
+        y=np.arange(3.0),
+        paths=evil,
+        durations=np.array([1.0, np.nan, 2.0]),
+        neighbours=np.array([[1], [2], [0]]),
+        axes=["a", "b"],
         coloring=Coloring(kind="discrete", title="c", codes=np.zeros(3, np.int32), categories=[("x", "#000")]),
-        plotly_js="/* plotly */")
+        plotly_js="/* plotly */",
+    )
     assert page.count("</script>") == 3 and "<script>alert" not in page
     assert "<title>t &lt;b&gt;</title>" in page
     data = page_data(page)
@@ -234,12 +250,18 @@ def test_hdbscan_noise_is_grey_and_later_tracks_are_marked(cli, music_dir, db_pa
     lib = audiodb.Library(db_path)
     ids = [r[0] for r in lib.sql("select track_id from tracks order by path").rows]
     # A run as `audiodb cluster` stores it, that saw only the first four tracks.
-    lib.sql("insert into cluster_runs (id, method, parameters, feature_set, space, created_at, n_tracks, "
-            "n_clusters, n_noise) values (99, 'hdbscan', '{\"min_cluster_size\": 2}', ?, 'scaled', ?, 4, 2, 1)",
-            [audiodb.NOTEBOOK.id, datetime.datetime(2025, 1, 1)], write=True)
+    lib.sql(
+        "insert into cluster_runs (id, method, parameters, feature_set, space, created_at, n_tracks, "
+        "n_clusters, n_noise) values (99, 'hdbscan', '{\"min_cluster_size\": 2}', ?, 'scaled', ?, 4, 2, 1)",
+        [audiodb.NOTEBOOK.id, datetime.datetime(2025, 1, 1)],
+        write=True,
+    )
     for track_id, cluster in zip(ids, [3, 3, -1, 0]):
-        lib.sql("insert into cluster_assignments (run_id, track_id, cluster) values (99, ?, ?)",
-                [track_id, cluster], write=True)
+        lib.sql(
+            "insert into cluster_assignments (run_id, track_id, cluster) values (99, ?, ?)",
+            [track_id, cluster],
+            write=True,
+        )
     out = tmp_path / "h.html"
     result = cli("plot", "--color", "hdbscan", "-o", out)
     assert "HDBSCAN run 99" in result.output
@@ -247,8 +269,7 @@ def test_hdbscan_noise_is_grey_and_later_tracks_are_marked(cli, music_dir, db_pa
     assert "audiodb cluster --method hdbscan" in result.output
     data = page_data(out.read_text())
     cats = [(c["name"], c["color"]) for c in data["color"]["categories"]]
-    assert cats == [("0", PALETTE[0]), ("3", PALETTE[3]), ("noise (-1)", "#7f7f7f"),
-                    ("not clustered", MISSING_COLOR)]
+    assert cats == [("0", PALETTE[0]), ("3", PALETTE[3]), ("noise (-1)", "#7f7f7f"), ("not clustered", MISSING_COLOR)]
     assert decode(data["color"]["codes"]).tolist() == [1, 1, 2, 0, 3]
     assert decode(data["clusters"]["hdbscan"]).tolist()[:4] == [3, 3, -1, 0]
 
@@ -283,8 +304,10 @@ def test_nearest_neighbours_are_exact():
 
 
 def test_the_library_module_imports_nothing_heavy():
-    code = ("import sys, audiodb.maps.write; "
-            "print(','.join(m for m in ('plotly', 'sklearn', 'umap', 'numba', 'librosa') if m in sys.modules))")
+    code = (
+        "import sys, audiodb.maps.write; "
+        "print(','.join(m for m in ('plotly', 'sklearn', 'umap', 'numba', 'librosa') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/")
     assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr
 
@@ -381,8 +404,12 @@ _PROBE = """<script>
 
 def chromium(tmp_path, *args, timeout=120) -> subprocess.CompletedProcess:
     profile = tmp_path / f"chromium-profile-{len(list(tmp_path.glob('chromium-profile-*')))}"
-    return subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def probe(page_path, tmp_path, target: int, *extra) -> dict:
@@ -391,8 +418,9 @@ def probe(page_path, tmp_path, target: int, *extra) -> dict:
     head, tail = page.split("<head>", 1)
     body, end = tail.rsplit("</body>", 1)
     copy = tmp_path / ("probed-" + page_path.name)
-    copy.write_text(head + "<head>" + _TRAP + body + _PROBE.replace("TARGET", str(target)) + "</body>" + end,
-                    encoding="utf-8")
+    copy.write_text(
+        head + "<head>" + _TRAP + body + _PROBE.replace("TARGET", str(target)) + "</body>" + end, encoding="utf-8"
+    )
     # Headless Chromium may end --dump-dom before the probe reports: one more try.
     for _attempt in range(2):
         run = chromium(tmp_path, *extra, "--dump-dom", copy.as_uri())
@@ -469,8 +497,10 @@ def test_near_constant_columns_do_not_part_the_map_from_similar(mapped, tmp_path
             v = np.asarray(vector, dtype=np.float32)
             # 60 columns at 1.0 give or take 3 float32 steps: noise, not a feature.
             v[100:160] = np.float32(1.0) + rng.integers(-3, 4, 60).astype(np.float32) * np.float32(2.0**-23)
-            con.execute("UPDATE embeddings SET vector = ? WHERE track_id = ? AND feature_set = ?",
-                        [v.tolist(), track_id, feature_set])
+            con.execute(
+                "UPDATE embeddings SET vector = ? WHERE track_id = ? AND feature_set = ?",
+                [v.tolist(), track_id, feature_set],
+            )
     paths = _features(db)[0]
     for features, metric in (("notebook", "notebook"), ("extended", "extended")):
         out = tmp_path / f"{features}.html"
@@ -478,6 +508,7 @@ def test_near_constant_columns_do_not_part_the_map_from_similar(mapped, tmp_path
         data = page_data(out.read_text(encoding="utf-8"))
         neighbours = decode(data["neighbours"]).reshape(data["n"], 5)
         for i in range(0, 22, 3):
-            hits = json.loads(_run("--db", db, "similar", paths[i], "-n", "5", "--metric", metric,
-                                   "--format", "json").output)
+            hits = json.loads(
+                _run("--db", db, "similar", paths[i], "-n", "5", "--metric", metric, "--format", "json").output
+            )
             assert [paths[j] for j in neighbours[i]] == [h["path"] for h in hits], (features, i)

@@ -25,8 +25,11 @@ def test_first_scan_indexes_every_file_with_its_metadata(music_dir, db_path):
     report = scan(db_path, music_dir)
     files = files_under(music_dir)
     assert report.counts() == {"added": 5, "updated": 0, "moved": 0, "removed": 0, "unchanged": 0, "failed": 0}
-    got = rows(db_path, "SELECT path, file_name, folder, size, content_hash, duration_sec, sample_rate, "
-                        "native_sample_rate, channels, codec, indexed_at, mtime FROM tracks ORDER BY path")
+    got = rows(
+        db_path,
+        "SELECT path, file_name, folder, size, content_hash, duration_sec, sample_rate, "
+        "native_sample_rate, channels, codec, indexed_at, mtime FROM tracks ORDER BY path",
+    )
     assert [r[0] for r in got] == files
     for path, name, folder, size, digest, duration, sr, native, channels, codec, indexed_at, mtime in got:
         assert os.path.isabs(path) and name == os.path.basename(path) and folder == os.path.dirname(path)
@@ -64,17 +67,23 @@ def test_changed_file_is_reanalysed_and_touched_file_keeps_its_vector(music_dir,
     after = dict(rows(db_path, "SELECT t.path, e.vector FROM tracks t JOIN embeddings e USING (track_id)"))
     assert after[str(changed)] != before[str(changed)]
     assert after[str(touched)] == before[str(touched)]
-    assert rows(db_path, "SELECT duration_sec FROM tracks WHERE path = ?", str(changed))[0][0] == pytest.approx(3.0, abs=0.05)
+    assert rows(db_path, "SELECT duration_sec FROM tracks WHERE path = ?", str(changed))[0][0] == pytest.approx(
+        3.0, abs=0.05
+    )
 
 
 def test_moves_and_renames_relink_without_reanalysis(music_dir, db_path):
     scan(db_path, music_dir)
-    before = dict(rows(db_path, "SELECT t.path, (t.track_id, e.computed_at) FROM tracks t JOIN embeddings e USING (track_id)"))
+    before = dict(
+        rows(db_path, "SELECT t.path, (t.track_id, e.computed_at) FROM tracks t JOIN embeddings e USING (track_id)")
+    )
     os.rename(music_dir / "b", music_dir / "renamed")  # a folder with a subfolder
     os.rename(music_dir / "a" / "one.wav", music_dir / "one-moved.wav")
     report = scan(db_path, music_dir)
     assert report.counts() == {"added": 0, "updated": 0, "moved": 3, "removed": 0, "unchanged": 2, "failed": 0}
-    after = dict(rows(db_path, "SELECT t.path, (t.track_id, e.computed_at) FROM tracks t JOIN embeddings e USING (track_id)"))
+    after = dict(
+        rows(db_path, "SELECT t.path, (t.track_id, e.computed_at) FROM tracks t JOIN embeddings e USING (track_id)")
+    )
     assert after[str(music_dir / "one-moved.wav")] == before[str(music_dir / "a" / "one.wav")]
     assert after[str(music_dir / "renamed" / "c" / "four.mp3")] == before[str(music_dir / "b" / "c" / "four.mp3")]
     assert rows(db_path, "SELECT folder FROM tracks WHERE file_name = 'three.ogg'")[0][0] == str(music_dir / "renamed")
@@ -164,14 +173,25 @@ def test_discovery_rules(tmp_path, db_path):
     y = music_like(1.0, 22050, seed=1)
     for d in ("deep/er", ".cache"):
         (root / d).mkdir(parents=True, exist_ok=True)
-    for rel in ["Upper.FLAC", "x.Opus", "s.aif", "t.AIFF", "u.oga", ".hidden.wav", ".cache/in_hidden.wav",
-                "notes.txt.wav.txt", "deep/er/still.wav"]:
+    for rel in [
+        "Upper.FLAC",
+        "x.Opus",
+        "s.aif",
+        "t.AIFF",
+        "u.oga",
+        ".hidden.wav",
+        ".cache/in_hidden.wav",
+        "notes.txt.wav.txt",
+        "deep/er/still.wav",
+    ]:
         ext = rel.rsplit(".", 1)[1].lower()
         if ext == "txt":
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_text("x")
         else:
-            write_audio(root / rel, y if ext != "opus" else music_like(1.0, 48000, seed=1), 22050 if ext != "opus" else 48000)
+            write_audio(
+                root / rel, y if ext != "opus" else music_like(1.0, 48000, seed=1), 22050 if ext != "opus" else 48000
+            )
     os.symlink(root, root / "deep" / "loop")  # a symlink loop
     os.symlink(tmp_path / "nowhere", root / "dangling.wav")
     report = scan(db_path, root)
@@ -246,7 +266,9 @@ def test_removing_a_track_removes_both_vectors(music_dir, db_path):
     os.remove(victim)
     assert scan(db_path, music_dir).removed == 1
     for table in ("embeddings", "extended_embeddings"):
-        orphans = rows(db_path, f"SELECT count(*) FROM {table} WHERE track_id NOT IN (SELECT track_id FROM track_files)")
+        orphans = rows(
+            db_path, f"SELECT count(*) FROM {table} WHERE track_id NOT IN (SELECT track_id FROM track_files)"
+        )
         assert orphans[0][0] == 0
     assert rows(db_path, "SELECT count(*) FROM extended_embeddings")[0][0] == 4
 

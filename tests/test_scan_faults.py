@@ -92,12 +92,20 @@ def test_an_unreadable_folder_keeps_its_tracks(tmp_path):
         except OSError as e:
             problem = str(e)
         if problem:
-            pytest.skip("root reads folders whatever their mode, and Python cannot be run as the "
-                        f"unprivileged user 'nobody' here ({problem!r}); the dead-symlink tests cover it")
+            pytest.skip(
+                "root reads folders whatever their mode, and Python cannot be run as the "
+                f"unprivileged user 'nobody' here ({problem!r}); the dead-symlink tests cover it"
+            )
 
         def scan():
-            out = subprocess.run(AUDIODB + ["--db", db, "scan", music, "-w", "1", "-f", "json"],
-                                 capture_output=True, text=True, cwd=base, timeout=300, **kw)
+            out = subprocess.run(
+                AUDIODB + ["--db", db, "scan", music, "-w", "1", "-f", "json"],
+                capture_output=True,
+                text=True,
+                cwd=base,
+                timeout=300,
+                **kw,
+            )
             assert out.returncode == 0, out.stderr
             return json.loads(out.stdout), out.stderr
 
@@ -170,13 +178,19 @@ def test_a_touched_file_with_the_same_content_is_unchanged_and_its_mtime_updated
     _tree(music, 2)
     lib = audiodb.Library(db_path)
     lib.scan([music])
-    before = rows(db_path, "SELECT t.path, t.mtime_ns, e.computed_at, t.indexed_at FROM track_files t "
-                           "JOIN embeddings e USING (track_id) ORDER BY 1")
+    before = rows(
+        db_path,
+        "SELECT t.path, t.mtime_ns, e.computed_at, t.indexed_at FROM track_files t "
+        "JOIN embeddings e USING (track_id) ORDER BY 1",
+    )
     os.utime(music / "t0.wav", ns=(10**18, 10**18))
     report = lib.scan([music])
     assert report.unchanged == 2 and report.updated == 0 and not report.changes
-    after = rows(db_path, "SELECT t.path, t.mtime_ns, e.computed_at, t.indexed_at FROM track_files t "
-                          "JOIN embeddings e USING (track_id) ORDER BY 1")
+    after = rows(
+        db_path,
+        "SELECT t.path, t.mtime_ns, e.computed_at, t.indexed_at FROM track_files t "
+        "JOIN embeddings e USING (track_id) ORDER BY 1",
+    )
     assert after[0][1] == 10**18 and after[0][2:] == before[0][2:] and after[1] == before[1]
     assert lib.scan([music]).unchanged == 2
 
@@ -186,8 +200,13 @@ def test_a_second_scan_waits_for_the_first_and_finds_its_work_done(tmp_path):
     _tree(music, 8)
     db = tmp_path / "lib.duckdb"
     lock = tmp_path / "lib.duckdb.scan.lock"
-    first = subprocess.Popen(AUDIODB + ["--db", str(db), "scan", str(music), "-w", "1", "-f", "json"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    first = subprocess.Popen(
+        AUDIODB + ["--db", str(db), "scan", str(music), "-w", "1", "-f", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
     try:
         wait_for(lambda: lock.exists() and lock.read_text().strip() == str(first.pid), timeout=60, every=0.05)
         second = run_audiodb("--db", db, "scan", music, "-w", "1", "-f", "json", cwd=tmp_path)

@@ -38,7 +38,7 @@ def lib(tmp_path_factory):
         write_audio(songs / f"song{seed}.wav", music_like(8.0, SR, seed=seed, channels=2), SR)
     piece = music_like(16.0, SR, seed=100, channels=2)
     write_audio(songs / "piece_a.wav", piece[: 8 * SR], SR)
-    write_audio(songs / "piece_b.wav", piece[8 * SR:], SR)
+    write_audio(songs / "piece_b.wav", piece[8 * SR :], SR)
     song0 = music_like(8.0, SR, seed=0, channels=2)
     for ext in ("mp3", "flac", "ogg"):
         write_audio(copies / f"song0.{ext}", song0, SR)
@@ -59,6 +59,7 @@ def track_count(lib) -> int:
 
 
 # --------------------------------------------------------------------------- similar
+
 
 def test_transcoded_copies_are_the_top_hits_and_the_query_is_left_out(cli, lib):
     query = str(lib["songs"] / "song0.wav")
@@ -143,21 +144,32 @@ def test_nothing_indexed_is_one_error_with_one_exit_code(cli, tmp_path):
     song = tmp_path / "song.wav"
     write_audio(song, music_like(2.0, SR, seed=1), SR)
     calls = {
-        "similar": lambda: empty.similar(str(song)), "duplicates": empty.duplicates,
-        "playlist": lambda: empty.playlist([str(song)]), "eval": empty.evaluate,
-        "cluster": empty.cluster, "plot": lambda: empty.plot(tmp_path / "m.html", color="folder"),
+        "similar": lambda: empty.similar(str(song)),
+        "duplicates": empty.duplicates,
+        "playlist": lambda: empty.playlist([str(song)]),
+        "eval": empty.evaluate,
+        "cluster": empty.cluster,
+        "plot": lambda: empty.plot(tmp_path / "m.html", color="folder"),
         "summary": empty.summary,
     }
     for _name, call in calls.items():
         with pytest.raises(audiodb.errors.NothingIndexed, match="audiodb scan"):
             call()
-    for args in (["similar", song], ["duplicates"], ["playlist", song], ["eval"], ["cluster"],
-                 ["plot", "--color", "folder", "-o", tmp_path / "m.html"], ["summary"]):
+    for args in (
+        ["similar", song],
+        ["duplicates"],
+        ["playlist", song],
+        ["eval"],
+        ["cluster"],
+        ["plot", "--color", "folder", "-o", tmp_path / "m.html"],
+        ["summary"],
+    ):
         result = cli("--db", db, *args, ok=False)
         assert result.exit_code == 1 and "audiodb scan" in result.output, (args, result.output)
 
 
 # --------------------------------------------------------------------------- duplicates
+
 
 def test_duplicates_are_the_transcodes_and_copies_not_the_merely_alike(cli, lib):
     groups = run_json(cli, lib, "duplicates")
@@ -178,6 +190,7 @@ def test_duplicates_are_the_transcodes_and_copies_not_the_merely_alike(cli, lib)
 
 # --------------------------------------------------------------------------- playlist
 
+
 def test_playlist_has_no_repeats_and_no_second_copy_of_a_recording(cli, lib, tmp_path):
     seed = str(lib["songs"] / "song0.wav")
     out = tmp_path / "mix.m3u"
@@ -190,8 +203,21 @@ def test_playlist_has_no_repeats_and_no_second_copy_of_a_recording(cli, lib, tmp
     m3u = out.read_text(encoding="utf-8").splitlines()
     assert m3u[0] == "#EXTM3U" and m3u[2::2] == paths and all(os.path.isfile(p) for p in m3u[2::2])
 
-    two = json.loads(cli("--db", lib["db"], "playlist", seed, lib["songs"] / "song4.wav", "-n", "6",
-                         "--smooth", "--no-seeds", "--format", "json").stdout)
+    two = json.loads(
+        cli(
+            "--db",
+            lib["db"],
+            "playlist",
+            seed,
+            lib["songs"] / "song4.wav",
+            "-n",
+            "6",
+            "--smooth",
+            "--no-seeds",
+            "--format",
+            "json",
+        ).stdout
+    )
     assert len(two) == 6 and not {r["path"] for r in two} & {seed, str(lib["songs"] / "song4.wav")}
     assert not [r for r in two if r["seed"]]
 
@@ -200,7 +226,8 @@ def test_smooth_order_walks_to_the_nearest_remaining_track(lib):
     library = Library(lib["db"])
     rows = library.playlist([str(lib["songs"] / "song1.wav")], n=8, smooth=True, metric="notebook")
     assert sorted(r["path"] for r in rows) == sorted(
-        r["path"] for r in library.playlist([str(lib["songs"] / "song1.wav")], n=8, metric="notebook"))
+        r["path"] for r in library.playlist([str(lib["songs"] / "song1.wav")], n=8, metric="notebook")
+    )
     ids = [r["track_id"] for r in rows]
     with library.connect() as con:
         from audiodb.query.space import load_space
@@ -209,11 +236,12 @@ def test_smooth_order_walks_to_the_nearest_remaining_track(lib):
     vec = {t: space.vectors[space.row(t)] for t in ids}
     for k in range(1, len(ids) - 1):
         here = space.transform(vec[ids[k]])
-        rest = [np.linalg.norm(space.transform(vec[t]) - here) for t in ids[k + 1:]]
+        rest = [np.linalg.norm(space.transform(vec[t]) - here) for t in ids[k + 1 :]]
         assert rest[0] == pytest.approx(min(rest))
 
 
 # --------------------------------------------------------------------------- eval
+
 
 def test_eval_figures_come_from_the_labels(cli, lib, tmp_path):
     labels = tmp_path / "labels.csv"
@@ -227,8 +255,7 @@ def test_eval_figures_come_from_the_labels(cli, lib, tmp_path):
         w.writerow([copies / "copy of song2.wav", "song2"])
         w.writerow([songs / "song1.wav", "alone"])
         w.writerow([tmp_path / "not indexed.wav", "song2"])
-    result = cli("--db", lib["db"], "eval", "--label-from", labels, "-k", "3", "--metric", "all",
-                 "--format", "json")
+    result = cli("--db", lib["db"], "eval", "--label-from", labels, "-k", "3", "--metric", "all", "--format", "json")
     rows = json.loads(result.stdout)
     assert "1 paths" in result.stderr and "alone" in result.stderr
     for metric in METRICS:
@@ -236,8 +263,14 @@ def test_eval_figures_come_from_the_labels(cli, lib, tmp_path):
         assert set(by) == {"(all)", "song0", "song2"}
         # song0's three nearest labelled tracks are its other three files; song2 has one other file
         # among the 3 nearest (the 6 others are candidates).
-        assert by["song0"] == {"metric": metric, "label": "song0", "tracks": 4, "k": 3,
-                               "precision_at_k": 1.0, "accuracy_1nn": 1.0}
+        assert by["song0"] == {
+            "metric": metric,
+            "label": "song0",
+            "tracks": 4,
+            "k": 3,
+            "precision_at_k": 1.0,
+            "accuracy_1nn": 1.0,
+        }
         assert by["song2"]["precision_at_k"] == pytest.approx(1 / 3, abs=1e-4) and by["song2"]["accuracy_1nn"] == 1
         assert by["(all)"]["tracks"] == 6
         assert by["(all)"]["precision_at_k"] == pytest.approx((4 * 1 + 2 / 3) / 6, abs=1e-4)
@@ -255,6 +288,7 @@ def test_eval_by_folder_on_the_demo_kinds(cli, lib):
 
 
 # --------------------------------------------------------------------------- metrics
+
 
 def test_metrics_match_their_definitions_on_random_vectors():
     rng = np.random.default_rng(0)
@@ -305,14 +339,16 @@ def test_without_the_second_set_the_default_falls_back_to_blocks_and_says_so(tmp
     out = run_audiodb("--db", db, "similar", query, "-n", "3", "--format", "json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "Note:" in out.stderr and "--metric blocks" in out.stderr and "audiodb scan" in out.stderr
-    blocks = run_audiodb("--db", db, "similar", query, "-n", "3", "--format", "json", "--metric", "blocks",
-                         cwd=tmp_path)
+    blocks = run_audiodb(
+        "--db", db, "similar", query, "-n", "3", "--format", "json", "--metric", "blocks", cwd=tmp_path
+    )
     assert json.loads(out.stdout) == json.loads(blocks.stdout)
     asked = run_audiodb("--db", db, "similar", query, "--metric", "extended", cwd=tmp_path)
     assert asked.returncode != 0 and "audiodb scan" in asked.stderr and "Traceback" not in asked.stderr
 
 
 # --------------------------------------------------------------------------- speed and concurrency
+
 
 def test_similar_on_an_indexed_track_decodes_nothing_and_imports_no_ml(lib, tmp_path):
     code = textwrap.dedent(f"""
@@ -333,18 +369,27 @@ def test_similar_on_an_indexed_track_decodes_nothing_and_imports_no_ml(lib, tmp_
 def test_similar_waits_for_a_writer_instead_of_failing(lib, tmp_path):
     """As while `audiodb watch` writes a batch: the read waits (and says so), then answers."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import time
             from audiodb import Library
             with Library({str(lib["db"])!r}).connect(read_only=False):
                 print("locked", flush=True)
                 time.sleep(6.0)
-        """)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+        """),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         start = time.monotonic()
-        out = run_audiodb("--db", lib["db"], "similar", lib["songs"] / "song0.wav", "-n", "1", "--format", "json",
-                          cwd=tmp_path)
+        out = run_audiodb(
+            "--db", lib["db"], "similar", lib["songs"] / "song0.wav", "-n", "1", "--format", "json", cwd=tmp_path
+        )
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)[0]["path"].endswith("song0.flac")
         assert "Waiting to read" in out.stderr and time.monotonic() - start > 5.0

@@ -92,16 +92,28 @@ def test_sql_dash_reads_the_query_from_standard_input(library):
     assert empty.exit_code == 2 and "empty" in empty.output
 
 
-VALUES = [0.1, 1 / 3, 2 / 3, 1e-310, 5e-324, 123456789.12345679, -7.000000000000001, 1e22, 6.02214076e23,
-          0.30000000000000004]
+VALUES = [
+    0.1,
+    1 / 3,
+    2 / 3,
+    1e-310,
+    5e-324,
+    123456789.12345679,
+    -7.000000000000001,
+    1e22,
+    6.02214076e23,
+    0.30000000000000004,
+]
 
 
 def test_csv_and_json_round_trip_doubles_and_floats_exactly(library, db_path):
     rng = np.random.default_rng(7)
     values = VALUES + [float(v) for v in rng.standard_normal(40) * 10.0 ** rng.integers(-30, 30, 40)]
     literal = ", ".join(f"({i}, {v!r})" for i, v in enumerate(values))
-    sql = (f"create table nums as select i, v as d, v::float as f, [v::float, (v / 3)::float] as fl "
-           f"from (values {literal}) as x(i, v)")
+    sql = (
+        f"create table nums as select i, v as d, v::float as f, [v::float, (v / 3)::float] as fl "
+        f"from (values {literal}) as x(i, v)"
+    )
     assert invoke("sql", sql, "--write").exit_code == 0
     stored = rows(db_path, "select i, d, f, fl from nums order by i")
     out = invoke("sql", "select i, d, f, fl from nums order by i", "-f", "csv")

@@ -11,8 +11,9 @@ import audiodb
 PACKAGE = pathlib.Path(audiodb.__file__).parent
 # A query that reads whole vectors out (``vector`` selected, not an element of it as in a
 # summary's ``avg(e.vector[i])``); an INSERT ... SELECT writes them and is not counted.
-READS_VECTORS = re.compile(r"^(?!.*\bINSERT\b).*\bSELECT\b.*\b(\w+\.)?vector\b(?!\s*\[).*\bFROM\b",
-                           re.IGNORECASE | re.DOTALL)
+READS_VECTORS = re.compile(
+    r"^(?!.*\bINSERT\b).*\bSELECT\b.*\b(\w+\.)?vector\b(?!\s*\[).*\bFROM\b", re.IGNORECASE | re.DOTALL
+)
 
 
 def test_only_store_vectors_reads_the_vector_columns():

@@ -39,7 +39,10 @@ class Watch:
         self.err = open(tmp_path / "watch.err", "w+")
         self.proc = subprocess.Popen(
             AUDIODB + ["--db", self.db, "watch", str(root), "--settle", "0.6", "-w", "2", "-f", "jsonl", *args],
-            stdout=self.out, stderr=self.err, cwd=tmp_path)
+            stdout=self.out,
+            stderr=self.err,
+            cwd=tmp_path,
+        )
         wait_for(lambda: "Caught up" in self.stderr(), timeout=120)
 
     def stderr(self) -> str:
@@ -69,8 +72,12 @@ class Readers:
         self.thread.start()
 
     def _loop(self):
-        commands = [["sql", "select count(*) from tracks"], ["status", "-f", "json"], ["failures"],
-                    ["sql", "select avg(rms_mean) from features"]]
+        commands = [
+            ["sql", "select count(*) from tracks"],
+            ["status", "-f", "json"],
+            ["failures"],
+            ["sql", "select avg(rms_mean) from features"],
+        ]
         i = 0
         while not self._stop.is_set():
             out = run_audiodb("--db", self.db, *commands[i % len(commands)], cwd=self.cwd, timeout=120)
@@ -123,18 +130,38 @@ def test_watch_follows_everything_a_file_system_does(tmp_path):
         write_audio(staging / "k1-new.wav", music_like(3.0, 22050, seed=21), 22050)
         shutil.copy(staging / "k1-new.wav", tmp)
         os.replace(tmp, root / "keep" / "k1.wav")
-        wait_for(lambda: tracks(watch.db).get(str(root / "keep" / "k1.wav"), 0) > 2.5
-                 and tracks(watch.db).get(str(root / "keep" / "k0.wav"), 0) > 1.5)
+        wait_for(
+            lambda: (
+                tracks(watch.db).get(str(root / "keep" / "k1.wav"), 0) > 2.5
+                and tracks(watch.db).get(str(root / "keep" / "k0.wav"), 0) > 1.5
+            )
+        )
 
         # Renames and moves within the tree: paths follow, no re-analysis.
-        before = {r["path"]: r["track_id"] for r in json.loads(run_audiodb(
-            "--db", watch.db, "sql", "select path, track_id from tracks", "-f", "json", cwd=tmp_path).stdout)}
+        before = {
+            r["path"]: r["track_id"]
+            for r in json.loads(
+                run_audiodb(
+                    "--db", watch.db, "sql", "select path, track_id from tracks", "-f", "json", cwd=tmp_path
+                ).stdout
+            )
+        }
         os.rename(root / "new.flac", root / "renamed.flac")
         os.rename(root / "sub", root / "moved-sub")
-        wait_for(lambda: str(root / "moved-sub" / "deeper" / "a.ogg") in tracks(watch.db)
-                 and str(root / "renamed.flac") in tracks(watch.db))
-        after = {r["path"]: r["track_id"] for r in json.loads(run_audiodb(
-            "--db", watch.db, "sql", "select path, track_id from tracks", "-f", "json", cwd=tmp_path).stdout)}
+        wait_for(
+            lambda: (
+                str(root / "moved-sub" / "deeper" / "a.ogg") in tracks(watch.db)
+                and str(root / "renamed.flac") in tracks(watch.db)
+            )
+        )
+        after = {
+            r["path"]: r["track_id"]
+            for r in json.loads(
+                run_audiodb(
+                    "--db", watch.db, "sql", "select path, track_id from tracks", "-f", "json", cwd=tmp_path
+                ).stdout
+            )
+        }
         assert after[str(root / "renamed.flac")] == before[str(root / "new.flac")]
         assert after[str(root / "moved-sub" / "b.mp3")] == before[str(root / "sub" / "b.mp3")]
 
@@ -142,8 +169,9 @@ def test_watch_follows_everything_a_file_system_does(tmp_path):
         os.remove(root / "keep" / "k2.wav")
         shutil.move(str(root / "moved-sub"), str(tmp_path / "gone-sub"))
         wait_for(lambda: len(tracks(watch.db)) == 4)
-        assert set(tracks(watch.db)) == {str(root / p) for p in
-                                          ("keep/k0.wav", "keep/k1.wav", "renamed.flac", "slow.wav")}
+        assert set(tracks(watch.db)) == {
+            str(root / p) for p in ("keep/k0.wav", "keep/k1.wav", "renamed.flac", "slow.wav")
+        }
         # and a whole folder deleted
         shutil.rmtree(root / "keep")
         wait_for(lambda: len(tracks(watch.db)) == 2)
@@ -159,7 +187,15 @@ def test_watch_follows_everything_a_file_system_does(tmp_path):
     assert added.count(str(root / "slow.wav")) == 1
     # The library file opens, and a scan after the watcher finds nothing to do.
     out = run_audiodb("--db", watch.db, "scan", root, "-f", "json", cwd=tmp_path)
-    assert json.loads(out.stdout) == {"added": 0, "updated": 0, "moved": 0, "removed": 0, "unchanged": 2, "failed": 0, "skipped": 0}
+    assert json.loads(out.stdout) == {
+        "added": 0,
+        "updated": 0,
+        "moved": 0,
+        "removed": 0,
+        "unchanged": 2,
+        "failed": 0,
+        "skipped": 0,
+    }
 
 
 def test_copying_many_files_indexes_each_once(tmp_path):

@@ -377,8 +377,14 @@ def _libsndfile_reason(message: str) -> str:
 
 #: Leading bytes of the containers audiodb reads, to say what a file looked like.
 _MAGIC = (
-    (0, b"RIFF", "WAV (RIFF)"), (0, b"RF64", "WAV (RF64)"), (0, b"FORM", "AIFF"), (0, b"fLaC", "FLAC"),
-    (0, b"OggS", "Ogg"), (0, b"ID3", "MP3 (ID3 tag)"), (4, b"ftyp", "MP4/M4A"), (0, b"caff", "CAF"),
+    (0, b"RIFF", "WAV (RIFF)"),
+    (0, b"RF64", "WAV (RF64)"),
+    (0, b"FORM", "AIFF"),
+    (0, b"fLaC", "FLAC"),
+    (0, b"OggS", "Ogg"),
+    (0, b"ID3", "MP3 (ID3 tag)"),
+    (4, b"ftyp", "MP4/M4A"),
+    (0, b"caff", "CAF"),
 )
 
 
@@ -390,7 +396,7 @@ def _sniff(path: str) -> str | None:
     except OSError:
         return None
     for offset, magic, name in _MAGIC:
-        if head[offset:offset + len(magic)] == magic:
+        if head[offset : offset + len(magic)] == magic:
             return name
     if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06:
         return "MPEG audio (MP3)"
@@ -401,8 +407,11 @@ def _undecodable(path: str, errors: list[str]) -> str:
     detected = _sniff(path)
     ext = os.path.splitext(path)[1]
     if detected is None:
-        what = ("its contents match no audio format (none detected"
-                + (f", though the name ends in {ext}" if ext else "") + ")")
+        what = (
+            "its contents match no audio format (none detected"
+            + (f", though the name ends in {ext}" if ext else "")
+            + ")"
+        )
     else:
         what = f"it starts like {detected} but cannot be decoded (damaged or truncated?)"
     return f"not a decodable audio file: {what} [{'; '.join(errors)}]"

@@ -26,8 +26,7 @@ def content_hash(path: str) -> str:
     return h.hexdigest()
 
 
-def embed_file(path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = False
-               ) -> tuple[np.ndarray, dict]:
+def embed_file(path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = False) -> tuple[np.ndarray, dict]:
     """Decode ``path`` and compute its embedding.
 
     With ``extended``, the second feature set (:mod:`audiodb.analysis.extended`) is
@@ -79,5 +78,7 @@ def _non_finite_reason(y: np.ndarray) -> str:
     if bad:
         return f"the audio contains non-finite samples ({bad} of {len(y)} are NaN or infinite): the file is damaged"
     peak = float(max(np.max(y), -np.min(y))) if len(y) else 0.0
-    return (f"samples far outside [-1, 1] (max |x| = {peak:.3g}) make the features overflow: "
-            "the file is damaged or holds unscaled float data")
+    return (
+        f"samples far outside [-1, 1] (max |x| = {peak:.3g}) make the features overflow: "
+        "the file is damaged or holds unscaled float data"
+    )

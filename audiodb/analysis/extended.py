@@ -60,10 +60,10 @@ def onset_strength(mel_db: np.ndarray, *, n_fft: int = 2048, hop_length: int = 5
         rise = np.empty(t - 1, dtype=mel_db.dtype)
         for a in range(0, t - 1, 8192):  # bounded memory on long recordings
             b = min(t - 1, a + 8192)
-            diff = np.maximum(0.0, mel_db[:, a + 1:b + 1] - mel_db[:, a:b])
+            diff = np.maximum(0.0, mel_db[:, a + 1 : b + 1] - mel_db[:, a:b])
             rise[a:b] = np.mean(diff, axis=0)
         keep = max(0, min(t - pad, t - 1))
-        out[pad:pad + keep] = rise[:keep]
+        out[pad : pad + keep] = rise[:keep]
     return out
 
 
@@ -102,7 +102,7 @@ def tempo(
     lags = np.arange(lo, hi + 1)
     bpm = 60.0 * fps / lags
     prior = np.exp(-0.5 * ((np.log2(bpm) - np.log2(start_bpm)) / std_bpm) ** 2)
-    score = ac[lo:hi + 1] * prior
+    score = ac[lo : hi + 1] * prior
     best = int(np.argmax(score))
     lag = float(lags[best])
     if 0 < best < len(score) - 1:
@@ -114,8 +114,9 @@ def tempo(
     return 60.0 * fps / lag, clarity
 
 
-def summarize_extended(frames: dict[str, np.ndarray], mel_db: np.ndarray, *,
-                       params: ExtendedParams = EXTENDED) -> np.ndarray:
+def summarize_extended(
+    frames: dict[str, np.ndarray], mel_db: np.ndarray, *, params: ExtendedParams = EXTENDED
+) -> np.ndarray:
     """Collapse per-frame contrast, chroma and the mel dB into the 42 numbers.
 
     Parameters
@@ -131,6 +132,7 @@ def summarize_extended(frames: dict[str, np.ndarray], mel_db: np.ndarray, *,
     -------
     np.ndarray, shape (params.dims,), float64
     """
+
     def to_db(s: np.ndarray, top: float) -> np.ndarray:
         # power_to_db(ref=1.0, amin=1e-10, top_db=80) over the whole (bands, t) array
         db = 10.0 * np.log10(np.maximum(AMIN, s))
@@ -143,17 +145,27 @@ def summarize_extended(frames: dict[str, np.ndarray], mel_db: np.ndarray, *,
     chroma = frames["chroma"]
     base = params.base
     env = onset_strength(mel_db, n_fft=base.n_fft, hop_length=base.hop_length)
-    bpm, clarity = tempo(env, sr=base.sr, hop_length=base.hop_length, start_bpm=params.start_bpm,
-                         std_bpm=params.std_bpm, min_bpm=params.min_bpm, max_bpm=params.max_bpm)
-    return np.concatenate([
-        np.mean(contrast, axis=1), np.std(contrast, axis=1),
-        np.mean(chroma, axis=1), np.std(chroma, axis=1),
-        [np.mean(env), np.std(env), bpm, clarity],
-    ]).astype(np.float64)
+    bpm, clarity = tempo(
+        env,
+        sr=base.sr,
+        hop_length=base.hop_length,
+        start_bpm=params.start_bpm,
+        std_bpm=params.std_bpm,
+        min_bpm=params.min_bpm,
+        max_bpm=params.max_bpm,
+    )
+    return np.concatenate(
+        [
+            np.mean(contrast, axis=1),
+            np.std(contrast, axis=1),
+            np.mean(chroma, axis=1),
+            np.std(chroma, axis=1),
+            [np.mean(env), np.std(env), bpm, clarity],
+        ]
+    ).astype(np.float64)
 
 
-def embeddings(y: np.ndarray, *, params: ExtendedParams = EXTENDED, block: int = 1024
-               ) -> tuple[np.ndarray, np.ndarray]:
+def embeddings(y: np.ndarray, *, params: ExtendedParams = EXTENDED, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """The notebook's embedding and the extended one of a mono waveform at ``params.base.sr``.
 
     One trim, one STFT: the first vector equals
@@ -166,11 +178,13 @@ def embeddings(y: np.ndarray, *, params: ExtendedParams = EXTENDED, block: int =
     """
     base = params.base
     frames = analysis_frames(
-        y, params=base, block=block,
-        chroma_basis=chroma_filters(sr=base.sr, n_fft=base.n_fft, n_chroma=params.n_chroma,
-                                    tuning=params.tuning),
-        contrast_bands=contrast_bands(sr=base.sr, n_fft=base.n_fft, n_bands=params.n_bands,
-                                      fmin=params.fmin, quantile=params.quantile),
+        y,
+        params=base,
+        block=block,
+        chroma_basis=chroma_filters(sr=base.sr, n_fft=base.n_fft, n_chroma=params.n_chroma, tuning=params.tuning),
+        contrast_bands=contrast_bands(
+            sr=base.sr, n_fft=base.n_fft, n_bands=params.n_bands, fmin=params.fmin, quantile=params.quantile
+        ),
     )
     notebook = summarize(frames, n_mfcc=base.n_mfcc)  # frames['mel'] is now in dB
     return notebook, summarize_extended(frames, frames["mel"], params=params)

@@ -181,7 +181,7 @@ def contrast_bands(
         if k > 0:
             band[idx[0] - 1] = True
         if k == n_bands:
-            band[idx[-1] + 1:] = True
+            band[idx[-1] + 1 :] = True
         count = int(np.maximum(np.rint(quantile * np.sum(band)), 1))
         bins = np.flatnonzero(band)
         if k < n_bands:
@@ -205,7 +205,7 @@ def contrast_peaks(mag: np.ndarray, bands: Sequence[tuple[np.ndarray, int]]) -> 
     peak = np.empty((len(bands), mag.shape[0]))
     valley = np.empty_like(peak)
     for k, (bins, count) in enumerate(bands):
-        sub = mag[:, bins[0]:bins[-1] + 1]  # a band is a run of bins: a view, no copy
+        sub = mag[:, bins[0] : bins[-1] + 1]  # a band is a run of bins: a view, no copy
         if count == 1:
             valley[k], peak[k] = np.min(sub, axis=1), np.max(sub, axis=1)
             continue

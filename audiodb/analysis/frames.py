@@ -268,8 +268,9 @@ def frame_features(
     }
 
 
-def analysis_frames(y: np.ndarray, *, params: FeatureParams = NOTEBOOK, block: int = 1024,
-                    **extra) -> dict[str, np.ndarray]:
+def analysis_frames(
+    y: np.ndarray, *, params: FeatureParams = NOTEBOOK, block: int = 1024, **extra
+) -> dict[str, np.ndarray]:
     """:func:`frame_features` of the part of ``y`` the notebook analyses.
 
     Trims leading and trailing silence as the notebook does (``top_db``, and

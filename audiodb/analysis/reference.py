@@ -62,14 +62,16 @@ def extract_acoustic_embedding(
     def stats(x):
         return np.array([np.mean(x), np.std(x)], dtype=float)
 
-    spec_stats = np.concatenate([
-        stats(spec_cent),
-        stats(spec_bw),
-        stats(spec_roll),
-        stats(spec_flat),
-        stats(rms),
-        stats(zcr),
-    ])
+    spec_stats = np.concatenate(
+        [
+            stats(spec_cent),
+            stats(spec_bw),
+            stats(spec_roll),
+            stats(spec_flat),
+            stats(rms),
+            stats(zcr),
+        ]
+    )
 
     # Build feature names
     feat_names = []
@@ -107,9 +109,7 @@ def tolerance(names) -> tuple[np.ndarray, np.ndarray]:
     dB, Hz and MFCC units and 1e-6 for flatness, RMS and ZCR.
     """
     rel = np.full(len(names), 1e-4)
-    absolute = np.array(
-        [1e-6 if n.startswith(("spec_flat", "rms", "zcr")) else 1e-3 for n in names]
-    )
+    absolute = np.array([1e-6 if n.startswith(("spec_flat", "rms", "zcr")) else 1e-3 for n in names])
     return rel, absolute
 
 
@@ -139,13 +139,18 @@ def extended_reference(path: Path, sr_target: int = SAMPLE_RATE_TARGET, n_mels: 
         bpm, clarity = 0.0, 0.0
     else:
         lags = np.arange(lo, hi + 1)
-        score = ac[lo:hi + 1] * np.exp(-0.5 * (np.log2(60 * fps / lags) - np.log2(120)) ** 2)
+        score = ac[lo : hi + 1] * np.exp(-0.5 * (np.log2(60 * fps / lags) - np.log2(120)) ** 2)
         b = int(np.argmax(score))
         lag = float(lags[b])
         if 0 < b < len(score) - 1 and score[b - 1] - 2 * score[b] + score[b + 1] < 0:
             lag += 0.5 * (score[b - 1] - score[b + 1]) / (score[b - 1] - 2 * score[b] + score[b + 1])
         bpm, clarity = 60 * fps / lag, float(np.clip(ac[lags[b]] / ac[0], 0, 1))
-    return np.concatenate([
-        contrast.mean(axis=1), contrast.std(axis=1), chroma.mean(axis=1), chroma.std(axis=1),
-        [env.mean(), env.std(), bpm, clarity],
-    ])
+    return np.concatenate(
+        [
+            contrast.mean(axis=1),
+            contrast.std(axis=1),
+            chroma.mean(axis=1),
+            chroma.std(axis=1),
+            [env.mean(), env.std(), bpm, clarity],
+        ]
+    )

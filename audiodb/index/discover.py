@@ -16,11 +16,37 @@ AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus", 
 
 #: Audio (or audio-and-video) files audiodb does not read: counted and named as skipped,
 #: so that a missing ``.aac`` is not a mystery. Anything else (covers, cue sheets) is ignored.
-UNSUPPORTED_EXTENSIONS = frozenset({
-    ".aac", ".ac3", ".aifc", ".amr", ".ape", ".au", ".caf", ".dff", ".dsf", ".dts", ".m4b", ".m4p",
-    ".mid", ".midi", ".mka", ".mkv", ".mov", ".mp2", ".mp4", ".mpc", ".ra", ".snd", ".tta", ".webm",
-    ".wma", ".wv", ".3gp",
-})
+UNSUPPORTED_EXTENSIONS = frozenset(
+    {
+        ".aac",
+        ".ac3",
+        ".aifc",
+        ".amr",
+        ".ape",
+        ".au",
+        ".caf",
+        ".dff",
+        ".dsf",
+        ".dts",
+        ".m4b",
+        ".m4p",
+        ".mid",
+        ".midi",
+        ".mka",
+        ".mkv",
+        ".mov",
+        ".mp2",
+        ".mp4",
+        ".mpc",
+        ".ra",
+        ".snd",
+        ".tta",
+        ".webm",
+        ".wma",
+        ".wv",
+        ".3gp",
+    }
+)
 
 _READS = "audiodb reads " + ", ".join(sorted(AUDIO_EXTENSIONS))
 MISSING_TARGET = "symlink whose target is missing (an unmounted drive or share?)"

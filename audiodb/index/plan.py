@@ -160,9 +160,7 @@ def make_plan(
     claimed: set[int] = set()
     for path in new:
         size, mtime = files[path]
-        candidates = by_size.get(size, []) + [
-            t for t in outside_sizes.get(size, []) if not os.path.exists(t.path)
-        ]
+        candidates = by_size.get(size, []) + [t for t in outside_sizes.get(size, []) if not os.path.exists(t.path)]
         candidates = [t for t in candidates if t.track_id not in claimed]
         if candidates:
             try:
@@ -176,8 +174,9 @@ def make_plan(
                 continue
         plan.extract.append((path, None))
     plan.removes = [t for t in vanished if t.track_id not in claimed]
-    plan.forget_failures = [p for p in failures if _under(p, roots) and p not in files
-                            and not (cannot_see and _under(p, cannot_see))]
+    plan.forget_failures = [
+        p for p in failures if _under(p, roots) and p not in files and not (cannot_see and _under(p, cannot_see))
+    ]
     return plan
 
 

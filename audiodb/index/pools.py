@@ -29,9 +29,14 @@ class AnalysisPool(Protocol):
 
     n: int
 
-    def run(self, tasks: Sequence[tuple[str, str | None]], params: FeatureParams, writer: BatchWriter,
-            progress: Callable[[int, int, str], None] | None = None,
-            should_stop: Callable[[], bool] | None = None) -> bool:
+    def run(
+        self,
+        tasks: Sequence[tuple[str, str | None]],
+        params: FeatureParams,
+        writer: BatchWriter,
+        progress: Callable[[int, int, str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> bool:
         """Analyse ``tasks`` ((path, known hash) pairs), handing each result to ``writer``;
         False if ``should_stop()`` became true before all were done."""
 
@@ -62,8 +67,8 @@ class ProcessPool:
             ctx = multiprocessing.get_context("spawn")
             self._started = ctx.Event()
             self._pool = ProcessPoolExecutor(
-                max_workers=self.n, mp_context=ctx,
-                initializer=init_worker, initargs=(os.getpid(), self._started))
+                max_workers=self.n, mp_context=ctx, initializer=init_worker, initargs=(os.getpid(), self._started)
+            )
         return self._pool
 
     def close(self, *, kill: bool = False) -> None:
@@ -118,7 +123,7 @@ class ProcessPool:
                         "analysed (none is recorded as failed). They are started with 'spawn', which runs the "
                         "main script's top level again in each: if your script calls Library.scan (or "
                         "audiodb.scan) at its top level, put that call under "
-                        "`if __name__ == \"__main__\":` and run it again."
+                        '`if __name__ == "__main__":` and run it again.'
                     ) from None
                 for fut, (path, known) in list(inflight.items()):
                     if fut.done() and not fut.cancelled() and fut.exception() is None:
@@ -127,8 +132,13 @@ class ProcessPool:
                         continue
                     attempts[path] = attempts.get(path, 0) + 1
                     if attempts[path] >= 2:
-                        writer.add({"path": path, "status": "failed",
-                                    "reason": "the decoder crashed on this file (worker process died)"})
+                        writer.add(
+                            {
+                                "path": path,
+                                "status": "failed",
+                                "reason": "the decoder crashed on this file (worker process died)",
+                            }
+                        )
                         done += 1
                         if progress:
                             progress(done, total, path)
@@ -178,9 +188,7 @@ class DaskPool:
         try:
             from distributed import Client
         except ImportError:
-            raise UsageError(
-                "--scheduler needs Dask's distributed package: pip install 'audiodb[dask]'"
-            ) from None
+            raise UsageError("--scheduler needs Dask's distributed package: pip install 'audiodb[dask]'") from None
         self.address = address
         try:
             self.client = Client(address, timeout=timeout, set_as_default=False)
@@ -205,8 +213,11 @@ class DaskPool:
             try:
                 result = fut.result()
             except Exception as e:  # e.g. KilledWorker: the file took down workers repeatedly
-                result = {"path": path, "status": "failed",
-                          "reason": f"Dask could not analyse it ({type(e).__name__}: {e})"}
+                result = {
+                    "path": path,
+                    "status": "failed",
+                    "reason": f"Dask could not analyse it ({type(e).__name__}: {e})",
+                }
             writer.add(result)
             done += 1
             if progress:

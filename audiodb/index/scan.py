@@ -72,9 +72,21 @@ def scan(
     """
     file = LibraryFile(connection.resolve_path(db), params, on_wait)
     return scan_file(
-        file, roots, workers=workers, dry_run=dry_run, retry_failed=retry_failed, progress=progress,
-        on_change=on_change, batch_size=batch_size, batch_seconds=batch_seconds, missing_ok=missing_ok,
-        pool=pool, should_stop=should_stop, scheduler=scheduler, skip=skip)
+        file,
+        roots,
+        workers=workers,
+        dry_run=dry_run,
+        retry_failed=retry_failed,
+        progress=progress,
+        on_change=on_change,
+        batch_size=batch_size,
+        batch_seconds=batch_seconds,
+        missing_ok=missing_ok,
+        pool=pool,
+        should_stop=should_stop,
+        scheduler=scheduler,
+        skip=skip,
+    )
 
 
 def scan_file(
@@ -129,14 +141,21 @@ def scan_file(
                         pool = opened.enter_context(ProcessPool(min(workers, len(plan.extract))))
                     writer = BatchWriter(file, plan.existing, report, on_change, batch_size, batch_seconds)
                     # The pools are closed before the last batch is written, the lock released after.
-                    apply_plan(file, plan, report, pool, writer, opened.pop_all(),
-                               progress=progress, should_stop=should_stop)
+                    apply_plan(
+                        file, plan, report, pool, writer, opened.pop_all(), progress=progress, should_stop=should_stop
+                    )
     report.seconds = time.monotonic() - started
     return report
 
 
-def plan_scan(file: LibraryFile, roots: list[str], report: ScanReport, *, retry_failed: bool = False,
-              skip: Callable[[str], bool] | None = None) -> Plan:
+def plan_scan(
+    file: LibraryFile,
+    roots: list[str],
+    report: ScanReport,
+    *,
+    retry_failed: bool = False,
+    skip: Callable[[str], bool] | None = None,
+) -> Plan:
     """What a scan of ``roots`` (absolute) would do; writes nothing (it creates a library that
     does not exist yet). Fills ``report``'s unchanged and skipped counts and its problems."""
     exists = file.path.exists()
@@ -158,9 +177,14 @@ def plan_scan(file: LibraryFile, roots: list[str], report: ScanReport, *, retry_
     for folder, why in sorted(found.unreadable.items()):
         n = plan.kept.get(folder, 0)
         report.problems.append(
-            f"{to_stored(folder)}: {why}; " + (
+            f"{to_stored(folder)}: {why}; "
+            + (
                 f"its {n} track{'s' if n != 1 else ''} in the library {'were' if n != 1 else 'was'} kept "
-                "(removed only once it can be read and the files are really gone)" if n else "skipped"))
+                "(removed only once it can be read and the files are really gone)"
+                if n
+                else "skipped"
+            )
+        )
     return plan
 
 
@@ -174,10 +198,17 @@ def _record_planned(report: ScanReport, plan: Plan) -> None:
         report.record(Change("updated" if path in plan.existing else "added", to_stored(path)))
 
 
-def apply_plan(file: LibraryFile, plan: Plan, report: ScanReport, pool: AnalysisPool | None,
-               writer: BatchWriter, owned: contextlib.AbstractContextManager | None = None, *,
-               progress: Callable[[int, int, str], None] | None = None,
-               should_stop: Callable[[], bool] | None = None) -> None:
+def apply_plan(
+    file: LibraryFile,
+    plan: Plan,
+    report: ScanReport,
+    pool: AnalysisPool | None,
+    writer: BatchWriter,
+    owned: contextlib.AbstractContextManager | None = None,
+    *,
+    progress: Callable[[int, int, str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> None:
     """Do ``plan``: moves and removals first, in one transaction, with the feature sets; then
     ``pool`` analyses what is to be extracted and ``writer`` writes it. ``owned`` is left (closing
     the pools it holds, at once on an error or Ctrl-C) before the last batch is written: what
@@ -194,10 +225,14 @@ def apply_plan(file: LibraryFile, plan: Plan, report: ScanReport, pool: Analysis
 def _apply_moves_and_removals(file: LibraryFile, plan: Plan, report: ScanReport, on_change) -> None:
     with file.connect(read_only=False) as con:
         tracks.apply_moves_and_removals(
-            con, file.params, file.extended,
+            con,
+            file.params,
+            file.extended,
             moves=[(t.track_id, new_path, size, mtime) for t, new_path, size, mtime in plan.moves],
             touched=[(t.track_id, mtime) for t, mtime in plan.touched],
-            removed=[t.track_id for t in plan.removes], forget_failures=plan.forget_failures)
+            removed=[t.track_id for t in plan.removes],
+            forget_failures=plan.forget_failures,
+        )
     for t, new_path, _, _ in plan.moves:
         report.record(Change("moved", to_stored(new_path), old_path=to_stored(t.path)))
         if on_change:
@@ -235,8 +270,10 @@ def _scan_lock(file: LibraryFile, should_stop, *, enabled: bool = True):
                 told = True
                 pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
                 if on_wait:
-                    on_wait(f"Another scan of this library ({db_path}) is running (pid {pid}); "
-                            "waiting for it to finish, then scanning what it left...")
+                    on_wait(
+                        f"Another scan of this library ({db_path}) is running (pid {pid}); "
+                        "waiting for it to finish, then scanning what it left..."
+                    )
             if should_stop is not None and should_stop():
                 yield False
                 return

@@ -125,10 +125,18 @@ class Watcher:
     on_notice : called with messages for the user (limits, fallbacks).
     """
 
-    def __init__(self, file: LibraryFile, roots, *, workers: int | None = None, settle: float = 3.0,
-                 reconcile: float = 300.0, poll: float | None = None,
-                 on_change: Callable[[Change], None] | None = None,
-                 on_notice: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        file: LibraryFile,
+        roots,
+        *,
+        workers: int | None = None,
+        settle: float = 3.0,
+        reconcile: float = 300.0,
+        poll: float | None = None,
+        on_change: Callable[[Change], None] | None = None,
+        on_notice: Callable[[str], None] | None = None,
+    ):
         self.file = file
         self.roots = [os.path.abspath(os.path.expanduser(os.fspath(r))) for r in roots]
         self.settle, self.reconcile, self.poll = settle, reconcile, poll
@@ -191,17 +199,27 @@ class Watcher:
         # under it is scanned until it is back.
         gone = [r for r in self.roots if not os.path.isdir(r)] if missing_ok else []
         paths = [p for p in paths if not any(p == r or p.startswith(r.rstrip(os.sep) + os.sep) for r in gone)]
-        problems = [f"{to_stored(r)}: the watched folder cannot be read now (unmounted?); its tracks in "
-                    "the library are kept until it is back" for r in gone]
+        problems = [
+            f"{to_stored(r)}: the watched folder cannot be read now (unmounted?); its tracks in "
+            "the library are kept until it is back"
+            for r in gone
+        ]
         report = ScanReport()
         if paths:
             # A library held by another program (a duckdb shell) is waited for as long as it takes,
             # not AUDIODB_LOCK_TIMEOUT: a daemon keeps its work and says once who holds the file.
             try:
                 with connection.wait_while_locked(self._stop.is_set):
-                    report = scan_file(self.file, paths, pool=self.workers, missing_ok=missing_ok,
-                                       progress=progress, on_change=self.on_change,
-                                       should_stop=self._stop.is_set, skip=self.dirty.pending)
+                    report = scan_file(
+                        self.file,
+                        paths,
+                        pool=self.workers,
+                        missing_ok=missing_ok,
+                        progress=progress,
+                        on_change=self.on_change,
+                        should_stop=self._stop.is_set,
+                        skip=self.dirty.pending,
+                    )
             except DatabaseLocked:
                 if not self._stop.is_set():
                     raise
@@ -263,8 +281,7 @@ class Watcher:
                 self._notice(INOTIFY_ADVICE)
                 self._limit_told = True
         else:
-            self._notice(f"Cannot watch for changes ({e}); relying on the reconcile scan every "
-                         f"{self.reconcile:.0f} s.")
+            self._notice(f"Cannot watch for changes ({e}); relying on the reconcile scan every {self.reconcile:.0f} s.")
 
     def _check_observer(self) -> None:
         # The emitter threads die when adding a watch fails (the inotify limit on a

@@ -20,8 +20,16 @@ from ..analysis.embed import content_hash, embed_file
 from ..analysis.params import NOTEBOOK, FeatureParams
 from ..errors import DecodeError
 
-__all__ = ["BOOTSTRAP_EXIT", "THREAD_ENV", "WORKER_MARK", "analyse", "init_worker", "leave_if_worker_bootstrap",
-           "one_blas_thread", "worker_env"]
+__all__ = [
+    "BOOTSTRAP_EXIT",
+    "THREAD_ENV",
+    "WORKER_MARK",
+    "analyse",
+    "init_worker",
+    "leave_if_worker_bootstrap",
+    "one_blas_thread",
+    "worker_env",
+]
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -151,7 +159,8 @@ def leave_if_worker_bootstrap() -> None:
         return
     rerun = sys.modules.get("__mp_main__")  # runpy's module for the script while it runs again
     if getattr(multiprocessing.current_process(), "_inheriting", False) or (
-            rerun is not None and rerun is not sys.modules.get("__main__")):
+        rerun is not None and rerun is not sys.modules.get("__main__")
+    ):
         os._exit(BOOTSTRAP_EXIT)
 
 

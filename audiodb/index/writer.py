@@ -25,8 +25,15 @@ class BatchWriter:
     a :class:`Change` in ``report`` (and goes to ``on_change``).
     """
 
-    def __init__(self, file: LibraryFile, existing: set[str], report: ScanReport,
-                 on_change: Callable[[Change], None] | None, batch_size: int, batch_seconds: float):
+    def __init__(
+        self,
+        file: LibraryFile,
+        existing: set[str],
+        report: ScanReport,
+        on_change: Callable[[Change], None] | None,
+        batch_size: int,
+        batch_seconds: float,
+    ):
         self.file, self.existing, self.report, self.on_change = file, existing, report, on_change
         self.batch_size, self.batch_seconds = batch_size, batch_seconds
         self.pending: dict[str, dict] = {}  # by path: a batch never holds one path twice
@@ -36,10 +43,14 @@ class BatchWriter:
     def add(self, result: dict) -> None:
         if result["status"] == "ok" and "extended" not in result:
             # A Dask worker running an audiodb from before the second feature set.
-            result = {"path": result["path"], "size": result.get("size"), "mtime_ns": result.get("mtime_ns"),
-                      "status": "failed",
-                      "reason": "the worker that analysed it runs an older audiodb (no extended features); "
-                                "install the same audiodb version on every Dask worker"}
+            result = {
+                "path": result["path"],
+                "size": result.get("size"),
+                "mtime_ns": result.get("mtime_ns"),
+                "status": "failed",
+                "reason": "the worker that analysed it runs an older audiodb (no extended features); "
+                "install the same audiodb version on every Dask worker",
+            }
         if not self.pending:
             self.last_flush = time.monotonic()  # a batch's clock starts with its first result
         self.pending[result["path"]] = result

@@ -31,9 +31,30 @@ METHOD_LABELS = {"kmeans": "k-means", "hdbscan": "HDBSCAN"}
 #: plotly's ``px.colors.qualitative.Dark24``, the notebook's palette; colour = cluster id mod 24,
 #: so a cluster keeps its colour across runs (cluster ids are kept stable by ``audiodb cluster``).
 PALETTE = (
-    "#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B68100", "#750D86",
-    "#EB663B", "#511CFB", "#00A08B", "#FB00D1", "#FC0080", "#B2828D", "#6C7C32", "#778AAE",
-    "#862A16", "#A777F1", "#620042", "#1616A7", "#DA60CA", "#6C4516", "#0D2A63", "#AF0038",
+    "#2E91E5",
+    "#E15F99",
+    "#1CA71C",
+    "#FB0D0D",
+    "#DA16FF",
+    "#222A2A",
+    "#B68100",
+    "#750D86",
+    "#EB663B",
+    "#511CFB",
+    "#00A08B",
+    "#FB00D1",
+    "#FC0080",
+    "#B2828D",
+    "#6C7C32",
+    "#778AAE",
+    "#862A16",
+    "#A777F1",
+    "#620042",
+    "#1616A7",
+    "#DA60CA",
+    "#6C4516",
+    "#0D2A63",
+    "#AF0038",
 )
 NOISE_COLOR = "#7f7f7f"  # the notebook's "medium grey" for HDBSCAN noise
 MISSING_COLOR = "#c5c9d0"  # no value / not in the clustering run / lumped categories
@@ -75,8 +96,24 @@ def _is_integer(typ: str) -> bool:
 
 
 def is_numeric(typ: str) -> bool:
-    return typ.startswith(("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-                           "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL"))
+    return typ.startswith(
+        (
+            "TINYINT",
+            "SMALLINT",
+            "INTEGER",
+            "BIGINT",
+            "HUGEINT",
+            "UTINYINT",
+            "USMALLINT",
+            "UINTEGER",
+            "UBIGINT",
+            "UHUGEINT",
+            "FLOAT",
+            "DOUBLE",
+            "DECIMAL",
+            "REAL",
+        )
+    )
 
 
 def cluster_labels(column) -> np.ndarray:
@@ -103,8 +140,10 @@ def cluster_coloring(method: str, labels: np.ndarray, run: dict) -> Coloring:
     noise = f", {run['n_noise']} noise" if method == "hdbscan" else ""
     notes = [f"Colours: {label} run {run['id']} ({', '.join(what)}): {run['n_clusters']} clusters{noise}."]
     if missing:
-        notes.append(f"{missing} tracks were indexed after that run and are grey ('not clustered'): "
-                     f"run audiodb cluster --method {method} to include them.")
+        notes.append(
+            f"{missing} tracks were indexed after that run and are grey ('not clustered'): "
+            f"run audiodb cluster --method {method} to include them."
+        )
     return Coloring(kind="discrete", title=f"{label} cluster", codes=codes, categories=categories, notes=notes)
 
 
@@ -129,11 +168,16 @@ def column_coloring(name: str, typ: str, column) -> Coloring:
             lo, hi = float(finite.min()), float(finite.max())
             tickvals = [lo] if hi == lo else [lo + (hi - lo) * i / 4 for i in range(5)]
             fmt = "%Y-%m-%d %H:%M" if hi - lo < 5 * 86400 else "%Y-%m-%d"
-            ticks = (tickvals, [datetime.datetime.fromtimestamp(v, datetime.timezone.utc).strftime(fmt)
-                                for v in tickvals])
-            hover = [None if not np.isfinite(v) else
-                     datetime.datetime.fromtimestamp(v, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-                     for v in values]
+            ticks = (
+                tickvals,
+                [datetime.datetime.fromtimestamp(v, datetime.timezone.utc).strftime(fmt) for v in tickvals],
+            )
+            hover = [
+                None
+                if not np.isfinite(v)
+                else datetime.datetime.fromtimestamp(v, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+                for v in values
+            ]
         else:
             hover = [None if not np.isfinite(v) else f"{v:.6g}" for v in values]
         notes = []
@@ -144,14 +188,15 @@ def column_coloring(name: str, typ: str, column) -> Coloring:
     return _categories(name, texts, shorten=name == "folder")
 
 
-def _categories(name: str, texts: list[str | None], *, order: list[str] | None = None,
-                shorten: bool = False) -> Coloring:
+def _categories(
+    name: str, texts: list[str | None], *, order: list[str] | None = None, shorten: bool = False
+) -> Coloring:
     counts: dict[str, int] = {}
     for t in texts:
         if t is not None:
             counts[t] = counts.get(t, 0) + 1
     ranked = sorted(counts, key=lambda t: (-counts[t], t))
-    kept = ranked if len(ranked) <= MAX_CATEGORIES else ranked[:MAX_CATEGORIES - 1]
+    kept = ranked if len(ranked) <= MAX_CATEGORIES else ranked[: MAX_CATEGORIES - 1]
     kept = [t for t in (order or sorted(kept)) if t in set(kept)]
     prefix = _common_folder(kept) if shorten and len(kept) > 1 else ""
     labels = [(os.path.relpath(t, prefix) if prefix else t) for t in kept]
@@ -164,8 +209,10 @@ def _categories(name: str, texts: list[str | None], *, order: list[str] | None =
     if rest:
         other = len(categories)
         categories.append((f"other ({rest} values)", MISSING_COLOR))
-        notes.append(f"{name} has {len(ranked)} values: the {len(kept)} most common have their own colour, "
-                     "the rest are grey; hover shows each track's value.")
+        notes.append(
+            f"{name} has {len(ranked)} values: the {len(kept)} most common have their own colour, "
+            "the rest are grey; hover shows each track's value."
+        )
     else:
         other = -1
     none = -1
@@ -173,5 +220,11 @@ def _categories(name: str, texts: list[str | None], *, order: list[str] | None =
         none = len(categories)
         categories.append(("(none)", MISSING_COLOR))
     codes = np.array([none if t is None else code_of.get(t, other) for t in texts], dtype=np.int32)
-    return Coloring(kind="discrete", title=name, codes=codes, categories=categories,
-                    hover=[t if t is not None else "(none)" for t in texts], notes=notes)
+    return Coloring(
+        kind="discrete",
+        title=name,
+        codes=codes,
+        categories=categories,
+        hover=[t if t is not None else "(none)" for t in texts],
+        notes=notes,
+    )

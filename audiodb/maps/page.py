@@ -67,8 +67,13 @@ def _index_dtype(n: int) -> str:
 def _script_json(obj) -> str:
     """JSON that is safe inside ``<script>``: no ``<``, ``>`` or ``&`` characters at all."""
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return (
+        text.replace("&", "\\u0026")
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 def _folder_url(folder: str) -> str:

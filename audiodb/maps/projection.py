@@ -61,24 +61,33 @@ def project(X_scaled: np.ndarray, projection: str) -> tuple[np.ndarray, dict]:
         return Y, {
             "explained_variance": [r1, r2],
             "axes": [f"PC1 ({r1:.1%} of variance)", f"PC2 ({r2:.1%} of variance)"],
-            "notes": [(f"Explained variance by PC1 and PC2: {r1:.4f} {r2:.4f} "
-                       f"(together {r1 + r2:.1%}); PCA(n_components=2, random_state=42) on the "
-                       f"z-scored {X_scaled.shape[1]} features.")],
+            "notes": [
+                (
+                    f"Explained variance by PC1 and PC2: {r1:.4f} {r2:.4f} "
+                    f"(together {r1 + r2:.1%}); PCA(n_components=2, random_state=42) on the "
+                    f"z-scored {X_scaled.shape[1]} features."
+                )
+            ],
         }
     if projection != "umap":
         raise UsageError(f"Unknown projection {projection!r}: choose pca or umap.")
     if n < 4:
-        raise UsageError(f"A UMAP map needs at least 4 tracks with features (the library has {n}); "
-                         "use --projection pca.")
+        raise UsageError(
+            f"A UMAP map needs at least 4 tracks with features (the library has {n}); use --projection pca."
+        )
     settings = dict(UMAP_SETTINGS)
-    note = ("UMAP with the notebook's settings: n_neighbors=10, min_dist=0.1, metric=euclidean, "
-            f"random_state=42, on the z-scored {X_scaled.shape[1]} features.")
+    note = (
+        "UMAP with the notebook's settings: n_neighbors=10, min_dist=0.1, metric=euclidean, "
+        f"random_state=42, on the z-scored {X_scaled.shape[1]} features."
+    )
     extra = {}
     if n <= settings["n_neighbors"]:
         settings["n_neighbors"] = n - 1
         extra["init"] = "random"
-        note += (f" The library has {n} tracks, so n_neighbors is {n - 1} here and the start "
-                 "layout random (spectral needs more tracks).")
+        note += (
+            f" The library has {n} tracks, so n_neighbors is {n - 1} here and the start "
+            "layout random (spectral needs more tracks)."
+        )
     import warnings
 
     with warnings.catch_warnings():
@@ -86,8 +95,7 @@ def project(X_scaled: np.ndarray, projection: str) -> tuple[np.ndarray, dict]:
         import umap
 
         Y = umap.UMAP(n_components=2, **settings, **extra).fit_transform(X_scaled)
-    return np.asarray(Y, dtype=np.float64), {"axes": ["UMAP-1", "UMAP-2"], "notes": [note],
-                                             "settings": settings}
+    return np.asarray(Y, dtype=np.float64), {"axes": ["UMAP-1", "UMAP-2"], "notes": [note], "settings": settings}
 
 
 def nearest_neighbours(X: np.ndarray, k: int = N_NEIGHBOURS) -> np.ndarray:

@@ -62,14 +62,14 @@ class PlotResult:
 def _no_clustering(method: str) -> NoClusteringRun:
     return NoClusteringRun(
         f"No {METHOD_LABELS[method]} clustering yet: run audiodb cluster --method {method} first "
-        "(or colour by a column of tracks, e.g. --color folder).")
+        "(or colour by a column of tracks, e.g. --color folder)."
+    )
 
 
 def _check_color(color: str, columns: dict[str, str]) -> None:
     if color in CLUSTER_METHODS or color in columns:
         return
-    raise UsageError(f"Unknown --color {color!r}: choose kmeans, hdbscan or a column of tracks "
-                     f"({', '.join(columns)}).")
+    raise UsageError(f"Unknown --color {color!r}: choose kmeans, hdbscan or a column of tracks ({', '.join(columns)}).")
 
 
 def _color_kind(color: str, columns: dict[str, str]) -> str:
@@ -114,12 +114,15 @@ def _load(con, color: str, *, params: FeatureParams = NOTEBOOK, extended=None):
     tracks = load_tracks(con, params, extended)  # the Arrow path that similar and cluster read with
     if len(tracks.track_ids) == 0:
         if extended is not None and tracks.without_extended:
-            raise NothingIndexed(f"None of the {tracks.without_extended} tracks has the extended features yet "
-                               "(indexed by an older audiodb): run audiodb scan on their folders, or plot "
-                               "with --features notebook.")
+            raise NothingIndexed(
+                f"None of the {tracks.without_extended} tracks has the extended features yet "
+                "(indexed by an older audiodb): run audiodb scan on their folders, or plot "
+                "with --features notebook."
+            )
         if table.num_rows:
-            raise NothingIndexed(f"None of the {table.num_rows} tracks has current features: run audiodb scan "
-                               "DIR to compute them.")
+            raise NothingIndexed(
+                f"None of the {table.num_rows} tracks has current features: run audiodb scan DIR to compute them."
+            )
         raise NothingIndexed("No tracks indexed yet: run audiodb scan DIR first.")
     # Match the rows (by path) to the vectors by track id; tracks without current vectors are left out.
     row_ids = np.asarray(table["track_id"].to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -211,13 +214,25 @@ def plot_library(
     notes = [f"{len(paths):,} tracks. " + info["notes"][0], *info["notes"][1:], *coloring.notes]
     if stale:
         notes.append(f"{stale} tracks without current features are not shown: run audiodb scan DIR.")
-    space = ("the notebook's space" if features == "notebook" else
-             "with the second feature set, each group weighted alike: audiodb similar's default")
-    hint = (f"Click a point to play it and list its {neighbours.shape[1]} nearest neighbours "
-            f"(euclidean on the z-scored features, {space}).")
+    space = (
+        "the notebook's space"
+        if features == "notebook"
+        else "with the second feature set, each group weighted alike: audiodb similar's default"
+    )
+    hint = (
+        f"Click a point to play it and list its {neighbours.shape[1]} nearest neighbours "
+        f"(euclidean on the z-scored features, {space})."
+    )
     page = build_page(
-        title=f"{name} — Colored by {what}", x=Y[:, 0], y=Y[:, 1], paths=paths, durations=durations,
-        coloring=coloring, neighbours=neighbours, axes=info["axes"], notes=[*notes, hint],
+        title=f"{name} — Colored by {what}",
+        x=Y[:, 0],
+        y=Y[:, 1],
+        paths=paths,
+        durations=durations,
+        coloring=coloring,
+        neighbours=neighbours,
+        axes=info["axes"],
+        notes=[*notes, hint],
         clusters={m: c[0] for m, c in clusters.items() if c is not None},
     )
     out = pathlib.Path(output).expanduser().absolute()
@@ -230,5 +245,12 @@ def plot_library(
     finally:
         if tmp.exists():
             tmp.unlink()
-    return PlotResult(path=out, n_points=len(paths), projection=projection, color=color,
-                      size_bytes=out.stat().st_size, seconds=time.monotonic() - started, notes=notes)
+    return PlotResult(
+        path=out,
+        n_points=len(paths),
+        projection=projection,
+        color=color,
+        size_bytes=out.stat().st_size,
+        seconds=time.monotonic() - started,
+        notes=notes,
+    )

@@ -123,9 +123,14 @@ class ClusterRun:
     def as_row(self) -> dict:
         """The run as ``cluster_runs`` shows it (one flat dict)."""
         return {
-            "run_id": self.run_id, "method": self.method, "space": self.space,
-            "parameters": json.dumps(self.parameters, sort_keys=True), "n_tracks": self.n_tracks,
-            "n_clusters": self.n_clusters, "n_noise": self.n_noise, "quality": self.quality,
+            "run_id": self.run_id,
+            "method": self.method,
+            "space": self.space,
+            "parameters": json.dumps(self.parameters, sort_keys=True),
+            "n_tracks": self.n_tracks,
+            "n_clusters": self.n_clusters,
+            "n_noise": self.n_noise,
+            "quality": self.quality,
             "seconds": round(self.seconds, 3),
         }
 
@@ -170,8 +175,7 @@ def reduce(X_scaled: np.ndarray, space: str, *, dims: int | None = None) -> tupl
         Y = pca.fit_transform(X_scaled)
         return Y, {"dims": keep, "explained_variance": round(float(pca.explained_variance_ratio_.sum()), 4)}
     if n < 5:
-        raise UsageError(f"--space umap needs at least 5 tracks (the library has {n}); "
-                         "use --space scaled or pca.")
+        raise UsageError(f"--space umap needs at least 5 tracks (the library has {n}); use --space scaled or pca.")
     import warnings
 
     with warnings.catch_warnings():
@@ -186,11 +190,21 @@ def reduce(X_scaled: np.ndarray, space: str, *, dims: int | None = None) -> tupl
 
             dist, idx = NearestNeighbors(n_neighbors=neighbours).fit(X_scaled).kneighbors(X_scaled)
             knn = (idx, dist)
-        model = umap.UMAP(n_components=keep, n_neighbors=neighbours, min_dist=0.0, metric="euclidean",
-                          random_state=SEED, precomputed_knn=knn or (None, None, None))
+        model = umap.UMAP(
+            n_components=keep,
+            n_neighbors=neighbours,
+            min_dist=0.0,
+            metric="euclidean",
+            random_state=SEED,
+            precomputed_knn=knn or (None, None, None),
+        )
         Y = model.fit_transform(X_scaled)
-    return np.asarray(Y, dtype=np.float64), {"dims": keep, "n_neighbors": neighbours, "min_dist": 0.0,
-                                             "random_state": SEED}
+    return np.asarray(Y, dtype=np.float64), {
+        "dims": keep,
+        "n_neighbors": neighbours,
+        "min_dist": 0.0,
+        "random_state": SEED,
+    }
 
 
 def umap_neighbors(n: int) -> int:
@@ -247,8 +261,13 @@ def _hdbscan(Y: np.ndarray, min_cluster_size: int, min_samples: int):
 
     import hdbscan
 
-    model = hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, metric="euclidean",
-                            cluster_selection_method="eom", core_dist_n_jobs=os.cpu_count() or 1)
+    model = hdbscan.HDBSCAN(
+        min_cluster_size=min_cluster_size,
+        min_samples=min_samples,
+        metric="euclidean",
+        cluster_selection_method="eom",
+        core_dist_n_jobs=os.cpu_count() or 1,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # GLOSH divides by zero on exact duplicates
         labels = model.fit_predict(Y)
@@ -317,8 +336,9 @@ def cluster_vectors(
         X_scaled *= weights
     Y, space_info = reduce(X_scaled, space, dims=dims)
     params: dict = {"space": space, **space_info}
-    run = ClusterRun(method=method, space=space, parameters=params, track_ids=np.arange(n),
-                     labels=np.zeros(n, dtype=np.int64))
+    run = ClusterRun(
+        method=method, space=space, parameters=params, track_ids=np.arange(n), labels=np.zeros(n, dtype=np.int64)
+    )
     if method == "kmeans":
         k_scores, requested = None, str(k)
         if k == "auto":
@@ -331,8 +351,12 @@ def cluster_vectors(
         run.k_scores, run.centre_distance = k_scores, dist
     else:
         labels, prob, outlier = _hdbscan(Y, min_cluster_size, min_samples)
-        params.update(min_cluster_size=min_cluster_size, min_samples=min_samples, metric="euclidean",
-                      cluster_selection_method="eom")
+        params.update(
+            min_cluster_size=min_cluster_size,
+            min_samples=min_samples,
+            metric="euclidean",
+            cluster_selection_method="eom",
+        )
         run.probability, run.outlier_score = prob, outlier
         run.centre_distance = _centre_distance(Y, labels)
     run.labels = match_ids(labels, None)  # by size, largest first
@@ -358,8 +382,10 @@ def _check_args(method: str, n: int, k, min_cluster_size: int, min_samples: int)
         if min_samples < 1:
             raise UsageError(f"--min-samples must be at least 1 (got {min_samples}).")
         if min_cluster_size > n:
-            raise UsageError(f"--min-cluster-size {min_cluster_size} is more than the {n} tracks; "
-                             f"choose {max(2, n // 2)} or less, or index more audio.")
+            raise UsageError(
+                f"--min-cluster-size {min_cluster_size} is more than the {n} tracks; "
+                f"choose {max(2, n // 2)} or less, or index more audio."
+            )
         if min_samples > n - 1:
             raise UsageError(f"--min-samples {min_samples} needs more than the {n} tracks; choose {n - 1} or less.")
 
@@ -368,13 +394,18 @@ def _advice(run: ClusterRun, min_cluster_size: int, min_samples: int) -> list[st
     if run.method != "hdbscan" or run.n_noise < NOISY * run.n_tracks:
         return []
     dims = run.parameters.get("dims")
-    head = (f"HDBSCAN labelled all {run.n_tracks} tracks noise" if run.n_clusters == 0 else
-            f"HDBSCAN labelled {run.n_noise} of {run.n_tracks} tracks noise")
+    head = (
+        f"HDBSCAN labelled all {run.n_tracks} tracks noise"
+        if run.n_clusters == 0
+        else f"HDBSCAN labelled {run.n_noise} of {run.n_tracks} tracks noise"
+    )
     head += f" in the {run.space} space ({dims} dimensions)."
     tips = []
     if run.space != "umap":
-        tips.append("--space umap (reduce first: in many dimensions all distances look alike, so no "
-                    "region is denser than another)")
+        tips.append(
+            "--space umap (reduce first: in many dimensions all distances look alike, so no "
+            "region is denser than another)"
+        )
     if min_cluster_size > 2:
         tips.append(f"a smaller --min-cluster-size (now {min_cluster_size})")
     if min_samples > 1:
@@ -417,8 +448,9 @@ def cluster_library(file: LibraryFile, *, method: str, features: str = "notebook
     weights = np.sqrt(group_weights(tracks.feature_names)) if features == "extended" else None
     if len(track_ids) == 0:
         if stale:
-            raise NothingIndexed(f"None of the {stale} tracks has current features: run audiodb scan DIR "
-                               "to compute them.")
+            raise NothingIndexed(
+                f"None of the {stale} tracks has current features: run audiodb scan DIR to compute them."
+            )
         raise NothingIndexed("No tracks indexed yet: run audiodb scan DIR first.")
     run = cluster_vectors(X, method=method, weights=weights, **options)
     run.parameters["features"] = features

@@ -50,10 +50,11 @@ def match_ids(
         old_ids = np.unique(b)
         if len(a) and len(old_ids):
             # Sizes among the tracks both runs saw (noise in either run counts as outside).
-            size_new = np.bincount(np.searchsorted(ids, labels[new_idx][labels[new_idx] != -1]),
-                                   minlength=len(ids))
-            size_old = np.bincount(np.searchsorted(old_ids, prev_labels[old_idx][
-                np.isin(prev_labels[old_idx], old_ids)]), minlength=len(old_ids))
+            size_new = np.bincount(np.searchsorted(ids, labels[new_idx][labels[new_idx] != -1]), minlength=len(ids))
+            size_old = np.bincount(
+                np.searchsorted(old_ids, prev_labels[old_idx][np.isin(prev_labels[old_idx], old_ids)]),
+                minlength=len(old_ids),
+            )
             pairs = _match(np.searchsorted(ids, a), np.searchsorted(old_ids, b), size_new, size_old, min_jaccard)
             mapping = {int(ids[r]): int(old_ids[c]) for r, c in pairs}
         next_id = max([next_id, *(v + 1 for v in mapping.values())])
@@ -67,8 +68,9 @@ def match_ids(
     return out
 
 
-def _match(ia: np.ndarray, ib: np.ndarray, size_new: np.ndarray, size_old: np.ndarray,
-           min_jaccard: float) -> list[tuple[int, int]]:
+def _match(
+    ia: np.ndarray, ib: np.ndarray, size_new: np.ndarray, size_old: np.ndarray, min_jaccard: float
+) -> list[tuple[int, int]]:
     """One-to-one pairs (new, old) maximising total Jaccard, each at least ``min_jaccard``.
 
     ``ia``, ``ib``: for each track in a cluster in both runs, its new and old cluster

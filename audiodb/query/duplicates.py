@@ -19,8 +19,15 @@ from ..store.vectors import load_tracks
 from .neighbours import require_tracks
 from .space import Space, space_for
 
-__all__ = ["DUPLICATE_MAX_HZ", "DUPLICATE_THRESHOLD", "DupSpace", "duplicate_features", "duplicates",
-           "duration_tolerance", "same_duration"]
+__all__ = [
+    "DUPLICATE_MAX_HZ",
+    "DUPLICATE_THRESHOLD",
+    "DupSpace",
+    "duplicate_features",
+    "duplicates",
+    "duration_tolerance",
+    "same_duration",
+]
 
 #: Duplicates are judged on the mel bands below this frequency (Hz): lossy
 #: codecs and resamplers change the top of the spectrum, not what is below.
@@ -54,12 +61,13 @@ def duplicate_features(params: FeatureParams = NOTEBOOK) -> np.ndarray:
     below :data:`DUPLICATE_MAX_HZ`. Boolean mask, shape (params.dims,)."""
     from ..analysis.filters import hz_to_mel, mel_to_hz
 
-    edges = mel_to_hz(np.linspace(hz_to_mel(np.array([0.0]))[0],
-                                   hz_to_mel(np.array([params.sr / 2]))[0], params.n_mels + 2))
+    edges = mel_to_hz(
+        np.linspace(hz_to_mel(np.array([0.0]))[0], hz_to_mel(np.array([params.sr / 2]))[0], params.n_mels + 2)
+    )
     low = edges[2:] <= DUPLICATE_MAX_HZ  # upper edge of each band
     mask = np.zeros(params.dims, dtype=bool)
     mask[: params.n_mels] = low
-    mask[params.n_mels: 2 * params.n_mels] = low
+    mask[params.n_mels : 2 * params.n_mels] = low
     return mask
 
 
@@ -97,11 +105,16 @@ class _UnionFind:
 
 def _lossless(codec: str | None, container: str | None) -> bool:
     codec, container = (codec or "").upper(), (container or "").upper()
-    return (codec.startswith("PCM") or codec in ("FLAC", "ALAC", "FLOAT", "DOUBLE")
-            or container in ("WAV", "FLAC", "AIFF", "AIFC", "W64", "RF64"))
+    return (
+        codec.startswith("PCM")
+        or codec in ("FLAC", "ALAC", "FLOAT", "DOUBLE")
+        or container in ("WAV", "FLAC", "AIFF", "AIFC", "W64", "RF64")
+    )
 
 
-def duplicates(file: LibraryFile, *, threshold: float = DUPLICATE_THRESHOLD, where: str | None = None) -> list[list[dict]]:
+def duplicates(
+    file: LibraryFile, *, threshold: float = DUPLICATE_THRESHOLD, where: str | None = None
+) -> list[list[dict]]:
     """Groups of tracks that are one recording in different files, most certain first.
 
     Two tracks are linked when their lengths agree (:func:`duration_tolerance`)
@@ -139,6 +152,7 @@ def duplicates(file: LibraryFile, *, threshold: float = DUPLICATE_THRESHOLD, whe
         groups.setdefault(uf.find(i), []).append(i)
     out = []
     for rows in groups.values():
+
         def quality(i: int):
             path, _, codec, container, size = info[int(space.track_ids[i])]
             return (not _lossless(codec, container), -(size or 0), path)
@@ -152,8 +166,9 @@ def duplicates(file: LibraryFile, *, threshold: float = DUPLICATE_THRESHOLD, whe
         for i, d in zip(rows, dist):
             t = int(space.track_ids[i])
             path, dur, codec, _, size = info[t]
-            group.append({"track_id": t, "path": path, "distance": float(d), "duration_sec": dur,
-                          "codec": codec, "size": size})
+            group.append(
+                {"track_id": t, "path": path, "distance": float(d), "duration_sec": dur, "codec": codec, "size": size}
+            )
         out.append(group)
     out.sort(key=lambda g: (max(m["distance"] for m in g), g[0]["path"]))
     for number, group in enumerate(out, 1):
@@ -162,8 +177,9 @@ def duplicates(file: LibraryFile, *, threshold: float = DUPLICATE_THRESHOLD, whe
     return out
 
 
-def _duplicate_pairs(space: Space, to_dup: DupSpace, duration: np.ndarray, threshold: float,
-                     keep: np.ndarray | None = None) -> list[tuple[int, int, float]]:
+def _duplicate_pairs(
+    space: Space, to_dup: DupSpace, duration: np.ndarray, threshold: float, keep: np.ndarray | None = None
+) -> list[tuple[int, int, float]]:
     """(row, row, distance) of every pair closer than ``threshold`` with agreeing durations.
 
     Rows are sorted by duration and each is compared only with the rows whose

@@ -16,8 +16,15 @@ from ..store.vectors import VectorSet
 from .neighbours import load_for, require_tracks
 from .space import space_for
 
-__all__ = ["ALL_LABELS", "EVAL_COLUMNS", "EvalReport", "evaluate", "evaluate_vectors", "labels_from_csv",
-           "labels_from_folders"]
+__all__ = [
+    "ALL_LABELS",
+    "EVAL_COLUMNS",
+    "EvalReport",
+    "evaluate",
+    "evaluate_vectors",
+    "labels_from_csv",
+    "labels_from_folders",
+]
 
 
 @dataclasses.dataclass
@@ -42,8 +49,10 @@ def labels_from_folders(rows: list[tuple[int, str]]) -> dict[int, str]:
     root = os.path.commonpath(list(folders.values()))
     labels = {tid: os.path.relpath(f, root) for tid, f in folders.items()}
     if len(set(labels.values())) < 2:
-        raise UsageError("Every track is in the same folder, so folder names cannot label them. "
-                         "Give a CSV of path,label instead: audiodb eval --label-from labels.csv")
+        raise UsageError(
+            "Every track is in the same folder, so folder names cannot label them. "
+            "Give a CSV of path,label instead: audiodb eval --label-from labels.csv"
+        )
     return labels
 
 
@@ -56,8 +65,9 @@ def labels_from_csv(csv_path: str, rows: list[tuple[int, str]]) -> tuple[dict[in
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
             lines = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
     except OSError as e:
-        raise UsageError(f"Cannot read labels from {csv_path}: {e.strerror}. Give 'folder' or a CSV of "
-                         "path,label.") from None
+        raise UsageError(
+            f"Cannot read labels from {csv_path}: {e.strerror}. Give 'folder' or a CSV of path,label."
+        ) from None
     if lines and [c.strip().lower() for c in lines[0][:2]] == ["path", "label"]:
         lines = lines[1:]
     for line in lines:
@@ -75,8 +85,9 @@ def labels_from_csv(csv_path: str, rows: list[tuple[int, str]]) -> tuple[dict[in
     return labels, unmatched
 
 
-def evaluate(file: LibraryFile, label_from: str = "folder", *, metrics: Sequence[str | None] = (None,), k: int = 5
-             ) -> EvalReport:
+def evaluate(
+    file: LibraryFile, label_from: str = "folder", *, metrics: Sequence[str | None] = (None,), k: int = 5
+) -> EvalReport:
     """Leave-one-out k-NN evaluation: does "similar" mean "same label" in this library?
 
     Each labelled track whose label has at least two tracks is a query; its
@@ -105,19 +116,20 @@ def evaluate(file: LibraryFile, label_from: str = "folder", *, metrics: Sequence
     return evaluate_vectors(tracks, labels, metrics, k, unmatched)
 
 
-def evaluate_vectors(tracks: VectorSet, labels: dict[int, str], metrics: Sequence[str], k: int,
-              unmatched: list[str] | None = None) -> EvalReport:
+def evaluate_vectors(
+    tracks: VectorSet, labels: dict[int, str], metrics: Sequence[str], k: int, unmatched: list[str] | None = None
+) -> EvalReport:
     """Leave-one-out k-NN figures of ``tracks`` for ``labels`` ({track_id: label}) in each metric."""
     sel = np.array([i for i, t in enumerate(tracks.track_ids) if int(t) in labels], dtype=np.int64)
     names = np.array([labels[int(t)] for t in tracks.track_ids[sel]], dtype=object)
     uniq, codes, counts = np.unique(names.astype(str), return_inverse=True, return_counts=True)
     if len(uniq) < 2:
-        raise UsageError("Evaluation needs at least two labels with tracks in the library; "
-                         f"found {len(uniq)}.")
+        raise UsageError(f"Evaluation needs at least two labels with tracks in the library; found {len(uniq)}.")
     queries = np.flatnonzero(counts[codes] >= 2)
     kk = min(k, len(sel) - 1)
-    report = EvalReport([], labelled=len(sel), unmatched=unmatched or [],
-                        singletons=[str(u) for u, c in zip(uniq, counts) if c < 2])
+    report = EvalReport(
+        [], labelled=len(sel), unmatched=unmatched or [], singletons=[str(u) for u, c in zip(uniq, counts) if c < 2]
+    )
     for metric in metrics:
         space = space_for(tracks, metric)
         x = space.transform(space.vectors[sel])
@@ -125,7 +137,7 @@ def evaluate_vectors(tracks: VectorSet, labels: dict[int, str], metrics: Sequenc
         first = np.zeros(len(sel), dtype=bool)
         step = max(1, min(1024, (1 << 24) // len(sel)))  # a block of distances stays ~128 MB
         for a in range(0, len(queries), step):
-            q = queries[a:a + step]
+            q = queries[a : a + step]
             if metric == "cosine":
                 d = 1.0 - x[q] @ x.T
             else:
@@ -140,12 +152,14 @@ def evaluate_vectors(tracks: VectorSet, labels: dict[int, str], metrics: Sequenc
             qs = queries if label_index is None else queries[codes[queries] == label_index]
             if label_index is not None and counts[label_index] < 2:
                 continue
-            report.rows.append({
-                "metric": metric,
-                "label": ALL_LABELS if label_index is None else str(uniq[label_index]),
-                "tracks": len(qs),
-                "k": kk,
-                "precision_at_k": round(float(hits[qs].mean()), 4),
-                "accuracy_1nn": round(float(first[qs].mean()), 4),
-            })
+            report.rows.append(
+                {
+                    "metric": metric,
+                    "label": ALL_LABELS if label_index is None else str(uniq[label_index]),
+                    "tracks": len(qs),
+                    "k": kk,
+                    "precision_at_k": round(float(hits[qs].mean()), 4),
+                    "accuracy_1nn": round(float(first[qs].mean()), 4),
+                }
+            )
     return report

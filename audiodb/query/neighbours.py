@@ -21,8 +21,16 @@ from ..store.connection import LibraryFile
 from ..store.vectors import VectorSet, load_tracks, stored_vector
 from .space import DEFAULT_METRIC, EXTENDED_METRICS, check_metric, space_for
 
-__all__ = ["CLUSTER_METHODS", "SIMILAR_COLUMNS", "Query", "load_for", "require_tracks", "resolve_metric",
-           "resolve_queries", "similar"]
+__all__ = [
+    "CLUSTER_METHODS",
+    "SIMILAR_COLUMNS",
+    "Query",
+    "load_for",
+    "require_tracks",
+    "resolve_metric",
+    "resolve_queries",
+    "similar",
+]
 
 #: Keys of each neighbour ``similar`` returns, in order.
 SIMILAR_COLUMNS = ("rank", "track_id", "path", "distance", "duration_sec", "cluster_kmeans", "cluster_hdbscan")
@@ -41,15 +49,20 @@ def resolve_metric(metric: str | None, missing: int) -> str:
     chosen = metric or DEFAULT_METRIC
     if chosen in EXTENDED_METRICS and missing:
         if metric is None:
-            warnings.warn(AudiodbWarning(
-                f"{missing} tracks have no extended features yet (indexed by an older audiodb), so "
-                f"tracks are ranked with --metric blocks; run audiodb scan on their folders to compute "
-                f"them (one decode per file) and get the default {DEFAULT_METRIC!r} metric."), stacklevel=4)
+            warnings.warn(
+                AudiodbWarning(
+                    f"{missing} tracks have no extended features yet (indexed by an older audiodb), so "
+                    f"tracks are ranked with --metric blocks; run audiodb scan on their folders to compute "
+                    f"them (one decode per file) and get the default {DEFAULT_METRIC!r} metric."
+                ),
+                stacklevel=4,
+            )
             return "blocks"
         raise UsageError(
             f"--metric {chosen} needs the extended features, and {missing} tracks have none yet "
             "(indexed by an older audiodb). Run audiodb scan on their folders to compute them, "
-            "or use --metric blocks.")
+            "or use --metric blocks."
+        )
     return chosen
 
 
@@ -70,8 +83,10 @@ def require_tracks(tracks: VectorSet, con) -> None:
         return
     n = catalog.count_tracks(con)
     if n:
-        raise NothingIndexed(f"The library has {n} tracks but none with current vectors; "
-                         "run audiodb scan on their folders to compute them.")
+        raise NothingIndexed(
+            f"The library has {n} tracks but none with current vectors; "
+            "run audiodb scan on their folders to compute them."
+        )
     raise NothingIndexed("The library is empty. Index some audio first: audiodb scan DIR")
 
 
@@ -87,8 +102,9 @@ class Query:
     content_hash: str | None = None
 
 
-def resolve_queries(file: LibraryFile, refs: Iterable[str], embed: Callable | None = None, *, extended: bool = False
-                    ) -> list[Query]:
+def resolve_queries(
+    file: LibraryFile, refs: Iterable[str], embed: Callable | None = None, *, extended: bool = False
+) -> list[Query]:
     """Turn paths or track ids into :class:`Query` objects.
 
     An indexed track's stored vector is used (no audio is read); a file that is
@@ -110,31 +126,49 @@ def resolve_queries(file: LibraryFile, refs: Iterable[str], embed: Callable | No
     out = []
     for ref, row in zip(refs, found):
         if row is not None and row[0] in vectors:
-            out.append(Query(row[1], vectors[row[0]], track_id=row[0], folder=row[2], duration_sec=row[3],
-                             content_hash=row[4]))
+            out.append(
+                Query(row[1], vectors[row[0]], track_id=row[0], folder=row[2], duration_sec=row[3], content_hash=row[4])
+            )
             continue
         path = from_stored(row[1]) if row is not None else os.path.abspath(os.path.expanduser(ref))
         if row is None and not os.path.isfile(path) and os.path.isfile(from_stored(path)):
             path = from_stored(path)  # the printed form of a non-UTF-8 name
         if not os.path.isfile(path):
             if row is not None:
-                raise TrackNotFound(f"Track {ref!r} ({row[1]}) has no current vector and its file is gone; "
-                                    "run audiodb scan on its folder.")
+                raise TrackNotFound(
+                    f"Track {ref!r} ({row[1]}) has no current vector and its file is gone; "
+                    "run audiodb scan on its folder."
+                )
             raise TrackNotFound(
                 f"{ref!r} is neither an indexed track nor an audio file. Give a path to an audio file "
-                "or a track id (audiodb sql \"select track_id, path from tracks\" lists them).")
+                'or a track id (audiodb sql "select track_id, path from tracks" lists them).'
+            )
         if embed is None:
             from ..analysis.embed import embed_file as embed
         vector, meta = embed(path, file.params, extended=extended)
         if extended:
             vector = np.concatenate([vector, meta["extended_vector"]])
-        out.append(Query(to_stored(path), np.asarray(vector, dtype=np.float32), row[0] if row else None,
-                         folder=to_stored(os.path.dirname(path)), duration_sec=meta.get("duration_sec")))
+        out.append(
+            Query(
+                to_stored(path),
+                np.asarray(vector, dtype=np.float32),
+                row[0] if row else None,
+                folder=to_stored(os.path.dirname(path)),
+                duration_sec=meta.get("duration_sec"),
+            )
+        )
     return out
 
 
-def similar(file: LibraryFile, track: str, *, n: int = 10, metric: str | None = None, where: str | None = None,
-            exclude_folder: bool = False) -> list[dict]:
+def similar(
+    file: LibraryFile,
+    track: str,
+    *,
+    n: int = 10,
+    metric: str | None = None,
+    where: str | None = None,
+    exclude_folder: bool = False,
+) -> list[dict]:
     """The ``n`` tracks nearest to ``track`` (a path, indexed or not, or a track id).
 
     The query itself is left out; an unindexed file is analysed and not added.
@@ -165,7 +199,13 @@ def similar(file: LibraryFile, track: str, *, n: int = 10, metric: str | None = 
         info = catalog.track_info(con, ids, ("path", "duration_sec"))
         labels = catalog.cluster_labels(con, ids, CLUSTER_METHODS)
     return [
-        {"rank": i + 1, "track_id": t, "path": info[t][0], "distance": float(d),
-         "duration_sec": float(info[t][1]) if info[t][1] is not None else None, **labels[t]}
+        {
+            "rank": i + 1,
+            "track_id": t,
+            "path": info[t][0],
+            "distance": float(d),
+            "duration_sec": float(info[t][1]) if info[t][1] is not None else None,
+            **labels[t],
+        }
         for i, (t, d) in enumerate(zip(ids, dist))
     ]

@@ -32,9 +32,17 @@ class _Pick:
     seed: bool
 
 
-def playlist(file: LibraryFile, seeds: Sequence[str], *, n: int = 20, metric: str | None = None,
-             smooth: bool = False, include_seeds: bool = True, where: str | None = None,
-             threshold: float = DUPLICATE_THRESHOLD) -> list[dict]:
+def playlist(
+    file: LibraryFile,
+    seeds: Sequence[str],
+    *,
+    n: int = 20,
+    metric: str | None = None,
+    smooth: bool = False,
+    include_seeds: bool = True,
+    where: str | None = None,
+    threshold: float = DUPLICATE_THRESHOLD,
+) -> list[dict]:
     """A playlist of ``n`` tracks near the ``seeds`` (paths, indexed or not, or track ids).
 
     Candidates are ranked by their distance to the nearest seed. A track is
@@ -88,8 +96,11 @@ def playlist(file: LibraryFile, seeds: Sequence[str], *, n: int = 20, metric: st
         duration = tracks.duration_sec[i]
         h = hashes.get(t)
         coords = dup(space.vectors[i])
-        if any((h is not None and h == c.content_hash) or (same_duration(duration, c.duration_sec) and
-               float(np.linalg.norm(coords - pc)) < threshold) for c, pc in zip(chosen, picked_coords)):
+        if any(
+            (h is not None and h == c.content_hash)
+            or (same_duration(duration, c.duration_sec) and float(np.linalg.norm(coords - pc)) < threshold)
+            for c, pc in zip(chosen, picked_coords)
+        ):
             continue
         chosen.append(_Pick(t, paths[t], space.vectors[i], duration, h, float(dist[i]), False))
         picked_coords.append(coords)
@@ -101,8 +112,14 @@ def playlist(file: LibraryFile, seeds: Sequence[str], *, n: int = 20, metric: st
     items = (seeds_part if include_seeds else []) + rest
     items = items[:n]
     return [
-        {"position": k + 1, "track_id": c.track_id, "path": c.path, "distance": c.distance,
-         "duration_sec": float(c.duration_sec) if c.duration_sec is not None else None, "seed": c.seed}
+        {
+            "position": k + 1,
+            "track_id": c.track_id,
+            "path": c.path,
+            "distance": c.distance,
+            "duration_sec": float(c.duration_sec) if c.duration_sec is not None else None,
+            "seed": c.seed,
+        }
         for k, c in enumerate(items)
     ]
 

@@ -55,8 +55,16 @@ METRICS: tuple[str, ...] = ("notebook", "cosine", "blocks", "extended")
 EXTENDED_METRICS = ("extended",)
 
 #: The group of each feature name prefix; features not listed are "spectral".
-_GROUP_PREFIXES = ("mel_mean", "mel_std", "mfcc_mean", "mfcc_std", "contrast_mean", "contrast_std",
-                   "chroma_mean", "chroma_std")
+_GROUP_PREFIXES = (
+    "mel_mean",
+    "mel_std",
+    "mfcc_mean",
+    "mfcc_std",
+    "contrast_mean",
+    "contrast_std",
+    "chroma_mean",
+    "chroma_std",
+)
 _RHYTHM = ("onset_mean", "onset_std", "tempo_bpm", "pulse_clarity")
 
 #: The metric ``similar``, ``playlist`` and ``eval`` use unless told otherwise: the
@@ -65,6 +73,7 @@ _RHYTHM = ("onset_mean", "onset_std", "tempo_bpm", "pulse_clarity")
 DEFAULT_METRIC = "extended"
 
 CHUNK = 8192  # rows per block: a block of float32 vectors stays in cache
+
 
 def _groups(feature_names: Sequence[str]) -> list[str]:
     """The group of each feature: ``mel_mean``, ``mel_std``, ``mfcc_mean``, ``mfcc_std``,
@@ -106,8 +115,13 @@ class Space:
     feature_names : sequence of str, length d
     """
 
-    def __init__(self, track_ids: np.ndarray, vectors: np.ndarray, metric: str = DEFAULT_METRIC,
-                 feature_names: Sequence[str] = NOTEBOOK.feature_names()):
+    def __init__(
+        self,
+        track_ids: np.ndarray,
+        vectors: np.ndarray,
+        metric: str = DEFAULT_METRIC,
+        feature_names: Sequence[str] = NOTEBOOK.feature_names(),
+    ):
         self.metric = check_metric(metric)
         self.track_ids = np.asarray(track_ids, dtype=np.int64)
         self.vectors = vectors
@@ -125,9 +139,9 @@ class Space:
         sw = np.sqrt(weights).astype(np.float32)
         mean32 = self.mean.astype(np.float32)
         for a in range(0, n, CHUNK):
-            block = vectors[a:a + CHUNK] - mean32
+            block = vectors[a : a + CHUNK] - mean32
             block *= sw
-            self.sqnorms[a:a + CHUNK] = np.einsum("ij,ij->i", block, block)  # float32: rel. error ~1e-7
+            self.sqnorms[a : a + CHUNK] = np.einsum("ij,ij->i", block, block)  # float32: rel. error ~1e-7
         self._row = None
 
     def __len__(self) -> int:
@@ -247,7 +261,7 @@ def mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     total = np.zeros(x.shape[1])
     squares = np.zeros(x.shape[1])
     for a in range(0, n, CHUNK):
-        block = x[a:a + CHUNK].astype(np.float64)
+        block = x[a : a + CHUNK].astype(np.float64)
         block -= shift
         total += block.sum(axis=0)
         squares += np.einsum("ij,ij->j", block, block)

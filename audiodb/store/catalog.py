@@ -46,8 +46,9 @@ def track_info(con, track_ids: Sequence[int], columns: Sequence[str]) -> dict[in
     if track_ids is None:
         rows = con.execute(f"SELECT {cols} FROM track_files").fetchall()
     else:
-        rows = con.execute(f"SELECT {cols} FROM track_files WHERE list_contains(?, track_id)",
-                           [list(track_ids)]).fetchall()
+        rows = con.execute(
+            f"SELECT {cols} FROM track_files WHERE list_contains(?, track_id)", [list(track_ids)]
+        ).fetchall()
     return {r[0]: r[1:] for r in rows}
 
 
@@ -90,16 +91,17 @@ def where_mask(con, space_ids: np.ndarray, where: str | None) -> np.ndarray | No
         first = str(e).strip().splitlines()[0]
         raise UsageError(
             f"--where {where!r} is not a valid SQL condition on the tracks view ({first}). "
-            "It is used as WHERE <condition>; for example --where \"duration_sec > 60\" or "
-            "--where \"folder LIKE '%/jazz%'\" (columns: audiodb sql \"describe tracks\")."
+            'It is used as WHERE <condition>; for example --where "duration_sec > 60" or '
+            '--where "folder LIKE \'%/jazz%\'" (columns: audiodb sql "describe tracks").'
         ) from None
     return np.isin(space_ids, np.asarray(ids, dtype=np.int64))
 
 
 def folder_mask(con, space_ids: np.ndarray, folders: Iterable[str]) -> np.ndarray:
     """Which rows are *not* in one of ``folders``."""
-    ids = con.execute("SELECT track_id FROM track_files WHERE list_contains(?, folder)",
-                      [sorted(set(folders))]).fetchnumpy()["track_id"]
+    ids = con.execute(
+        "SELECT track_id FROM track_files WHERE list_contains(?, folder)", [sorted(set(folders))]
+    ).fetchnumpy()["track_id"]
     return ~np.isin(space_ids, np.asarray(ids, dtype=np.int64))
 
 
@@ -112,8 +114,9 @@ def cluster_labels(con, track_ids: list[int], methods: Sequence[str]) -> dict[in
     import duckdb
 
     try:
-        rows = con.execute("SELECT track_id, method, cluster FROM clusters WHERE list_contains(?, track_id)",
-                           [track_ids]).fetchall()
+        rows = con.execute(
+            "SELECT track_id, method, cluster FROM clusters WHERE list_contains(?, track_id)", [track_ids]
+        ).fetchall()
     except duckdb.Error:
         return out
     for tid, method, cluster in rows:
@@ -144,12 +147,16 @@ def map_rows(con, color: str | None, kind: str):
         value_sql = "NULL"
     else:
         quoted = '"' + color.replace('"', '""') + '"'
-        value_sql = {"temporal": f"epoch(t.{quoted})", "numeric": f"CAST(t.{quoted} AS DOUBLE)",
-                     "text": f"CAST(t.{quoted} AS VARCHAR)"}[kind]
+        value_sql = {
+            "temporal": f"epoch(t.{quoted})",
+            "numeric": f"CAST(t.{quoted} AS DOUBLE)",
+            "text": f"CAST(t.{quoted} AS VARCHAR)",
+        }[kind]
     return con.sql(
         f"""SELECT t.track_id, t.path, t.duration_sec,
                    k.cluster AS cluster_kmeans, h.cluster AS cluster_hdbscan, {value_sql} AS color_value
             FROM tracks t
             LEFT JOIN clusters k ON k.track_id = t.track_id AND k.method = 'kmeans'
             LEFT JOIN clusters h ON h.track_id = t.track_id AND h.method = 'hdbscan'
-            ORDER BY t.path""").to_arrow_table()
+            ORDER BY t.path"""
+    ).to_arrow_table()

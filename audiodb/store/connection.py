@@ -202,8 +202,10 @@ def _open(duckdb, path: Path, read_only: bool, on_wait):
             if waited > 1.0 and not told and on_wait:
                 who = holder_from(e, path) or "another program (not audiodb)"
                 if _patient.get():
-                    on_wait(f"Waiting for the library {path}: {who} has it open (a duckdb shell, a "
-                            "notebook?). Pending changes are kept; indexing goes on when it is closed.")
+                    on_wait(
+                        f"Waiting for the library {path}: {who} has it open (a duckdb shell, a "
+                        "notebook?). Pending changes are kept; indexing goes on when it is closed."
+                    )
                 else:
                     on_wait(f"Waiting for {path}: {who} has it open...")
                 told = True
@@ -214,7 +216,6 @@ def _open(duckdb, path: Path, read_only: bool, on_wait):
                 ) from e
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
-
 
 
 @dataclasses.dataclass(frozen=True)

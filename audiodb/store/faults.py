@@ -46,8 +46,12 @@ def holder_from(e: Exception, path: Path) -> str | None:
 
 #: What DuckDB says about a file that is truncated, overwritten or damaged on disk (measured on
 #: DuckDB 2.0: cut at any length, 4 KB of random bytes anywhere, 8 flipped bytes, random files).
-_DAMAGE = ("not a valid DuckDB database file", "Corrupt database file", "Could not read enough bytes",
-           "does not match stored checksum")
+_DAMAGE = (
+    "not a valid DuckDB database file",
+    "Corrupt database file",
+    "Could not read enough bytes",
+    "does not match stored checksum",
+)
 
 
 def is_damage(e: Exception, path: Path) -> bool:
@@ -95,4 +99,3 @@ def translate_error(path: Path, e: BaseException) -> None:
         raise damaged_error(path, e) from None
     if _is_disk_full(e):
         raise _disk_full(path, e) from None
-

@@ -53,11 +53,8 @@ def migrate(con, path: Path) -> None:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(sql)
-            con.execute(
-                "INSERT INTO schema_migrations VALUES (?, ?, current_localtimestamp())", [version, name]
-            )
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, current_localtimestamp())", [version, name])
             con.execute("COMMIT")
         except Exception as e:
             con.execute("ROLLBACK")
             raise DatabaseError(f"Migration {name} failed on {path}: {e}") from e
-

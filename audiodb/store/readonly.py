@@ -33,8 +33,10 @@ def check_read_only(query: str) -> None:
     import duckdb
 
     if not query.strip():
-        raise UsageError("The query is empty. Give SQL, e.g. audiodb sql \"select count(*) from tracks\" "
-                         "(or - to read it from standard input).")
+        raise UsageError(
+            'The query is empty. Give SQL, e.g. audiodb sql "select count(*) from tracks" '
+            "(or - to read it from standard input)."
+        )
     try:
         statements = duckdb.extract_statements(query)
     except duckdb.Error:
@@ -53,7 +55,7 @@ def check_read_only(query: str) -> None:
             raise DatabaseError(
                 f"The library is opened read-only, and {first} statements may write (to the library "
                 "or to other files), so the query was refused and nothing was run. Add --write to run "
-                "it; to save rows to a file, redirect the output: audiodb sql \"select …\" --format csv "
+                'it; to save rows to a file, redirect the output: audiodb sql "select …" --format csv '
                 "> rows.csv."
             )
 
@@ -63,8 +65,7 @@ def lock_configuration(con) -> None:
     con.execute("SET lock_configuration = true")
 
 
-def run_sql(file, query: str, binds: list | None = None, *, write: bool = False
-            ) -> tuple[list[str], list[tuple]]:
+def run_sql(file, query: str, binds: list | None = None, *, write: bool = False) -> tuple[list[str], list[tuple]]:
     """Run ``query`` on the library ``file`` (a :class:`~audiodb.store.connection.LibraryFile`),
     read-only unless ``write``; returns column names and rows."""
     import duckdb
@@ -81,8 +82,7 @@ def run_sql(file, query: str, binds: list | None = None, *, write: bool = False
             text = str(e)
             if not write and ("read-only" in text or "read only" in text):
                 raise DatabaseError(
-                    "The library is opened read-only, so this statement was refused; "
-                    "add --write to change it."
+                    "The library is opened read-only, so this statement was refused; add --write to change it."
                 ) from None
             raise DatabaseError(f"SQL error: {text}") from None
         if cur.description is None:

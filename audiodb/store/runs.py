@@ -35,7 +35,9 @@ def latest_run(con, method: str) -> dict | None:
     """The latest run of ``method`` (id, space, parameters, n_clusters, n_noise, created_at), or None."""
     rows = con.execute(
         "SELECT id, space, parameters, n_clusters, n_noise, created_at FROM cluster_runs "
-        "WHERE id = (SELECT max(id) FROM cluster_runs WHERE method = ?)", [method]).fetchall()
+        "WHERE id = (SELECT max(id) FROM cluster_runs WHERE method = ?)",
+        [method],
+    ).fetchall()
     if not rows:
         return None
     row = rows[0]
@@ -62,30 +64,46 @@ def save_run(con, run, renumber: Callable[[tuple[np.ndarray, np.ndarray]], np.nd
     try:
         previous = latest_run_id(con, run.method)
         if previous is not None and renumber is not None:
-            prev = con.execute("SELECT track_id, cluster FROM cluster_assignments WHERE run_id = ?",
-                               [previous]).fetchnumpy()
+            prev = con.execute(
+                "SELECT track_id, cluster FROM cluster_assignments WHERE run_id = ?", [previous]
+            ).fetchnumpy()
             run.labels = renumber((prev["track_id"], prev["cluster"]))
         run.created_at = _now()
         run.run_id = con.execute(
             "INSERT INTO cluster_runs (method, parameters, feature_set, space, created_at, n_tracks, "
             "n_clusters, n_noise, quality, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            [run.method, json.dumps(run.parameters, sort_keys=True), run.feature_set, run.space,
-             run.created_at, run.n_tracks, run.n_clusters, run.n_noise, run.quality, run.seconds],
+            [
+                run.method,
+                json.dumps(run.parameters, sort_keys=True),
+                run.feature_set,
+                run.space,
+                run.created_at,
+                run.n_tracks,
+                run.n_clusters,
+                run.n_noise,
+                run.quality,
+                run.seconds,
+            ],
         ).fetchone()[0]
         n = run.n_tracks
         none = pa.nulls(n, pa.float64())
         dist = run.centre_distance if run.centre_distance is not None else np.full(n, np.nan)
-        batch = pa.table({
-            "track_id": pa.array(run.track_ids, pa.int64()),
-            "cluster": pa.array(run.labels, pa.int32()),
-            "probability": none if run.probability is None else pa.array(run.probability, pa.float64()),
-            "outlier_score": none if run.outlier_score is None else pa.array(run.outlier_score, pa.float64()),
-            "centre_distance": pa.array(dist, pa.float64(), from_pandas=True),  # NaN -> NULL
-        })
+        batch = pa.table(
+            {
+                "track_id": pa.array(run.track_ids, pa.int64()),
+                "cluster": pa.array(run.labels, pa.int32()),
+                "probability": none if run.probability is None else pa.array(run.probability, pa.float64()),
+                "outlier_score": none if run.outlier_score is None else pa.array(run.outlier_score, pa.float64()),
+                "centre_distance": pa.array(dist, pa.float64(), from_pandas=True),  # NaN -> NULL
+            }
+        )
         con.register("new_assignments", batch)
         try:
-            con.execute("INSERT INTO cluster_assignments SELECT ?, track_id, cluster, probability, outlier_score, "
-                        "centre_distance FROM new_assignments", [run.run_id])
+            con.execute(
+                "INSERT INTO cluster_assignments SELECT ?, track_id, cluster, probability, outlier_score, "
+                "centre_distance FROM new_assignments",
+                [run.run_id],
+            )
         finally:
             con.unregister("new_assignments")
         con.execute("COMMIT")
@@ -99,26 +117,38 @@ def _runs_for(con, method: str | None, run_id: int | None) -> list[tuple[int, st
     if run_id is not None:
         row = con.execute("SELECT id, method FROM cluster_runs WHERE id = ?", [run_id]).fetchone()
         if row is None:
-            raise UsageError(f"No clustering run {run_id}: see them with "
-                             "audiodb sql \"select * from cluster_runs\".")
+            raise UsageError(f'No clustering run {run_id}: see them with audiodb sql "select * from cluster_runs".')
         if method and row[1] != method:
             raise UsageError(f"Run {run_id} is a {row[1]} run, not {method}.")
         return [row]
     rows = con.execute(
-        "SELECT max(id), method FROM cluster_runs WHERE ? IS NULL OR method = ? GROUP BY method "
-        "ORDER BY method DESC", [method, method]).fetchall()  # kmeans first, as the notebook
+        "SELECT max(id), method FROM cluster_runs WHERE ? IS NULL OR method = ? GROUP BY method ORDER BY method DESC",
+        [method, method],
+    ).fetchall()  # kmeans first, as the notebook
     if not rows:
         if con.execute("SELECT count(*) FROM track_files").fetchone()[0] == 0:
             raise NothingIndexed("No tracks indexed yet: run audiodb scan DIR first.")
         what = f"{method} " if method else ""
-        raise NoClusteringRun(f"No {what}clustering yet: run audiodb cluster"
-                           + (f" --method {method}" if method else "") + " first.")
+        raise NoClusteringRun(
+            f"No {what}clustering yet: run audiodb cluster" + (f" --method {method}" if method else "") + " first."
+        )
     return rows
 
 
 SUMMARY_COLUMNS = [
-    "method", "run_id", "cluster", "num_tracks", "duration_sec_mean", "duration_sec_min", "duration_sec_max",
-    "sample_rate_mean", "sample_rate_min", "sample_rate_max", "spec_cent_mean", "rms_mean", "central_track",
+    "method",
+    "run_id",
+    "cluster",
+    "num_tracks",
+    "duration_sec_mean",
+    "duration_sec_min",
+    "duration_sec_max",
+    "sample_rate_mean",
+    "sample_rate_min",
+    "sample_rate_max",
+    "spec_cent_mean",
+    "rms_mean",
+    "central_track",
 ]
 
 
@@ -136,7 +166,8 @@ def summary(con, *, method: str | None = None, run_id: int | None = None) -> tup
     """
     rows: list[tuple] = []
     for rid, _ in _runs_for(con, method, run_id):
-        rows += con.execute(f"""
+        rows += con.execute(
+            f"""
             SELECT r.method, r.id AS run_id, a.cluster,
                    count(*) AS num_tracks,
                    avg(t.duration_sec) AS duration_sec_mean,
@@ -155,5 +186,7 @@ def summary(con, *, method: str | None = None, run_id: int | None = None) -> tup
             LEFT JOIN embeddings e ON e.track_id = a.track_id AND e.feature_set = r.feature_set
             WHERE r.id = ?
             GROUP BY r.method, r.id, a.cluster
-            ORDER BY a.cluster = -1, a.cluster""", [rid]).fetchall()
+            ORDER BY a.cluster = -1, a.cluster""",
+            [rid],
+        ).fetchall()
     return SUMMARY_COLUMNS, rows

@@ -17,8 +17,16 @@ from ..analysis.params import ExtendedParams, FeatureParams
 from ..paths import from_stored, to_stored
 from .vectors import count_stale
 
-__all__ = ["FAILURES_QUERY", "StoredTrack", "apply_moves_and_removals", "delete_tracks", "load_state",
-           "register_feature_sets", "status_counts", "write_results"]
+__all__ = [
+    "FAILURES_QUERY",
+    "StoredTrack",
+    "apply_moves_and_removals",
+    "delete_tracks",
+    "load_state",
+    "register_feature_sets",
+    "status_counts",
+    "write_results",
+]
 
 #: The files that could not be analysed, newest first (``Library.failures``).
 FAILURES_QUERY = "SELECT path, reason, failed_at, size FROM failures ORDER BY failed_at DESC, path"
@@ -47,8 +55,9 @@ def status_counts(con, params: FeatureParams, extended: ExtendedParams) -> dict:
     }
 
 
-def load_state(con, params: FeatureParams, extended: ExtendedParams
-               ) -> tuple[list[StoredTrack], dict[str, tuple[int, int]]]:
+def load_state(
+    con, params: FeatureParams, extended: ExtendedParams
+) -> tuple[list[StoredTrack], dict[str, tuple[int, int]]]:
     """The indexed files, and the failures by real path: (size, mtime_ns) when they failed."""
     # Current: both feature sets' vectors are there (a library from before the second set
     # gets it on its next scan, one decode per file).
@@ -62,8 +71,9 @@ def load_state(con, params: FeatureParams, extended: ExtendedParams
     ).fetchall()
     # Keyed by the real path (what discover sees); see audiodb.paths.
     tracks = [(r[0], from_stored(r[1]), *r[2:]) for r in rows]
-    failures = {from_stored(p): (s, m)
-                for p, s, m in con.execute("SELECT path, size, mtime_ns FROM failures").fetchall()}
+    failures = {
+        from_stored(p): (s, m) for p, s, m in con.execute("SELECT path, size, mtime_ns FROM failures").fetchall()
+    }
     return tracks, failures
 
 
@@ -85,10 +95,16 @@ def delete_tracks(con, track_ids: list[int]) -> None:
         con.execute("DELETE FROM track_files WHERE list_contains(?, track_id)", [track_ids])
 
 
-def apply_moves_and_removals(con, params: FeatureParams, extended: ExtendedParams, *,
-                             moves: Iterable[tuple[int, str, int, int]],
-                             touched: Iterable[tuple[int, int]],
-                             removed: list[int], forget_failures: list[str]) -> None:
+def apply_moves_and_removals(
+    con,
+    params: FeatureParams,
+    extended: ExtendedParams,
+    *,
+    moves: Iterable[tuple[int, str, int, int]],
+    touched: Iterable[tuple[int, int]],
+    removed: list[int],
+    forget_failures: list[str],
+) -> None:
     """One transaction, with the feature sets: ``moves`` (track_id, new path, size, mtime_ns),
     ``touched`` (track_id, new mtime_ns: same content), tracks ``removed`` (ids) and the
     failures of files gone (paths)."""
@@ -99,20 +115,27 @@ def apply_moves_and_removals(con, params: FeatureParams, extended: ExtendedParam
         con.execute(
             "UPDATE track_files SET path = ?, file_name = ?, folder = ?, size = ?, mtime_ns = ?, "
             "indexed_at = ? WHERE track_id = ?",
-            [to_stored(new_path), to_stored(os.path.basename(new_path)),
-             to_stored(os.path.dirname(new_path)), size, mtime, now, track_id],
+            [
+                to_stored(new_path),
+                to_stored(os.path.basename(new_path)),
+                to_stored(os.path.dirname(new_path)),
+                size,
+                mtime,
+                now,
+                track_id,
+            ],
         )
     for track_id, mtime in touched:
         con.execute("UPDATE track_files SET mtime_ns = ? WHERE track_id = ?", [mtime, track_id])
     delete_tracks(con, removed)
     if forget_failures:
-        con.execute("DELETE FROM failures WHERE list_contains(?, path)",
-                    [[to_stored(p) for p in forget_failures]])
+        con.execute("DELETE FROM failures WHERE list_contains(?, path)", [[to_stored(p) for p in forget_failures]])
     con.execute("COMMIT")
 
 
-def write_results(con, params: FeatureParams, extended: ExtendedParams,
-                  ok: list[dict], same: list[dict], failed: list[dict]) -> None:
+def write_results(
+    con, params: FeatureParams, extended: ExtendedParams, ok: list[dict], same: list[dict], failed: list[dict]
+) -> None:
     """One transaction: analysed files (``ok``, as :func:`audiodb.index.worker.analyse` returns
     them) with their vectors, files found unchanged (``same``: their new size and mtime) and
     files that failed (recorded; a changed file that no longer decodes loses its old vector)."""
@@ -132,8 +155,12 @@ def write_results(con, params: FeatureParams, extended: ExtendedParams,
                 [to_stored(r["path"]), r.get("size"), r.get("mtime_ns"), r["reason"], now],
             )
             # A changed file that no longer decodes: its old vector is stale.
-            ids = [row[0] for row in con.execute(
-                "SELECT track_id FROM track_files WHERE path = ?", [to_stored(r["path"])]).fetchall()]
+            ids = [
+                row[0]
+                for row in con.execute(
+                    "SELECT track_id FROM track_files WHERE path = ?", [to_stored(r["path"])]
+                ).fetchall()
+            ]
             delete_tracks(con, ids)
         con.execute("COMMIT")
     except BaseException:
@@ -150,23 +177,25 @@ def _write_ok(con, params: FeatureParams, extended: ExtendedParams, ok: list[dic
     dims = params.dims
     vectors = np.stack([r["vector"] for r in ok]).astype(np.float32).reshape(-1)
     extended_vectors = np.stack([r["extended"] for r in ok]).astype(np.float32).reshape(-1)
-    batch = pa.table({
-        "path": [to_stored(r["path"]) for r in ok],
-        "file_name": [to_stored(os.path.basename(r["path"])) for r in ok],
-        "folder": [to_stored(os.path.dirname(r["path"])) for r in ok],
-        "size": pa.array([r["size"] for r in ok], pa.int64()),
-        "mtime_ns": pa.array([r["mtime_ns"] for r in ok], pa.int64()),
-        "content_hash": [r["content_hash"] for r in ok],
-        "duration_sec": pa.array([r["duration_sec"] for r in ok], pa.float64()),
-        "sample_rate": pa.array([r["sample_rate"] for r in ok], pa.int32()),
-        "native_sample_rate": pa.array([r["native_sample_rate"] for r in ok], pa.int32()),
-        "channels": pa.array([r["channels"] for r in ok], pa.int32()),
-        "codec": [r["codec"] for r in ok],
-        "container": [r["container"] for r in ok],
-        "decoder": [r["decoder"] for r in ok],
-        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors, pa.float32()), dims),
-        "extended": pa.FixedSizeListArray.from_arrays(pa.array(extended_vectors, pa.float32()), extended.dims),
-    })
+    batch = pa.table(
+        {
+            "path": [to_stored(r["path"]) for r in ok],
+            "file_name": [to_stored(os.path.basename(r["path"])) for r in ok],
+            "folder": [to_stored(os.path.dirname(r["path"])) for r in ok],
+            "size": pa.array([r["size"] for r in ok], pa.int64()),
+            "mtime_ns": pa.array([r["mtime_ns"] for r in ok], pa.int64()),
+            "content_hash": [r["content_hash"] for r in ok],
+            "duration_sec": pa.array([r["duration_sec"] for r in ok], pa.float64()),
+            "sample_rate": pa.array([r["sample_rate"] for r in ok], pa.int32()),
+            "native_sample_rate": pa.array([r["native_sample_rate"] for r in ok], pa.int32()),
+            "channels": pa.array([r["channels"] for r in ok], pa.int32()),
+            "codec": [r["codec"] for r in ok],
+            "container": [r["container"] for r in ok],
+            "decoder": [r["decoder"] for r in ok],
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors, pa.float32()), dims),
+            "extended": pa.FixedSizeListArray.from_arrays(pa.array(extended_vectors, pa.float32()), extended.dims),
+        }
+    )
     con.register("scan_batch", batch)
     try:
         con.execute(

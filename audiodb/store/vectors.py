@@ -8,9 +8,16 @@ import numpy as np
 
 from ..analysis.params import NOTEBOOK, ExtendedParams, FeatureParams
 
-__all__ = ["VectorSet", "arrow_values", "count_stale", "load_tracks", "load_vectors",
-           "query_arrow", "read_vectors",
-           "stored_vector"]
+__all__ = [
+    "VectorSet",
+    "arrow_values",
+    "count_stale",
+    "load_tracks",
+    "load_vectors",
+    "query_arrow",
+    "read_vectors",
+    "stored_vector",
+]
 
 TABLES = ("embeddings", "extended_embeddings")
 
@@ -30,8 +37,9 @@ def read_vectors(cur, table: str, feature_set: str, dims: int) -> tuple[np.ndarr
     threads = cur.execute("SELECT current_setting('threads')").fetchone()[0]
     cur.execute("SET threads = 1")
     try:
-        emb = cur.sql(f"SELECT track_id, vector FROM {table} WHERE feature_set = $fs",
-                      params={"fs": feature_set}).to_arrow_table(batch_size=max(n, 1))
+        emb = cur.sql(
+            f"SELECT track_id, vector FROM {table} WHERE feature_set = $fs", params={"fs": feature_set}
+        ).to_arrow_table(batch_size=max(n, 1))
     finally:
         cur.execute(f"SET threads = {int(threads)}")
     chunks = emb.column("vector").chunks
@@ -41,10 +49,9 @@ def read_vectors(cur, table: str, feature_set: str, dims: int) -> tuple[np.ndarr
         vectors = np.empty((emb.num_rows, dims), dtype=np.float32)
         at = 0
         for vec in chunks:
-            vectors[at:at + len(vec)] = arrow_values(vec.flatten(), np.float32).reshape(len(vec), dims)
+            vectors[at : at + len(vec)] = arrow_values(vec.flatten(), np.float32).reshape(len(vec), dims)
             at += len(vec)
-    ids = np.concatenate([arrow_values(c, np.int64) for c in emb.column("track_id").chunks] or
-                         [np.empty(0, np.int64)])
+    ids = np.concatenate([arrow_values(c, np.int64) for c in emb.column("track_id").chunks] or [np.empty(0, np.int64)])
     return ids, vectors
 
 
@@ -87,15 +94,14 @@ def load_tracks(con, params: FeatureParams = NOTEBOOK, extended: ExtendedParams 
                 without_extended = n_notebook - len(ids)
             vectors = np.hstack([vectors, ext_vectors])
             names = names + extended.feature_names()
-        meta = cur.sql("SELECT track_id, coalesce(duration_sec, 0) AS duration_sec FROM track_files"
-                       ).to_arrow_table()
+        meta = cur.sql("SELECT track_id, coalesce(duration_sec, 0) AS duration_sec FROM track_files").to_arrow_table()
     finally:
         cur.close()
     n = len(ids)
-    track_ids = np.concatenate([arrow_values(c, np.int64) for c in meta.column("track_id").chunks] or
-                               [np.empty(0, np.int64)])
-    seconds = np.concatenate([arrow_values(c, np.float64) for c in meta.column("duration_sec").chunks] or
-                             [np.empty(0)])
+    track_ids = np.concatenate(
+        [arrow_values(c, np.int64) for c in meta.column("track_id").chunks] or [np.empty(0, np.int64)]
+    )
+    seconds = np.concatenate([arrow_values(c, np.float64) for c in meta.column("duration_sec").chunks] or [np.empty(0)])
     order = np.argsort(track_ids)
     track_ids, seconds = track_ids[order], seconds[order]
     at = np.minimum(np.searchsorted(track_ids, ids), max(len(track_ids) - 1, 0))
@@ -141,11 +147,13 @@ def load_vectors(con, params: FeatureParams = NOTEBOOK) -> tuple[np.ndarray, np.
 
 def stored_vector(con, track_id: int, feature_set: str, extended_set: str | None = None) -> np.ndarray | None:
     """The stored vector of one track (followed by its second set's with ``extended_set``), or None."""
-    v = con.execute("SELECT vector FROM embeddings WHERE track_id = ? AND feature_set = ?",
-                    [track_id, feature_set]).fetchall()
+    v = con.execute(
+        "SELECT vector FROM embeddings WHERE track_id = ? AND feature_set = ?", [track_id, feature_set]
+    ).fetchall()
     if v and extended_set is not None:
-        x = con.execute("SELECT vector FROM extended_embeddings WHERE track_id = ? AND "
-                        "feature_set = ?", [track_id, extended_set]).fetchall()
+        x = con.execute(
+            "SELECT vector FROM extended_embeddings WHERE track_id = ? AND feature_set = ?", [track_id, extended_set]
+        ).fetchall()
         v = [[v[0][0] + x[0][0]]] if x else []
     return np.asarray(v[0][0], dtype=np.float32) if v else None
 
@@ -155,7 +163,9 @@ def count_stale(con, feature_set: str, table: str = "embeddings") -> int:
     assert table in TABLES
     return con.execute(
         f"SELECT count(*) FROM track_files t WHERE NOT EXISTS (SELECT 1 FROM {table} e "
-        "WHERE e.track_id = t.track_id AND e.feature_set = ?)", [feature_set]).fetchall()[0][0]
+        "WHERE e.track_id = t.track_id AND e.feature_set = ?)",
+        [feature_set],
+    ).fetchall()[0][0]
 
 
 def extended_for(con, track_ids: np.ndarray, extended: ExtendedParams) -> tuple[np.ndarray, np.ndarray]:
