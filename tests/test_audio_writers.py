@@ -198,6 +198,7 @@ def demo(tmp_path_factory):
     return folder, write_demo_library(folder, seed=0)
 
 
+@pytest.mark.slow
 def test_demo_library_layout_and_variety(demo):
     folder, paths = demo
     assert paths == sorted(paths)
@@ -229,6 +230,7 @@ def test_demo_files_are_readable_and_not_clipped(demo):
     assert max(durations) - min(durations) > 1.0  # durations vary
 
 
+@pytest.mark.slow
 def test_demo_signals_are_deterministic_per_seed(demo, tmp_path):
     _, first = demo
     again = write_demo_library(tmp_path / "again", n_per_kind=2, seed=0)

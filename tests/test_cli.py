@@ -23,6 +23,7 @@ def test_every_command_has_help_with_an_example(cli):
         assert "--db" in result.output or name == "demo"  # demo writes audio, not a library
 
 
+@pytest.mark.slow
 def test_scan_json_is_exactly_one_object_of_integer_counts(cli, music_dir):
     result = cli("scan", music_dir, "--format", "json", "--workers", "2")
     obj = json.loads(result.stdout)
@@ -43,6 +44,7 @@ def test_scan_table_summary_and_dry_run(cli, music_dir):
     assert obj["removed"] == 1 and obj["plan"] == [{"kind": "removed", "path": str(music_dir / "a" / "one.wav")}]
 
 
+@pytest.mark.slow
 def test_status_and_failures(cli, music_dir, db_path):
     (music_dir / "broken.ogg").write_bytes(b"OggS" + b"\x01" * 200)
     cli("scan", music_dir)
@@ -55,6 +57,7 @@ def test_status_and_failures(cli, music_dir, db_path):
     assert fails[0]["reason"] and fails[0]["failed_at"]
 
 
+@pytest.mark.slow
 def test_sql_in_every_format(cli, music_dir):
     cli("scan", music_dir)
     q = "select file_name, duration_sec from tracks order by file_name"
@@ -85,12 +88,14 @@ def test_sql_is_read_only_unless_write(cli, music_dir):
     assert json.loads(cli("sql", "select count(*) as n from notes", "-f", "json").stdout) == [{"n": 0}]
 
 
+@pytest.mark.slow
 def test_sql_errors_say_what_happened(cli, music_dir):
     cli("scan", music_dir)
     result = cli("sql", "select nope from tracks", ok=False)
     assert result.exit_code == 1 and "nope" in result.output
 
 
+@pytest.mark.slow
 def test_database_location_precedence(tmp_path, cli, music_dir, monkeypatch):
     env_db, opt_db, sub_db = tmp_path / "env.duckdb", tmp_path / "opt.duckdb", tmp_path / "sub.duckdb"
     monkeypatch.setenv("AUDIODB_DB", str(env_db))
@@ -114,6 +119,7 @@ def test_no_library_yet_says_what_to_do(cli, tmp_path):
     assert not (tmp_path / "none.duckdb").exists()
 
 
+@pytest.mark.slow
 def test_demo_then_scan_end_to_end(cli, tmp_path):
     out = cli("demo", tmp_path / "demo").output
     assert "audiodb scan" in out
@@ -123,6 +129,7 @@ def test_demo_then_scan_end_to_end(cli, tmp_path):
     assert folders[0]["n"] >= 5
 
 
+@pytest.mark.slow
 def test_the_console_script_runs_as_a_real_process(tmp_path, music_dir):
     env = dict(os.environ, AUDIODB_DB=str(tmp_path / "p.duckdb"))
     out = run_audiodb("scan", music_dir, "-f", "json", cwd=tmp_path, env=env)

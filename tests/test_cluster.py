@@ -68,6 +68,7 @@ def ari(db, method):
 # --------------------------------------------------------------------------- runs, view, summaries
 
 
+@pytest.mark.slow
 def test_both_methods_are_stored_and_queryable(cli, demo_db):
     out = cli("cluster", "--method", "both", "--k", "7").stdout
     assert "kmeans run 1" in out and "hdbscan run 2" in out
@@ -150,6 +151,7 @@ def test_summaries_add_up_to_the_track_count(cli, demo_db):
 # --------------------------------------------------------------------------- HDBSCAN that finds clusters
 
 
+@pytest.mark.slow
 def test_all_noise_is_reported_with_what_to_try(cli, music_dir):
     """The notebook's case: a few tracks, 180 dimensions, every track noise."""
     cli("scan", music_dir)
@@ -241,6 +243,7 @@ def match_ids_of(labels, ids, prev):
     return match_ids(np.array(labels), (ids, prev), track_ids=ids)
 
 
+@pytest.mark.slow
 def test_cluster_ids_stay_when_little_changed(cli, demo_db, tmp_path):
     cli("cluster", "--method", "kmeans", "--k", "7")
     before = folder_labels(demo_db)
@@ -401,6 +404,7 @@ HOLD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_cluster_waits_for_a_writer_instead_of_failing(cli, demo_db):
     p = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(demo_db)], stdout=subprocess.PIPE, text=True, cwd=demo_db.parent
@@ -414,6 +418,7 @@ def test_cluster_waits_for_a_writer_instead_of_failing(cli, demo_db):
     assert p.returncode == 0
 
 
+@pytest.mark.slow
 def test_cluster_works_while_audiodb_watch_runs(cli, music_dir, tmp_path):
     from audio import music_like, write_audio
     from conftest import AUDIODB
@@ -453,6 +458,7 @@ def wait_for(predicate, timeout=60.0, every=0.3):
     raise AssertionError("condition not reached in time")
 
 
+@pytest.mark.slow
 def test_removed_tracks_leave_no_cluster_assignments(cli, tmp_path, db_path):
     from audiodb.demo import write_demo_library
 

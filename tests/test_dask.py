@@ -14,6 +14,8 @@ import pytest
 from audio import music_like, write_audio
 from conftest import AUDIODB, run_audiodb
 
+pytestmark = [pytest.mark.slow, pytest.mark.process]
+
 distributed = pytest.importorskip("distributed", reason="pip install 'audiodb[dask]'")
 
 

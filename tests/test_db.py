@@ -78,6 +78,7 @@ with db.connect(sys.argv[1], read_only=sys.argv[2] == 'r') as con:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("holder", ["w", "r"])
 def test_a_second_process_waits_instead_of_failing(db_path, music_dir, holder):
     with connection.connect(db_path):
@@ -100,6 +101,7 @@ def test_a_second_process_waits_instead_of_failing(db_path, music_dir, holder):
     assert p.returncode == 0
 
 
+@pytest.mark.slow
 def test_readers_share_the_file(db_path):
     with connection.connect(db_path):
         pass

@@ -59,6 +59,7 @@ def damage(data: bytes, how: str) -> bytes:
     return bytes(b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "how", ["truncated", "cut-in-header", "garbage-in-middle", "garbage-in-header", "random-bytes", "empty"]
 )
@@ -119,6 +120,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+@pytest.mark.slow
 def test_a_full_disk_says_so_in_one_line_keeps_the_library_and_a_rescan_finishes(tmp_path, small_disk):
     music = make_music(tmp_path / "music", 3, seconds=0.5)
     db = small_disk / "lib.duckdb"
@@ -165,6 +167,7 @@ con.close()
 """
 
 
+@pytest.mark.slow
 def test_watch_waits_for_a_foreign_lock_past_the_timeout_and_goes_on(tmp_path):
     import signal
     import subprocess
@@ -225,6 +228,7 @@ def test_watch_waits_for_a_foreign_lock_past_the_timeout_and_goes_on(tmp_path):
 # -- Ctrl-C during a scan ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_scan_says_what_was_saved_and_the_next_scan_continues(tmp_path):
     import re
     import signal

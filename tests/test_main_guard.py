@@ -18,6 +18,8 @@ import time
 import pytest
 from conftest import AUDIODB, music_like, rows, write_audio
 
+pytestmark = [pytest.mark.slow, pytest.mark.process]
+
 UNGUARDED = """\
 import audiodb
 

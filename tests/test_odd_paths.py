@@ -64,6 +64,7 @@ def test_to_stored_leaves_ordinary_paths_alone_and_round_trips_every_byte():
     assert m3u_entry("/m/plain.mp3") == "/m/plain.mp3" and m3u_entry("/m/a\nb.mp3").startswith("file:///")
 
 
+@pytest.mark.slow
 def test_non_utf8_names_are_indexed_shown_escaped_and_unchanged_on_rescan(cli, odd_dir, db_path):
     result = cli("scan", os.fsdecode(odd_dir), "--workers", "2")
     assert "4 added" in result.output and "0 failed" in result.output, result.output
@@ -91,6 +92,7 @@ def test_non_utf8_names_are_indexed_shown_escaped_and_unchanged_on_rescan(cli, o
     assert [(c.kind, c.path) for c in report.changes] == [("removed", moved)]
 
 
+@pytest.mark.slow
 def test_similar_and_playlist_take_a_non_utf8_path_as_argument(cli, odd_dir, db_path, tmp_path):
     cli("scan", os.fsdecode(odd_dir), "--workers", "2")
     real = os.fsdecode(os.path.join(odd_dir, LATIN1_DIR, LATIN1_FILE))
@@ -148,6 +150,7 @@ def test_every_m3u_entry_is_one_line_a_player_opens(cli, odd_dir, tmp_path):
         assert os.path.isfile(f)
 
 
+@pytest.mark.slow
 def test_watcher_indexes_a_non_utf8_file_created_under_it_and_keeps_running(tmp_path):
     root = tmp_path / "watched"
     root.mkdir()

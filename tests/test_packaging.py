@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 from audio import music_like, write_audio
 
+pytestmark = [pytest.mark.slow, pytest.mark.process]
+
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 300
 

@@ -96,6 +96,7 @@ def _features(db):
     return [r[1] for r in rows.rows], X
 
 
+@pytest.mark.slow
 def test_pca_page_is_the_notebooks_map(mapped, pca_page):
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
@@ -274,6 +275,7 @@ def test_hdbscan_noise_is_grey_and_later_tracks_are_marked(cli, music_dir, db_pa
     assert decode(data["clusters"]["hdbscan"]).tolist()[:4] == [3, 3, -1, 0]
 
 
+@pytest.mark.slow
 def test_umap_uses_the_notebooks_settings(mapped, tmp_path):
     db, _, _ = mapped
     out = tmp_path / "umap.html"
@@ -432,6 +434,8 @@ def probe(page_path, tmp_path, target: int, *extra) -> dict:
     return result
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 @needs_chromium
 def test_in_a_real_browser(mapped, pca_page, tmp_path):
     xss = mapped[2]
@@ -469,6 +473,8 @@ def test_in_a_real_browser(mapped, pca_page, tmp_path):
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 @needs_chromium
 def test_without_webgl_it_draws_svg(pca_page, tmp_path):
     out, _ = pca_page

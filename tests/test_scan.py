@@ -55,6 +55,7 @@ def test_rescan_with_nothing_changed_opens_no_audio_file(music_dir, db_path):
     assert report.counts() == {"added": 0, "updated": 0, "moved": 0, "removed": 0, "unchanged": 5, "failed": 0}
 
 
+@pytest.mark.slow
 def test_changed_file_is_reanalysed_and_touched_file_keeps_its_vector(music_dir, db_path):
     scan(db_path, music_dir)
     changed, touched = music_dir / "a" / "one.wav", music_dir / "b" / "three.ogg"
@@ -101,6 +102,7 @@ def test_deleted_files_are_removed_and_copies_are_separate_tracks(music_dir, db_
     assert rows(db_path, "SELECT count(*) FROM embeddings")[0][0] == 4
 
 
+@pytest.mark.slow
 def test_scanning_one_folder_leaves_other_folders_tracks_alone(tmp_path, music_dir, db_path):
     other = tmp_path / "other"
     other.mkdir()
@@ -124,6 +126,7 @@ def test_missing_folder_changes_nothing(music_dir, db_path, tmp_path):
     assert rows(db_path, "SELECT count(*) FROM tracks")[0][0] == 5
 
 
+@pytest.mark.slow
 def test_dry_run_plans_without_writing(music_dir, db_path):
     scan(db_path, music_dir)
     os.remove(music_dir / "a" / "one.wav")
@@ -136,6 +139,7 @@ def test_dry_run_plans_without_writing(music_dir, db_path):
     assert scan(db_path, music_dir).counts()["added"] == 1
 
 
+@pytest.mark.slow
 def test_bad_files_are_recorded_and_skipped_until_they_change(music_dir, db_path):
     bad = music_dir / "bad"
     bad.mkdir()
@@ -212,6 +216,7 @@ def test_unreadable_folder_is_reported_not_fatal(music_dir, db_path):
     assert report.added == 5 and any("cannot read" in p for p in report.problems)
 
 
+@pytest.mark.slow
 def test_changed_feature_parameters_make_vectors_stale(music_dir, db_path):
     scan(db_path, music_dir)
     other = dataclasses.replace(NOTEBOOK, top_db=60.0)
@@ -242,6 +247,7 @@ def test_scan_stores_the_second_feature_set_beside_the_notebooks(music_dir, db_p
     assert names == EXTENDED.feature_names()
 
 
+@pytest.mark.slow
 def test_a_library_without_the_second_set_gets_it_on_the_next_scan(music_dir, db_path):
     """As a library indexed before the second set existed: notebook vectors only."""
     scan(db_path, music_dir)

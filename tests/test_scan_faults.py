@@ -25,6 +25,7 @@ def _tree(root, n=2, seed=0):
         write_audio(root / f"t{i}.wav", music_like(1.0, 22050, seed=seed + i), 22050)
 
 
+@pytest.mark.slow
 def test_a_symlinked_folder_whose_target_is_gone_keeps_its_tracks(cli, tmp_path, db_path):
     music, drive = tmp_path / "music", tmp_path / "usb" / "Album"
     _tree(music, 1)
@@ -45,6 +46,7 @@ def test_a_symlinked_folder_whose_target_is_gone_keeps_its_tracks(cli, tmp_path,
     assert json.loads(cli("scan", music, "-f", "json").stdout)["removed"] == 1
 
 
+@pytest.mark.slow
 def test_a_scanned_root_behind_a_dead_symlink_is_not_a_deletion(tmp_path, db_path):
     """The watcher scans deleted paths with missing_ok; a path whose folder is a link to
     nothing is not deleted."""
@@ -123,6 +125,7 @@ def test_an_unreadable_folder_keeps_its_tracks(tmp_path):
         shutil.rmtree(base)
 
 
+@pytest.mark.slow
 def test_watch_reconcile_keeps_tracks_of_a_vanished_symlinked_folder(tmp_path):
     music, drive = tmp_path / "music", tmp_path / "usb" / "Album"
     _tree(music, 1)
@@ -142,6 +145,7 @@ def test_watch_reconcile_keeps_tracks_of_a_vanished_symlinked_folder(tmp_path):
     assert rows(w.db, "SELECT count(*) FROM tracks")[0][0] == 3
 
 
+@pytest.mark.slow
 def test_watch_reconcile_survives_its_watched_folder_vanishing(tmp_path):
     drive = tmp_path / "mnt" / "Music"
     _tree(drive, 2)
@@ -195,6 +199,7 @@ def test_a_touched_file_with_the_same_content_is_unchanged_and_its_mtime_updated
     assert lib.scan([music]).unchanged == 2
 
 
+@pytest.mark.slow
 def test_a_second_scan_waits_for_the_first_and_finds_its_work_done(tmp_path):
     music = tmp_path / "music"
     _tree(music, 8)

@@ -61,6 +61,7 @@ def track_count(lib) -> int:
 # --------------------------------------------------------------------------- similar
 
 
+@pytest.mark.slow
 def test_transcoded_copies_are_the_top_hits_and_the_query_is_left_out(cli, lib):
     query = str(lib["songs"] / "song0.wav")
     hits = run_json(cli, lib, "similar", query, "-n", "5")
@@ -327,6 +328,7 @@ def test_the_extended_metric_on_an_unindexed_file(cli, lib, tmp_path):
     assert hits[0]["path"] == str(lib["songs"] / "song4.wav")
 
 
+@pytest.mark.slow
 def test_without_the_second_set_the_default_falls_back_to_blocks_and_says_so(tmp_path, lib):
     """A library indexed before the second feature set existed, not rescanned yet."""
     import duckdb
@@ -366,6 +368,7 @@ def test_similar_on_an_indexed_track_decodes_nothing_and_imports_no_ml(lib, tmp_
     assert json.loads(out.stdout[: out.stdout.index("LOADED")])[0]["path"].endswith("song0.flac")
 
 
+@pytest.mark.slow
 def test_similar_waits_for_a_writer_instead_of_failing(lib, tmp_path):
     """As while `audiodb watch` writes a batch: the read waits (and says so), then answers."""
     holder = subprocess.Popen(

@@ -15,6 +15,8 @@ import pytest
 from audio import music_like, tone, write_audio
 from conftest import AUDIODB, run_audiodb
 
+pytestmark = [pytest.mark.slow, pytest.mark.process]
+
 
 def tracks(db) -> dict[str, float]:
     out = run_audiodb("--db", db, "sql", "select path, duration_sec from tracks", "-f", "json", cwd=os.path.dirname(db))
