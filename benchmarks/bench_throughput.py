@@ -1,0 +1,214 @@
+"""Scan throughput as a whole process: `audiodb scan` against the notebook's warm loop.
+
+    python benchmarks/bench_throughput.py [AUDIO_ROOT] [--work DIR] [--clips N] [--repeat K] [--only a,b,c,d]
+
+AUDIO_ROOT is where benchmarks/fetch_audio.sh unpacked (default /work/bench-audio). In one run:
+  (a) 6 real tracks of mixed formats (mp3, 2x ogg, opus, flac, wav; the opus one 12.5 min, the
+      others 3-5 min), made with ffmpeg from the wesnoth tracks: `audiodb scan --workers 1` as a
+      whole process (start-up, imports, workers, writes) against the notebook's warm loop
+      (audiodb.analysis.reference.extract_acoustic_embedding called once first, then timed over the
+      same files in this process);
+  (b) the same 6 tracks, `--workers 2` against `--workers 1`;
+  (c) N 1-s clips (default 400) at 44.1 kHz stereo wav, `audiodb scan --workers 2` against the
+      notebook's warm loop on them;
+  (d) one 5-s sound in a folder of its own, `audiodb scan` against `python -c "import duckdb, numpy"`.
+Each scan writes a fresh library in a temporary folder. The built audio is kept in --work
+(default /tmp/bench-throughput) and reused. Every figure is the best of K runs (default 1;
+(d) always best of 5). Ratios: notebook / audiodb, or workers 1 / workers 2 (higher is better).
+The issue's baseline figures (main before the pipeline work) are printed beside them.
+"""
+
+import _common  # noqa: F401  (first: pins BLAS/OpenMP to one thread before numpy loads)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+from _common import machine, table, warm_page_cache  # noqa: E402
+
+MUSIC = "usr/share/games/wesnoth/1.16/data/core/music"
+
+# (output name, ffmpeg input args, ffmpeg output args)
+TRACKS = [
+    ("battle.mp3", ["-i", "battle.ogg"], ["-c:a", "libmp3lame", "-b:a", "192k"]),
+    ("heroes_rite.ogg", None, None),  # copied as it is
+    ("journeys_end.ogg", None, None),
+    ("long.opus", ["-i", "knalgan_theme.ogg", "-i", "knolls.ogg"],
+     ["-filter_complex", "[0:a][1:a]concat=n=2:v=0:a=1", "-t", "750", "-c:a", "libopus", "-b:a", "128k"]),
+    ("frantic.flac", ["-i", "frantic.ogg"], ["-c:a", "flac"]),
+    ("elvish-theme.wav", ["-i", "elvish-theme.ogg"], ["-c:a", "pcm_s16le"]),
+]
+
+BASELINE = {  # issue 13's table, measured on main before this work
+    "a": "1.52-1.65x (notebook 22.2-23.6 s, scan 14.3-14.6 s)",
+    "b": "1.14-1.20x (12.2-12.6 s)",
+    "c": "0.43x (notebook 6.4 s, scan 14.9 s, 27 files/s)",
+    "d": "scan 1.5-1.85 s",
+}
+GOAL = {"a": ">= 3.0x", "b": ">= 1.6x", "c": ">= 4.0x", "d": "<= 2x the import (about 0.6 s)"}
+
+
+def ffmpeg(args: list[str]) -> None:
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+def build_tracks(music: str, dest: str) -> list[str]:
+    os.makedirs(dest, exist_ok=True)
+    out = []
+    for name, inputs, outputs in TRACKS:
+        path = os.path.join(dest, name)
+        if not os.path.exists(path):
+            if inputs is None:
+                shutil.copyfile(os.path.join(music, name), path)
+            else:
+                ins = [a if a == "-i" else os.path.join(music, a) for a in inputs]
+                ffmpeg([*ins, *outputs, path + ".part." + name.rsplit(".", 1)[1]])
+                os.replace(path + ".part." + name.rsplit(".", 1)[1], path)
+        out.append(path)
+    return out
+
+
+def build_clips(music: str, dest: str, n: int) -> list[str]:
+    """``n`` 1-s 44.1 kHz stereo 16-bit wav excerpts, round robin over the wesnoth tracks."""
+    import numpy as np
+    import soundfile as sf
+
+    os.makedirs(dest, exist_ok=True)
+    out = [os.path.join(dest, f"clip{i:04d}.wav") for i in range(n)]
+    if all(os.path.exists(p) for p in out):
+        return out
+    sources = sorted(os.path.join(music, f) for f in os.listdir(music) if f.endswith(".ogg"))
+    sources = [p for p in sources if sf.info(p).duration > 30]
+    cache: dict = {}
+    for i, path in enumerate(out):
+        src = sources[i % len(sources)]
+        if src not in cache:
+            y, sr = sf.read(src, dtype="float32", always_2d=True)
+            assert sr == 44100, (src, sr)
+            cache = {src: y}
+        y = cache[src]
+        start = (i // len(sources) * 7919 * 441) % (len(y) - 44100)
+        clip = y[start:start + 44100, :2]
+        if clip.shape[1] == 1:
+            clip = np.repeat(clip, 2, axis=1)
+        sf.write(path, clip, 44100, subtype="PCM_16")
+    return out
+
+
+def build_short(music: str, dest: str) -> str:
+    os.makedirs(dest, exist_ok=True)
+    path = os.path.join(dest, "five-seconds.ogg")
+    if not os.path.exists(path):
+        ffmpeg(["-ss", "20", "-t", "5", "-i", os.path.join(music, "main_menu.ogg"), "-c:a", "libvorbis", path])
+    return path
+
+
+def audiodb_exe() -> list[str]:
+    exe = os.path.join(os.path.dirname(sys.executable), "audiodb")
+    return [exe] if os.path.exists(exe) else [sys.executable, "-m", "cli"]
+
+
+def time_scan(folder: str, workers: int | None, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory(prefix="bench-tp-db-") as tmp:
+            cmd = [*audiodb_exe(), "scan", folder, "--db", os.path.join(tmp, "lib.duckdb"), "--format", "json"]
+            if workers:
+                cmd += ["--workers", str(workers)]
+            t = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            wall = time.perf_counter() - t
+            if done.returncode != 0:
+                print(done.stdout[-2000:], done.stderr[-2000:], file=sys.stderr)
+                raise SystemExit(f"scan failed: {cmd}")
+            report = json.loads(done.stdout)
+            if report["failed"]:
+                print(f"warning: {report['failed']} files failed in {folder}", file=sys.stderr)
+            best = min(best, wall)
+    return best
+
+
+def time_notebook(paths: list[str], repeat: int) -> float:
+    from audiodb.analysis.reference import extract_acoustic_embedding
+
+    extract_acoustic_embedding(paths[0])  # warm-up: imports, numba compilation
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for p in paths:
+            extract_acoustic_embedding(p)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def time_command(cmd: list[str], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", nargs="?", default="/work/bench-audio")
+    ap.add_argument("--work", default="/tmp/bench-throughput")
+    ap.add_argument("--clips", type=int, default=400)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--only", default="a,b,c,d")
+    args = ap.parse_args()
+    music = os.path.join(args.root, MUSIC)
+    if not os.path.isdir(music):
+        raise SystemExit(f"No wesnoth music under {args.root}: run benchmarks/fetch_audio.sh {args.root}")
+    only = set(args.only.split(","))
+    print(machine())
+    print(f"load average before: {os.getloadavg()[0]:.2f}; audiodb: {' '.join(audiodb_exe())}")
+    tracks_dir = os.path.join(args.work, "tracks")
+    clips_dir = os.path.join(args.work, f"clips{args.clips}")
+    short_dir = os.path.join(args.work, "short")
+    tracks = build_tracks(music, tracks_dir)
+    rows = []
+
+    if only & {"a", "b"}:
+        import soundfile as sf
+
+        warm_page_cache(tracks)
+        total = sum(sf.info(p).duration for p in tracks)
+        print(f"6 tracks, {total / 60:.1f} min: " + ", ".join(
+            f"{os.path.basename(p)} {sf.info(p).duration:.0f} s" for p in tracks))
+        w1 = time_scan(tracks_dir, 1, args.repeat)
+        if "a" in only:
+            nb = time_notebook(tracks, args.repeat)
+            rows.append(["(a) 6 tracks, scan --workers 1 vs notebook", f"{nb:.2f}", f"{w1:.2f}",
+                         f"{nb / w1:.2f}x", BASELINE["a"], GOAL["a"]])
+        if "b" in only:
+            w2 = time_scan(tracks_dir, 2, args.repeat)
+            rows.append(["(b) 6 tracks, scan --workers 2 vs --workers 1", f"{w1:.2f}", f"{w2:.2f}",
+                         f"{w1 / w2:.2f}x", BASELINE["b"], GOAL["b"]])
+    if "c" in only:
+        clips = build_clips(music, clips_dir, args.clips)
+        warm_page_cache(clips)
+        sc = time_scan(clips_dir, 2, args.repeat)
+        nb = time_notebook(clips, args.repeat)
+        rows.append([f"(c) {len(clips)} 1-s clips, scan --workers 2 vs notebook", f"{nb:.2f}",
+                     f"{sc:.2f} ({len(clips) / sc:.0f} files/s)", f"{nb / sc:.2f}x", BASELINE["c"], GOAL["c"]])
+    if "d" in only:
+        build_short(music, short_dir)
+        imp = time_command([sys.executable, "-c", "import duckdb, numpy"], 5)
+        sc = time_scan(short_dir, None, 5)
+        rows.append(["(d) one 5-s sound, scan vs import duckdb, numpy", f"{imp:.2f}", f"{sc:.2f}",
+                     f"{sc / imp:.2f}x the import", BASELINE["d"], GOAL["d"]])
+
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print(table(["work", "baseline s", "audiodb s", "ratio", "issue's figure (main before)", "goal"],
+                rows, "lrrrll"))
+
+
+if __name__ == "__main__":
+    main()
