@@ -38,8 +38,10 @@ TRACKS = [
     ("battle.mp3", ["-i", "battle.ogg"], ["-c:a", "libmp3lame", "-b:a", "192k"]),
     ("heroes_rite.ogg", None, None),  # copied as it is
     ("journeys_end.ogg", None, None),
-    ("long.opus", ["-i", "knalgan_theme.ogg", "-i", "knolls.ogg"],
-     ["-filter_complex", "[0:a][1:a]concat=n=2:v=0:a=1", "-t", "750", "-c:a", "libopus", "-b:a", "128k"]),
+    ("long.wav", ["-i", "knalgan_theme.ogg", "-i", "knolls.ogg"],  # a step: long.opus is encoded from it
+     ["-filter_complex", "[0:a][1:a]concat=n=2:v=0:a=1", "-t", "750", "-c:a", "pcm_s16le"]),
+    # From the wav: libsndfile reads libopus's output of the concat filter as malformed.
+    ("long.opus", ["-i", "long.wav"], ["-c:a", "libopus", "-b:a", "128k"]),
     ("frantic.flac", ["-i", "frantic.ogg"], ["-c:a", "flac"]),
     ("elvish-theme.wav", ["-i", "elvish-theme.ogg"], ["-c:a", "pcm_s16le"]),
 ]
@@ -59,17 +61,22 @@ def ffmpeg(args: list[str]) -> None:
 
 def build_tracks(music: str, dest: str) -> list[str]:
     os.makedirs(dest, exist_ok=True)
+    steps = os.path.join(os.path.dirname(dest), "steps")
+    os.makedirs(steps, exist_ok=True)
     out = []
     for name, inputs, outputs in TRACKS:
-        path = os.path.join(dest, name)
+        step = name == "long.wav"
+        path = os.path.join(steps if step else dest, name)
         if not os.path.exists(path):
             if inputs is None:
                 shutil.copyfile(os.path.join(music, name), path)
             else:
-                ins = [a if a == "-i" else os.path.join(music, a) for a in inputs]
-                ffmpeg([*ins, *outputs, path + ".part." + name.rsplit(".", 1)[1]])
-                os.replace(path + ".part." + name.rsplit(".", 1)[1], path)
-        out.append(path)
+                ins = [a if a == "-i" else os.path.join(steps if a == "long.wav" else music, a) for a in inputs]
+                part = os.path.join(os.path.dirname(path), "part." + name)
+                ffmpeg([*ins, *outputs, part])
+                os.replace(part, path)
+        if not step:
+            out.append(path)
     return out
 
 
@@ -84,19 +91,15 @@ def build_clips(music: str, dest: str, n: int) -> list[str]:
         return out
     sources = sorted(os.path.join(music, f) for f in os.listdir(music) if f.endswith(".ogg"))
     sources = [p for p in sources if sf.info(p).duration > 30]
-    cache: dict = {}
-    for i, path in enumerate(out):
-        src = sources[i % len(sources)]
-        if src not in cache:
-            y, sr = sf.read(src, dtype="float32", always_2d=True)
-            assert sr == 44100, (src, sr)
-            cache = {src: y}
-        y = cache[src]
-        start = (i // len(sources) * 7919 * 441) % (len(y) - 44100)
-        clip = y[start:start + 44100, :2]
-        if clip.shape[1] == 1:
-            clip = np.repeat(clip, 2, axis=1)
-        sf.write(path, clip, 44100, subtype="PCM_16")
+    for k, src in enumerate(sources):  # each source decoded once
+        y, sr = sf.read(src, dtype="float32", always_2d=True)
+        assert sr == 44100, (src, sr)
+        for i in range(k, n, len(sources)):
+            start = (i // len(sources) * 7919 * 441) % (len(y) - 44100)
+            clip = y[start:start + 44100, :2]
+            if clip.shape[1] == 1:
+                clip = np.repeat(clip, 2, axis=1)
+            sf.write(out[i], clip, 44100, subtype="PCM_16")
     return out
 
 
