@@ -1,6 +1,7 @@
 """Scan throughput as a whole process: `audiodb scan` against the notebook's warm loop.
 
     python benchmarks/bench_throughput.py [AUDIO_ROOT] [--work DIR] [--clips N] [--repeat K] [--only a,b,c,d]
+                                          [--base CHECKOUT]
 
 AUDIO_ROOT is where benchmarks/fetch_audio.sh unpacked (default /work/bench-audio). In one run:
   (a) 6 real tracks of mixed formats (mp3, 2x ogg, opus, flac, wav; the opus one 12.5 min, the
@@ -16,6 +17,10 @@ Each scan writes a fresh library in a temporary folder. The built audio is kept 
 (default /tmp/bench-throughput) and reused. Every figure is the best of K runs (default 1;
 (d) always best of 5). Ratios: notebook / audiodb, or workers 1 / workers 2 (higher is better).
 The issue's baseline figures (main before the pipeline work) are printed beside them.
+With --base (a checkout of another commit, e.g. `git worktree add --detach /tmp/base main`),
+every scan is also run with that checkout's code (`python -m cli` with PYTHONPATH=CHECKOUT),
+interleaved run by run with this one's, and printed on a row of its own: an A/B in one run, so
+both see the same load on a shared machine.
 """
 
 import _common  # noqa: F401  (first: pins BLAS/OpenMP to one thread before numpy loads)
@@ -116,15 +121,17 @@ def audiodb_exe() -> list[str]:
     return [exe] if os.path.exists(exe) else [sys.executable, "-m", "cli"]
 
 
-def time_scan(folder: str, workers: int | None, repeat: int) -> float:
+def time_scan(folder: str, workers: int | None, repeat: int, base: str | None = None) -> float:
     best = float("inf")
+    env = {**os.environ, "PYTHONPATH": base} if base else None
     for _ in range(repeat):
         with tempfile.TemporaryDirectory(prefix="bench-tp-db-") as tmp:
-            cmd = [*audiodb_exe(), "scan", folder, "--db", os.path.join(tmp, "lib.duckdb"), "--format", "json"]
+            exe = [sys.executable, "-m", "cli"] if base else audiodb_exe()
+            cmd = [*exe, "scan", folder, "--db", os.path.join(tmp, "lib.duckdb"), "--format", "json"]
             if workers:
                 cmd += ["--workers", str(workers)]
             t = time.perf_counter()
-            done = subprocess.run(cmd, capture_output=True, text=True)
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp)
             wall = time.perf_counter() - t
             if done.returncode != 0:
                 print(done.stdout[-2000:], done.stderr[-2000:], file=sys.stderr)
@@ -165,6 +172,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=400)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--only", default="a,b,c,d")
+    ap.add_argument("--base", default=None, help="a checkout whose scans are timed beside this one's")
     args = ap.parse_args()
     music = os.path.join(args.root, MUSIC)
     if not os.path.isdir(music):
@@ -177,6 +185,20 @@ def main() -> None:
     short_dir = os.path.join(args.work, "short")
     tracks = build_tracks(music, tracks_dir)
     rows = []
+    base = os.path.abspath(args.base) if args.base else None
+
+    def scans(folder: str, workers: int | None, repeat: int) -> tuple[float, float | None]:
+        """This code's best time, and the base checkout's (runs interleaved)."""
+        mine, theirs = float("inf"), float("inf") if base else None
+        for _ in range(repeat):
+            if base:
+                theirs = min(theirs, time_scan(folder, workers, 1, base))
+            mine = min(mine, time_scan(folder, workers, 1))
+        return mine, theirs
+
+    def on_base(label: str, ref: float, t: float | None, ratio) -> None:
+        if t is not None:
+            rows.append([f"    the same on --base", f"{ref:.2f}", f"{t:.2f}", ratio(ref, t), "", ""])
 
     if only & {"a", "b"}:
         import soundfile as sf
@@ -185,28 +207,33 @@ def main() -> None:
         total = sum(sf.info(p).duration for p in tracks)
         print(f"6 tracks, {total / 60:.1f} min: " + ", ".join(
             f"{os.path.basename(p)} {sf.info(p).duration:.0f} s" for p in tracks))
-        w1 = time_scan(tracks_dir, 1, args.repeat)
+        w1, w1b = scans(tracks_dir, 1, args.repeat)
         if "a" in only:
             nb = time_notebook(tracks, args.repeat)
             rows.append(["(a) 6 tracks, scan --workers 1 vs notebook", f"{nb:.2f}", f"{w1:.2f}",
                          f"{nb / w1:.2f}x", BASELINE["a"], GOAL["a"]])
+            on_base("a", nb, w1b, lambda r, t: f"{r / t:.2f}x")
         if "b" in only:
-            w2 = time_scan(tracks_dir, 2, args.repeat)
+            w2, w2b = scans(tracks_dir, 2, args.repeat)
             rows.append(["(b) 6 tracks, scan --workers 2 vs --workers 1", f"{w1:.2f}", f"{w2:.2f}",
                          f"{w1 / w2:.2f}x", BASELINE["b"], GOAL["b"]])
+            if base:
+                on_base("b", w1b, w2b, lambda r, t: f"{r / t:.2f}x")
     if "c" in only:
         clips = build_clips(music, clips_dir, args.clips)
         warm_page_cache(clips)
-        sc = time_scan(clips_dir, 2, args.repeat)
+        sc, scb = scans(clips_dir, 2, args.repeat)
         nb = time_notebook(clips, args.repeat)
         rows.append([f"(c) {len(clips)} 1-s clips, scan --workers 2 vs notebook", f"{nb:.2f}",
                      f"{sc:.2f} ({len(clips) / sc:.0f} files/s)", f"{nb / sc:.2f}x", BASELINE["c"], GOAL["c"]])
+        on_base("c", nb, scb, lambda r, t: f"{r / t:.2f}x")
     if "d" in only:
         build_short(music, short_dir)
         imp = time_command([sys.executable, "-c", "import duckdb, numpy"], 5)
-        sc = time_scan(short_dir, None, 5)
+        sc, scb = scans(short_dir, None, 5)
         rows.append(["(d) one 5-s sound, scan vs import duckdb, numpy", f"{imp:.2f}", f"{sc:.2f}",
                      f"{sc / imp:.2f}x the import", BASELINE["d"], GOAL["d"]])
+        on_base("d", imp, scb, lambda r, t: f"{t / r:.2f}x the import")
 
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print(table(["work", "baseline s", "audiodb s", "ratio", "issue's figure (main before)", "goal"],
