@@ -38,7 +38,7 @@ _SAMPLE_RATES = (22050, 44100, 48000)
 _AMP_RANGE = (0.3, 0.75)
 _MAX_DECODED_PEAK = 0.85
 
-_Generator = Callable[[int, float, np.random.Generator], np.ndarray]
+_Generator = Callable[[int, int, np.random.Generator], np.ndarray]
 
 
 # ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from typing import cast
 
 import numpy as np
 
@@ -65,10 +66,11 @@ class _Sink:
 
             self.stream = soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="HQ")
         guess = expected_in if expected_in and expected_in > 0 else 30 * native_sr
-        self.buf = np.empty(int(math.ceil(guess * sr / native_sr)) + 16, dtype=np.float32)
+        self.buf: np.ndarray | None = np.empty(int(math.ceil(guess * sr / native_sr)) + 16, dtype=np.float32)
         self.n_out = 0
 
     def _put(self, out: np.ndarray) -> None:
+        assert self.buf is not None, "the sink was finished"
         need = self.n_out + len(out)
         if need > len(self.buf):
             grown = np.empty(max(need, int(len(self.buf) * 1.5)), dtype=np.float32)
@@ -90,6 +92,7 @@ class _Sink:
         n = int(math.ceil(self.n_in * self.sr / self.native_sr))
         if self.n_out < n:  # librosa.util.fix_length pads with zeros
             self._put(np.zeros(n - self.n_out, dtype=np.float32))
+        assert self.buf is not None, "the sink was finished"
         y = self.buf[:n]
         if len(self.buf) > n + (n >> 3) + 16:
             y = y.copy()  # give back a large over-allocation
@@ -103,7 +106,7 @@ def _mono(block: np.ndarray) -> np.ndarray:
         return block
     if block.shape[1] == 1:
         return np.ascontiguousarray(block[:, 0])
-    return np.mean(block, axis=1, dtype=np.float32)
+    return cast(np.ndarray, np.mean(block, axis=1, dtype=np.float32))  # an array: block is 2-D
 
 
 #: Sample rates outside this range are damaged headers, not audio: refused before
@@ -218,8 +221,9 @@ def _load_pyav(path: str, sr: int, size: int, codec_name: str | None = None) -> 
             ctx = av.CodecContext.create(codec_name, "r")
             params = stream.codec_context
             ctx.extradata = params.extradata
-            ctx.sample_rate = params.sample_rate
-            ctx.layout = params.layout
+            # PyAV's stubs type create() as CodecContext; for an audio codec it is an AudioCodecContext.
+            ctx.sample_rate = params.sample_rate  # type: ignore[attr-defined]
+            ctx.layout = params.layout  # type: ignore[attr-defined]
             ctx.options = {"request_sample_fmt": "flt"}
             convert, decoder = _to_float, codec_name
         header_sr = int(stream.rate or stream.codec_context.sample_rate or 0)
@@ -267,6 +271,7 @@ def _load_pyav(path: str, sr: int, size: int, codec_name: str | None = None) -> 
             if packet is None:
                 break
         if pending:
+            assert sink is not None  # frames were pending, so the first frame made the sink
             sink.push(np.concatenate(pending))
         if sink is None:
             if header_sr <= 0:
@@ -274,6 +279,7 @@ def _load_pyav(path: str, sr: int, size: int, codec_name: str | None = None) -> 
             if first_error is not None:
                 raise first_error
             return Decoded(np.zeros(0, np.float32), sr, header_sr, 0, codec, container.format.name, decoder)
+        assert native_sr is not None and channels is not None  # set with the sink
         return Decoded(sink.finish(), sr, native_sr, channels, codec, container.format.name, decoder)
 
 

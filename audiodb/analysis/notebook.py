@@ -55,7 +55,7 @@ def summarize(frames: dict[str, np.ndarray], *, n_mfcc: int = 20) -> np.ndarray:
     # Mean and std of each spectral series: one row-wise reduction per dtype (float64
     # and float32 rows), the same sums as over each series alone, in its own dtype.
     keys = ("centroid", "bandwidth", "rolloff", "flatness", "rms", "zcr")
-    spec = np.empty((len(keys), 2))
+    spec: np.ndarray = np.empty((len(keys), 2))
     for dtype in {frames[key].dtype for key in keys}:
         group = [i for i, key in enumerate(keys) if frames[key].dtype == dtype]
         series = np.stack([frames[keys[i]] for i in group])

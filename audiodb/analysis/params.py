@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from typing import TYPE_CHECKING, Any, ClassVar
 
 __all__ = [
     "AMIN",
@@ -25,6 +26,10 @@ __all__ = [
 
 class IdentifiedParams:
     """A feature set's id and JSON, from its dataclass fields (``name`` among them)."""
+
+    if TYPE_CHECKING:  # what the dataclass subclasses have (for asdict and self.name); nothing at run time
+        name: str
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     @property
     def id(self) -> str:

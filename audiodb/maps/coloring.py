@@ -83,7 +83,7 @@ class Coloring:
     categories: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     values: np.ndarray | None = None
     ticks: tuple[list[float], list[str]] | None = None
-    hover: list[str] | None = None  # the value of each point as hover text shows it (columns only)
+    hover: list[str | None] | None = None  # the value of each point as hover text shows it (columns only)
     notes: list[str] = dataclasses.field(default_factory=list)
 
 

@@ -138,9 +138,11 @@ def build_page(
     k = neighbours.shape[1] if neighbours.ndim == 2 else 0
     color: dict = {"kind": coloring.kind, "title": coloring.title}
     if coloring.kind == "discrete":
+        assert coloring.codes is not None  # a discrete colouring has codes
         color["codes"] = _typed(coloring.codes, "i4")
         color["categories"] = [{"name": name, "color": c} for name, c in coloring.categories]
     else:
+        assert coloring.values is not None  # a continuous colouring has values
         color["values"] = _typed(coloring.values, "f4")
         if coloring.ticks:
             color["ticks"] = {"vals": coloring.ticks[0], "text": coloring.ticks[1]}

@@ -5,6 +5,8 @@ scikit-learn and umap are imported inside the functions that use them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import UsageError
@@ -21,7 +23,7 @@ __all__ = [
 PROJECTIONS = ("pca", "umap")
 
 #: The notebook's UMAP, as it is called there.
-UMAP_SETTINGS = {"n_neighbors": 10, "min_dist": 0.1, "metric": "euclidean", "random_state": 42}
+UMAP_SETTINGS: dict[str, Any] = {"n_neighbors": 10, "min_dist": 0.1, "metric": "euclidean", "random_state": 42}
 #: The notebook's PCA.
 PCA_SETTINGS = {"n_components": 2, "random_state": 42}
 

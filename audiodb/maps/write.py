@@ -136,7 +136,9 @@ def _load(con, color: str, *, params: FeatureParams = NOTEBOOK, extended=None):
     stale = int(len(row_ids) - len(keep))
     clusters = {m: (cluster_labels(table[f"cluster_{m}"]), runs[m]) if runs[m] else None for m in CLUSTER_METHODS}
     if color in CLUSTER_METHODS:
-        coloring = cluster_coloring(color, clusters[color][0], runs[color])
+        entry, run = clusters[color], runs[color]
+        assert entry is not None and run is not None  # a method without a run raised above
+        coloring = cluster_coloring(color, entry[0], run)
     else:
         coloring = column_coloring(color, columns[color], table["color_value"])
     return table, X, coloring, clusters, stale

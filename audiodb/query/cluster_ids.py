@@ -41,6 +41,7 @@ def match_ids(
     mapping: dict[int, int] = {}
     next_id = 0
     if previous is not None and len(previous[0]) and len(ids):
+        assert track_ids is not None, "track_ids is needed with previous"
         prev_tracks, prev_labels = (np.asarray(a, dtype=np.int64) for a in previous)
         next_id = int(prev_labels.max()) + 1 if len(prev_labels) else 0
         common, new_idx, old_idx = np.intersect1d(track_ids, prev_tracks, return_indices=True)

@@ -8,6 +8,7 @@ bands below 6 kHz, under :data:`DUPLICATE_THRESHOLD`, lengths agreeing.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 
@@ -53,7 +54,7 @@ def duration_tolerance(duration_sec: np.ndarray | float) -> np.ndarray | float:
 
 def same_duration(a: float, b: float) -> bool:
     """Whether two lengths (seconds) could be one recording: within the shorter one's tolerance."""
-    return abs(a - b) <= duration_tolerance(min(a, b))
+    return cast(bool, abs(a - b) <= duration_tolerance(min(a, b)))  # a numpy bool at run time
 
 
 def duplicate_features(params: FeatureParams = NOTEBOOK) -> np.ndarray:

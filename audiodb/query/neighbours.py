@@ -144,7 +144,9 @@ def resolve_queries(
                 'or a track id (audiodb sql "select track_id, path from tracks" lists them).'
             )
         if embed is None:
-            from ..analysis.embed import embed_file as embed
+            from ..analysis.embed import embed_file
+
+            embed = embed_file
         vector, meta = embed(path, file.params, extended=extended)
         if extended:
             vector = np.concatenate([vector, meta["extended_vector"]])

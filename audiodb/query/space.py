@@ -142,7 +142,7 @@ class Space:
             block = vectors[a : a + CHUNK] - mean32
             block *= sw
             self.sqnorms[a : a + CHUNK] = np.einsum("ij,ij->i", block, block)  # float32: rel. error ~1e-7
-        self._row = None
+        self._row: dict[int, int] | None = None
 
     def __len__(self) -> int:
         return len(self.track_ids)

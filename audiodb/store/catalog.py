@@ -37,7 +37,7 @@ def track_paths(con) -> list[tuple[int, str]]:
     return con.execute("SELECT track_id, path FROM track_files").fetchall()
 
 
-def track_info(con, track_ids: Sequence[int], columns: Sequence[str]) -> dict[int, tuple]:
+def track_info(con, track_ids: Sequence[int] | None, columns: Sequence[str]) -> dict[int, tuple]:
     """``{track_id: (column values...)}`` of ``track_files`` for ``track_ids`` (None: every track).
 
     ``columns`` are names of ``track_files`` columns, chosen by the caller (never user text).
@@ -146,6 +146,7 @@ def map_rows(con, color: str | None, kind: str):
     if kind == "none":
         value_sql = "NULL"
     else:
+        assert color is not None, "a colour column is needed unless kind is 'none'"
         quoted = '"' + color.replace('"', '""') + '"'
         value_sql = {
             "temporal": f"epoch(t.{quoted})",

@@ -54,7 +54,7 @@ _DAMAGE = (
 )
 
 
-def is_damage(e: Exception, path: Path) -> bool:
+def is_damage(e: BaseException, path: Path) -> bool:
     text = str(e)
     # A damaged file the user named (read_parquet('cut.parquet')) is not a damaged library.
     named = re.search(r'file "([^"]+)"', text)
@@ -69,7 +69,7 @@ def raise_if_damaged(path: str | os.PathLike, e: Exception) -> None:
         raise damaged_error(Path(path), e) from None
 
 
-def damaged_error(path: Path, e: Exception) -> LibraryDamaged:
+def damaged_error(path: Path, e: BaseException) -> LibraryDamaged:
     detail = str(e).split("\n")[0]
     return LibraryDamaged(
         f"The library file {path} is damaged and cannot be read ({detail}). Nothing was written to it. "
