@@ -10,6 +10,8 @@ from audio import music_like, write_audio
 from click.testing import CliRunner
 from conftest import rows, run_audiodb
 
+import audiodb
+
 
 def invoke(*args):
     from audiodb.cli import main
@@ -237,7 +239,7 @@ def test_ctrl_c_during_scan_says_what_was_saved_and_the_next_scan_continues(tmp_
     from conftest import AUDIODB
     from test_watch import wait_for
 
-    music = make_music(tmp_path / "music", 80, seconds=1.0)
+    music = make_music(tmp_path / "music", 80, seconds=3.0)  # long enough that Ctrl-C lands mid-scan
     db = tmp_path / "lib.duckdb"
     env = {**os.environ, "AUDIODB_DB": str(db), "AUDIODB_BATCH_SIZE": "4"}
     # Its own process group, signalled as a whole: what Ctrl-C in a terminal does.
@@ -272,3 +274,25 @@ def test_ctrl_c_during_scan_says_what_was_saved_and_the_next_scan_continues(tmp_
     counts = json.loads(again.stdout)
     assert counts["unchanged"] == count and counts["added"] == 80 - count
     assert rows(db, "select count(*), count(distinct path) from track_files") == [(80, 80)]
+
+
+def test_ctrl_c_inside_a_duckdb_statement_is_a_keyboard_interrupt(db_path):
+    """DuckDB turns SIGINT during a statement into RuntimeError('Query interrupted'); audiodb makes it
+    the KeyboardInterrupt every command handles (scan's 'Interrupted: N files were saved' and exit 130)."""
+    import signal
+    import threading
+
+    lib = audiodb.Library(db_path)
+    lib.sql("select 1", write=True)  # the library exists
+    done = threading.Event()
+
+    def press_ctrl_c():  # again every half second, until the statement has stopped
+        while not done.wait(0.5):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            lib.sql("select count(*) from range(100000000000) a, range(10) b")
+    finally:
+        done.set()

@@ -14,7 +14,7 @@ import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..analysis.params import FeatureParams
 from ..errors import AudiodbError, UsageError
@@ -60,7 +60,7 @@ class ProcessPool:
     def __init__(self, n: int | None = None):
         self.n = max(1, n or os.cpu_count() or 1)
         self._pool: ProcessPoolExecutor | None = None
-        self._started = None
+        self._started: Any = None  # a spawn-context Event once the pool starts
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:

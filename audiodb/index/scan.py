@@ -133,7 +133,7 @@ def scan_file(
             if not free:  # asked to stop while waiting
                 report.interrupted = True
             else:
-                plan = plan_scan(file, roots, report, retry_failed=retry_failed, skip=skip)
+                plan = plan_scan(file, [os.fsdecode(r) for r in roots], report, retry_failed=retry_failed, skip=skip)
                 if dry_run:
                     _record_planned(report, plan)
                 else:
@@ -217,6 +217,7 @@ def apply_plan(
         with owned or contextlib.nullcontext():
             _apply_moves_and_removals(file, plan, report, writer.on_change)
             if plan.extract:
+                assert pool is not None, "a plan with files to extract comes with a pool"
                 report.interrupted = not pool.run(plan.extract, file.params, writer, progress, should_stop)
     finally:
         writer.flush()

@@ -21,6 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ..errors import DatabaseLocked
 from ..paths import to_stored
@@ -144,7 +145,7 @@ class Watcher:
         self.workers = ProcessPool(workers)
         self.dirty = _Dirty(max_open=max(30.0, 10 * settle))
         self._stop = threading.Event()
-        self._observer = None
+        self._observer: Any = None  # a watchdog observer (inotify or polling) while following
         self._limit_told = False
         self._problems_told: set[str] = set()
 
@@ -245,7 +246,7 @@ class Watcher:
         if self.poll:
             from watchdog.observers.polling import PollingObserver
 
-            observer = PollingObserver(timeout=self.poll)
+            observer: Any = PollingObserver(timeout=self.poll)
         else:
             from watchdog.observers import Observer
 

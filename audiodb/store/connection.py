@@ -170,9 +170,15 @@ def connect(
                     except (duckdb.Error, OSError) as e:
                         translate_error(path, e)
                         raise
+                    except RuntimeError as e:
+                        _raise_if_interrupted(e)
+                        raise
                     return
             except (duckdb.Error, OSError) as e:  # reading the schema version, or migrating
                 translate_error(path, e)
+                raise
+            except RuntimeError as e:
+                _raise_if_interrupted(e)
                 raise
             finally:
                 if con is not None:
@@ -216,6 +222,13 @@ def _open(duckdb, path: Path, read_only: bool, on_wait):
                 ) from e
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
+
+
+def _raise_if_interrupted(e: RuntimeError) -> None:
+    # Ctrl-C while DuckDB runs a statement surfaces as RuntimeError('Query interrupted'), not as
+    # KeyboardInterrupt: make it one, so a command stops as it does on Ctrl-C anywhere else.
+    if "Query interrupted" in str(e):
+        raise KeyboardInterrupt from None
 
 
 @dataclasses.dataclass(frozen=True)
