@@ -161,12 +161,16 @@ class Library:
         with self.connect() as con:
             return QueryResult(*summary(con, method=method, run_id=run))
 
-    def export(self, path: str | os.PathLike) -> int:
-        """Write the notebook's CSV (or ``.parquet``); returns the number of tracks."""
+    def export(self, path: str | os.PathLike, *, features: str = "notebook") -> int:
+        """Write the notebook's CSV (or ``.parquet``); returns the number of tracks.
+
+        ``features="extended"`` adds the second feature set's 42 columns (the
+        ``extended_features`` view's) after the notebook's 180.
+        """
         from .store.export import export
 
         with self.connect() as con:
-            return export(con, os.path.expanduser(os.fspath(path)))
+            return export(con, os.path.expanduser(os.fspath(path)), features=features)
 
     def tracks(self, *, arrow: bool | None = None):
         """The ``tracks`` view as a pandas DataFrame (an Arrow table if ``arrow`` or no pandas)."""

@@ -173,8 +173,16 @@ def _short(value):
 
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False, writable=True))
+@click.option(
+    "--features",
+    type=click.Choice(["notebook", "extended"]),
+    default="notebook",
+    show_default=True,
+    help="The notebook's columns, or those plus the second feature set's 42 (contrast, chroma, "
+    "onset, tempo: the extended_features view's columns) after the 180 features.",
+)
 @db_option
-def export(file, db):
+def export(file, features, db):
     """Write the notebook's CSV: file_name, file_path, duration_sec, sample_rate,
     the 180 features, cluster_kmeans and cluster_hdbscan (latest runs).
 
@@ -183,6 +191,7 @@ def export(file, db):
     \b
     audiodb export acoustic_embeddings_with_clusters.csv
     audiodb export library.parquet
+    audiodb export library.csv --features extended
     """
-    n = library(db).export(file)
+    n = library(db).export(file, features=features)
     click.echo(f"Wrote {n} tracks to {file}")

@@ -10,7 +10,7 @@ import click
 
 from audiodb.paths import m3u_entry
 from audiodb.query.duplicates import DUPLICATE_THRESHOLD
-from audiodb.query.evaluate import EVAL_COLUMNS
+from audiodb.query.evaluate import ALL_LABELS, EVAL_COLUMNS
 from audiodb.query.neighbours import SIMILAR_COLUMNS
 from audiodb.query.playlist import PLAYLIST_COLUMNS
 from audiodb.query.space import DEFAULT_METRIC, METRICS
@@ -148,6 +148,26 @@ def playlist(seeds, n, output, smooth, no_seeds, metric, where, db, fmt):
     _show(rows, PLAYLIST_COLUMNS, fmt)
 
 
+def ceiling_note(ceilings: dict[str, float], k: int) -> str:
+    """Which labels have too few tracks for precision@k to reach 1, and the most it can be."""
+    by_ceiling: dict[float, list[str]] = {}
+    for label, ceiling in ceilings.items():
+        if label != ALL_LABELS:
+            by_ceiling.setdefault(ceiling, []).append(label)
+    parts = []
+    for ceiling, labels in sorted(by_ceiling.items()):
+        named = ", ".join(labels[:8]) + (f" and {len(labels) - 8} more" if len(labels) > 8 else "")
+        parts.append(f"at most {ceiling:g} for {named}")
+    n = sum(len(v) for v in by_ceiling.values())
+    small = min(round(c * k) for c in by_ceiling)  # the fewest tracks of a label, less one
+    return (
+        f"{n} label{'s' if n != 1 else ''} with fewer than k + 1 = {k + 1} tracks cannot reach "
+        f"precision_at_k 1 (a label with m tracks finds at most m - 1 of its own among k = {k}): "
+        + "; ".join(parts)
+        + f"; {ALL_LABELS} at most {ceilings[ALL_LABELS]:g}. With -k {small} every label can reach 1."
+    )
+
+
 @main.command(name="eval")
 @click.option(
     "--label-from",
@@ -193,5 +213,7 @@ def eval_(label_from, metric, k, summary, db, fmt):
             + ", ".join(report.singletons[:5])
             + ("..." if len(report.singletons) > 5 else "")
         )
+    if report.ceilings:
+        note(ceiling_note(report.ceilings, report.rows[0]["k"]))
     rows = [r for r in report.rows if r["label"] == "(all)"] if summary else report.rows
     render(list(EVAL_COLUMNS), rows, fmt)

@@ -296,6 +296,47 @@ def test_export_writes_the_notebooks_csv(cli, demo_db, tmp_path):
     assert bad.exit_code == 2 and ".csv or .parquet" in bad.output
 
 
+def test_export_features_extended_adds_the_second_sets_columns(cli, demo_db, tmp_path):
+    from audiodb.analysis.params import EXTENDED
+
+    plain = tmp_path / "plain.csv"
+    cli("export", plain)
+    with open(plain, newline="") as f:
+        plain_header = next(csv.reader(f))
+    assert plain_header == [
+        "file_name",
+        "file_path",
+        "duration_sec",
+        "sample_rate",
+        *FEATURE_NAMES,
+        "cluster_kmeans",
+        "cluster_hdbscan",
+    ]  # the default is unchanged
+
+    out = tmp_path / "extended.csv"
+    assert f"Wrote {N} tracks" in cli("export", out, "--features", "extended").stdout
+    with open(out, newline="") as f:
+        table = list(csv.reader(f))
+    header, body = table[0], table[1:]
+    view = [r[0] for r in rows(demo_db, "DESCRIBE extended_features")][2:]
+    assert len(view) == 42 and view == EXTENDED.feature_names()
+    assert header == [*plain_header[:-2], *view, "cluster_kmeans", "cluster_hdbscan"]
+    assert len(body) == N
+    first = dict(zip(header, body[0]))
+    want = rows(demo_db, "SELECT tempo_bpm, chroma_std_11 FROM extended_features WHERE path = ?", first["file_path"])[0]
+    assert float(first["tempo_bpm"]) == pytest.approx(want[0], rel=1e-6)
+    assert float(first["chroma_std_11"]) == pytest.approx(want[1], rel=1e-6)
+
+    import pyarrow.parquet as pq
+
+    Library(demo_db).export(tmp_path / "extended.parquet", features="extended")
+    assert pq.read_table(tmp_path / "extended.parquet").column_names == header
+    bad = cli("export", tmp_path / "x.csv", "--features", "chroma", ok=False)
+    assert bad.exit_code == 2 and "extended" in bad.output
+    with pytest.raises(audiodb.errors.UsageError, match="notebook or extended"):
+        Library(demo_db).export(tmp_path / "x.csv", features="chroma")
+
+
 # --------------------------------------------------------------------------- sql, errors
 
 

@@ -23,6 +23,7 @@ from conftest import run_audiodb
 
 from audiodb import Library
 from audiodb.demo import write_demo_library
+from audiodb.query.evaluate import EVAL_COLUMNS
 from audiodb.query.space import METRICS, Space
 
 SR = 44100
@@ -286,6 +287,27 @@ def test_eval_by_folder_on_the_demo_kinds(cli, lib):
     assert {"demo/tones", "demo/noise", "music/songs", "music/copies", "(all)"} <= labels
     # Noise is nothing like a tone: each noise clip's nearest neighbour is the other one.
     assert next(r for r in per_label if r["label"] == "demo/noise")["accuracy_1nn"] == 1.0
+
+
+def test_eval_notes_labels_too_small_for_precision_at_k_to_reach_1(cli, lib):
+    # Folders: each demo kind has 2 tracks, music/copies 4, music/songs 7; with k = 5 a kind's
+    # query finds at most 1 of its own (precision at most 0.2), a copy at most 3 (0.6).
+    result = cli("--db", lib["db"], "eval", "--format", "json")
+    rows = json.loads(result.stdout)
+    assert all(list(r) == list(EVAL_COLUMNS) for r in rows)  # the rows are as they were
+    note = [line for line in result.stderr.splitlines() if "precision_at_k" in line]
+    assert len(note) == 1 and note[0].startswith("Note: ")
+    kinds = sorted(r["label"] for r in rows if r["label"].startswith("demo/"))
+    assert len(kinds) == 7 and all(kind in note[0] for kind in kinds)
+    assert "at most 0.2 for " + ", ".join(kinds) in note[0] and "at most 0.6 for music/copies" in note[0]
+    assert "music/songs" not in note[0] and "With -k 1 every label" in note[0]
+    report = Library(lib["db"]).evaluate("folder", k=5)
+    assert report.ceilings == {**{kind: 0.2 for kind in kinds}, "music/copies": 0.6, "(all)": 0.488}
+    for r in report.rows:
+        assert r["precision_at_k"] <= report.ceilings.get(r["label"], 1.0)
+    # Every label has at least k + 1 tracks with k = 1: nothing to say.
+    quiet = cli("--db", lib["db"], "eval", "-k", "1")
+    assert "precision_at_k" not in quiet.stderr and Library(lib["db"]).evaluate("folder", k=1).ceilings == {}
 
 
 # --------------------------------------------------------------------------- metrics

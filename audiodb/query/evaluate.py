@@ -35,6 +35,10 @@ class EvalReport:
     labelled: int = 0
     unmatched: list[str] = dataclasses.field(default_factory=list)  # CSV paths not in the library
     singletons: list[str] = dataclasses.field(default_factory=list)  # labels with one track: no queries
+    #: {label: the most its precision@k can be} for labels with fewer than k + 1 tracks, whose
+    #: queries find at most (tracks - 1) of their own among k neighbours; ``"(all)"`` too when
+    #: the overall figure cannot reach 1. Labels that can reach 1 are not in it.
+    ceilings: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 EVAL_COLUMNS = ("metric", "label", "tracks", "k", "precision_at_k", "accuracy_1nn")
@@ -95,6 +99,8 @@ def evaluate(
     (z-score statistics from the whole library). precision@k is the share of
     them with the query's label; 1-NN accuracy the share of queries whose
     nearest track has it. Figures are given per label and over all queries.
+    A label with m < k + 1 tracks has at most m - 1 of its own among the k,
+    so its precision@k is at most (m - 1) / k (:attr:`EvalReport.ceilings`).
 
     Parameters
     ----------
@@ -130,6 +136,10 @@ def evaluate_vectors(
     report = EvalReport(
         [], labelled=len(sel), unmatched=unmatched or [], singletons=[str(u) for u, c in zip(uniq, counts) if c < 2]
     )
+    reach = np.minimum(counts - 1, kk) / kk  # per label: own tracks among k neighbours, at best
+    report.ceilings = {str(u): round(float(r), 4) for u, c, r in zip(uniq, counts, reach) if 2 <= c and r < 1}
+    if report.ceilings:
+        report.ceilings[ALL_LABELS] = round(float(reach[codes[queries]].mean()), 4)
     for metric in metrics:
         space = space_for(tracks, metric)
         x = space.transform(space.vectors[sel])
