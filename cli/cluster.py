@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from . import main
-from .common import db_option, library, note
+from .common import db_option, library, note, warn
 from .output import format_option, render
 
 RUN_COLUMNS = ["run_id", "method", "space", "parameters", "n_tracks", "n_clusters", "n_noise", "quality", "seconds"]
@@ -42,7 +44,8 @@ class _K(click.ParamType):
     type=_K(),
     default="auto",
     show_default=True,
-    help="k-means clusters; 'auto' tries 2..10 and keeps the best silhouette.",
+    help="k-means clusters; 'auto' tries 2..10 (up to 2·√tracks, at most 30, on a larger library) "
+    "and keeps the best silhouette.",
 )
 @click.option("--min-cluster-size", type=int, default=4, show_default=True, help="HDBSCAN: smallest group.")
 @click.option(
@@ -92,6 +95,7 @@ def cluster(method, k, min_cluster_size, min_samples, space, dims, features, db,
     """
     lib = library(db)
     methods = ["kmeans", "hdbscan"] if method == "both" else [method]
+    on_stage = warn if sys.stderr.isatty() else None  # what it is doing, while it works (a terminal only)
     runs = [
         lib.cluster(
             m,
@@ -101,6 +105,7 @@ def cluster(method, k, min_cluster_size, min_samples, space, dims, features, db,
             space=space,
             dims=dims,
             features=features,
+            on_stage=on_stage,
         )
         for m in methods
     ]

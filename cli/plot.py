@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from . import main
-from .common import db_option, library, note
+from .common import db_option, library, note, warn
 from .output import human_size
 
 
@@ -57,6 +59,8 @@ def plot(projection, color, output, features, open_page, db):
     audiodb plot --features extended -o map.html     # neighbours as audiodb similar ranks them
     """
     output = output or f"audiodb-{projection}-{color}.html"
+    if projection == "umap" and sys.stderr.isatty():  # what it is doing, while it works (a terminal only)
+        warn("Projecting with UMAP (the first run on this machine compiles it, ~20 s)…")
     result = library(db).plot(output, projection=projection, color=color, features=features)
     for line in result.notes:
         note(line)

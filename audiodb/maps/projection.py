@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from ..query.compiled import import_umap
 
 __all__ = [
     "N_NEIGHBOURS",
@@ -94,7 +95,7 @@ def project(X_scaled: np.ndarray, projection: str) -> tuple[np.ndarray, dict]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # umap's notices about seeds overriding n_jobs
-        import umap
+        umap = import_umap()  # its numba code kept on disk between runs
 
         Y = umap.UMAP(n_components=2, **settings, **extra).fit_transform(X_scaled)
     return np.asarray(Y, dtype=np.float64), {"axes": ["UMAP-1", "UMAP-2"], "notes": [note], "settings": settings}

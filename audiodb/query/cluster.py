@@ -29,6 +29,7 @@ import datetime
 import json
 import os
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -39,6 +40,8 @@ from ..store.connection import LibraryFile
 from ..store.runs import save_run
 from ..store.vectors import load_tracks
 from .cluster_ids import match_ids
+from .compiled import import_umap
+from .kchoice import choose_k, edge_note, k_auto_range, one_thread, silhouette
 from .space import group_weights, standardize  # standardize: the one z-score rule, kept in __all__
 
 __all__ = [
@@ -48,6 +51,7 @@ __all__ = [
     "ClusterRun",
     "cluster_library",
     "cluster_vectors",
+    "k_auto_range",
     "reduce",
     "standardize",
     "store",
@@ -69,11 +73,6 @@ DEFAULT_DIMS = {"pca": 10, "umap": 5}
 SEED = 42  # the notebook's random_state, everywhere
 #: Up to this many tracks, umap gets exact nearest neighbours (sklearn) instead of pynndescent's.
 EXACT_KNN = 10_000
-K_AUTO_RANGE = (2, 10)
-#: Above this many tracks, ``--k auto`` fits its candidates on a seeded sample of this size...
-SAMPLE = 20_000
-#: ... and silhouettes are estimated on a seeded sample of this size.
-SILHOUETTE_SAMPLE = 5_000
 NOISY = 0.5  # an HDBSCAN run with at least this fraction of noise gets advice
 
 
@@ -180,7 +179,7 @@ def reduce(X_scaled: np.ndarray, space: str, *, dims: int | None = None) -> tupl
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # umap's notices about seeds and threads
-        import umap
+        umap = import_umap()  # its numba code kept on disk between runs
 
         keep = max(1, min(want, n - 3))
         neighbours = umap_neighbors(n)
@@ -216,18 +215,6 @@ def umap_neighbors(n: int) -> int:
     return max(2, min(n - 1, max(5, min(15, n // 5))))
 
 
-def _silhouette(Y: np.ndarray, labels: np.ndarray) -> float | None:
-    mask = labels != -1
-    k = len(set(labels[mask].tolist()))
-    if k < 2 or k >= mask.sum():
-        return None
-    from sklearn.metrics import silhouette_score
-
-    n = int(mask.sum())
-    sample = SILHOUETTE_SAMPLE if n > SILHOUETTE_SAMPLE else None
-    return float(silhouette_score(Y[mask], labels[mask], sample_size=sample, random_state=SEED))
-
-
 def _kmeans(Y: np.ndarray, k: int):
     from sklearn.cluster import KMeans
 
@@ -235,25 +222,6 @@ def _kmeans(Y: np.ndarray, k: int):
     labels = model.fit_predict(Y)
     dist = np.linalg.norm(Y - model.cluster_centers_[labels], axis=1)
     return labels, dist
-
-
-def choose_k(Y: np.ndarray, ks: range) -> tuple[int, dict[int, float]]:
-    """The k in ``ks`` with the best silhouette, and every k's score.
-
-    Above 20,000 tracks the candidates are fitted on a seeded sample of 20,000,
-    and scored on 5,000 of those.
-    """
-    from sklearn.cluster import KMeans
-
-    if len(Y) > SAMPLE:
-        Y = Y[np.random.default_rng(SEED).choice(len(Y), SAMPLE, replace=False)]
-    scores = {}
-    for k in ks:
-        labels = KMeans(n_clusters=k, random_state=SEED, n_init=10).fit_predict(Y)
-        score = _silhouette(Y, labels)
-        scores[k] = -1.0 if score is None else score
-    best = max(scores, key=lambda k: (scores[k], -k))
-    return best, scores
 
 
 def _hdbscan(Y: np.ndarray, min_cluster_size: int, min_samples: int):
@@ -297,6 +265,7 @@ def cluster_vectors(
     space: str | None = None,
     dims: int | None = None,
     weights: np.ndarray | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> ClusterRun:
     """Cluster raw feature vectors as the notebook does; nothing is stored.
 
@@ -306,8 +275,9 @@ def cluster_vectors(
         Raw features (they are z-scored here).
     method : {'kmeans', 'hdbscan'}
     k : int or 'auto'
-        k-means clusters; ``'auto'`` tries 2..10 (fewer for a small library)
-        and keeps the best silhouette.
+        k-means clusters; ``'auto'`` tries :func:`k_auto_range` (2..10, more
+        for a larger library, fewer for a tiny one) and keeps the best
+        silhouette; a choice at either end of the range adds a line to ``advice``.
     min_cluster_size, min_samples : int
         HDBSCAN's (the notebook's 4 and 2).
     space : {'scaled', 'pca', 'umap'}, optional
@@ -317,6 +287,9 @@ def cluster_vectors(
     weights : ndarray, shape (n_features,), optional
         Multiplies each z-scored column before reducing and clustering (the
         ``extended`` features' group weights); None leaves them as the notebook.
+    on_stage : callable, optional
+        Called with one line as each stage starts (reducing, choosing k,
+        clustering), for a status line while it runs.
 
     Returns
     -------
@@ -334,22 +307,31 @@ def cluster_vectors(
     X_scaled = standardize(X)
     if weights is not None:
         X_scaled *= weights
+    if space == "umap":
+        _say(on_stage, f"{method}: reducing {n} tracks with UMAP (the first run on this machine compiles it, ~20 s)…")
+    elif space == "pca":
+        _say(on_stage, f"{method}: reducing {n} tracks with PCA…")
     Y, space_info = reduce(X_scaled, space, dims=dims)
     params: dict = {"space": space, **space_info}
     run = ClusterRun(
         method=method, space=space, parameters=params, track_ids=np.arange(n), labels=np.zeros(n, dtype=np.int64)
     )
     if method == "kmeans":
-        k_scores, requested = None, str(k)
-        if k == "auto":
-            lo, hi = K_AUTO_RANGE
-            k, k_scores = choose_k(Y, range(lo, min(hi, n - 1) + 1))
-        labels, dist = _kmeans(Y, int(k))
+        k_scores, requested, edge = None, str(k), None
+        with one_thread(n):
+            if k == "auto":
+                ks = k_auto_range(n)
+                _say(on_stage, f"{method}: choosing k among {ks.start}..{ks.stop - 1} by silhouette…")
+                k, k_scores = choose_k(Y, ks)
+                edge = edge_note(int(k), ks, n)
+            _say(on_stage, f"{method}: clustering with k = {k}…")
+            labels, dist = _kmeans(Y, int(k))
         params.update(k=int(k), k_requested=requested, random_state=SEED, n_init=10)
         if k_scores:
             params["k_scores"] = {str(key): round(v, 4) for key, v in k_scores.items()}
         run.k_scores, run.centre_distance = k_scores, dist
     else:
+        _say(on_stage, f"{method}: clustering…")
         labels, prob, outlier = _hdbscan(Y, min_cluster_size, min_samples)
         params.update(
             min_cluster_size=min_cluster_size,
@@ -360,10 +342,18 @@ def cluster_vectors(
         run.probability, run.outlier_score = prob, outlier
         run.centre_distance = _centre_distance(Y, labels)
     run.labels = match_ids(labels, None)  # by size, largest first
-    run.quality = _silhouette(Y, labels)
+    with one_thread(n):
+        run.quality = silhouette(Y, labels)
     run.advice = _advice(run, min_cluster_size, min_samples)
+    if method == "kmeans" and edge:
+        run.advice.append(edge)
     run.seconds = time.monotonic() - started
     return run
+
+
+def _say(on_stage: Callable[[str], None] | None, line: str) -> None:
+    if on_stage is not None:
+        on_stage(line)
 
 
 def _check_args(method: str, n: int, k, min_cluster_size: int, min_samples: int) -> None:

@@ -1,0 +1,111 @@
+"""A fast ``cluster``: umap's compiled code kept between processes, ``--k auto``'s range
+scaled with the library (and a note at its edges), and the stages said while it works."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from audiodb.query import cluster as C
+from audiodb.query.kchoice import k_auto_range
+
+
+def blobs(groups: int, per_group: int, dims: int = 12, seed: int = 0) -> np.ndarray:
+    """``groups`` tight, well-separated groups of ``per_group`` points each."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=10.0, size=(groups, dims))
+    return np.repeat(centres, per_group, axis=0) + rng.normal(scale=0.1, size=(groups * per_group, dims))
+
+
+# --------------------------------------------------------------------------- --k auto
+
+
+def test_k_auto_range_keeps_2_to_10_for_small_libraries_and_grows_with_larger_ones():
+    assert k_auto_range(5) == range(2, 5)  # at most tracks - 1
+    assert k_auto_range(28) == range(2, 11)  # the demo: as before
+    assert k_auto_range(56) == range(2, 15)  # 2·√56 = 14.97
+    assert k_auto_range(60) == range(2, 16)
+    assert k_auto_range(100_000) == range(2, 31)  # capped
+
+
+def test_k_auto_finds_more_than_ten_groups_when_the_library_is_larger():
+    run = C.cluster_vectors(blobs(12, 5), method="kmeans")
+    assert run.parameters["k"] == 12 and sorted(map(int, run.parameters["k_scores"])) == list(range(2, 16))
+    assert not any("--k auto chose" in line for line in run.advice)
+
+
+def test_k_auto_says_when_its_choice_is_the_largest_it_tried():
+    run = C.cluster_vectors(blobs(20, 3), method="kmeans")  # 20 groups, 60 tracks: tries 2..15
+    assert run.parameters["k"] == 15
+    (note,) = [line for line in run.advice if "--k auto chose" in line]
+    assert "k=15, the largest it tried (2..15)" in note and "--k 17" in note
+
+
+def test_k_auto_says_when_its_choice_is_the_smallest_it_tried():
+    run = C.cluster_vectors(blobs(2, 15), method="kmeans")
+    assert run.parameters["k"] == 2
+    (note,) = [line for line in run.advice if "--k auto chose" in line]
+    assert "the smallest it tried (2..10)" in note and "--method hdbscan" in note
+
+
+def test_a_given_k_gets_no_note():
+    run = C.cluster_vectors(blobs(2, 15), method="kmeans", k=2)
+    assert not any("--k auto chose" in line for line in run.advice)
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def test_each_stage_is_said_as_it_starts():
+    seen: list[str] = []
+    C.cluster_vectors(blobs(4, 5), method="kmeans", space="pca", on_stage=seen.append)
+    C.cluster_vectors(blobs(4, 5), method="hdbscan", space="pca", on_stage=seen.append)
+    assert seen == [
+        "kmeans: reducing 20 tracks with PCA…",
+        "kmeans: choosing k among 2..10 by silhouette…",
+        "kmeans: clustering with k = 4…",
+        "hdbscan: reducing 20 tracks with PCA…",
+        "hdbscan: clustering…",
+    ]
+
+
+# --------------------------------------------------------------------------- umap's numba cache
+
+RUN_UMAP = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from audiodb.query import cluster as C
+    rng = np.random.default_rng(0)
+    X = np.repeat(rng.normal(scale=10.0, size=(4, 12)), 6, axis=0) + rng.normal(scale=0.1, size=(24, 12))
+    run = C.cluster_vectors(X, method="hdbscan", space="umap")
+    import umap.umap_
+    stats = umap.umap_.smooth_knn_dist.stats
+    print(json.dumps({"labels": run.labels.tolist(), "hits": sum(stats.cache_hits.values())}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_umaps_compiled_code_is_kept_and_used_by_the_next_process(tmp_path):
+    """A new process loads umap's numba code from the cache the first one wrote, and clusters alike."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+
+    def run() -> dict:
+        done = subprocess.run([sys.executable, "-c", RUN_UMAP], env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    first = run()
+    kept = {p.name.split("-")[0] for p in (tmp_path / "numba").rglob("*.nbi") if "umap" in str(p.parent)}
+    assert {"umap_.smooth_knn_dist", "umap_.compute_membership_strengths"} <= kept, sorted(kept)
+    assert any(name.startswith("layouts.") for name in kept), sorted(kept)
+    second = run()
+    assert first["hits"] == 0 and second["hits"] >= 1
+    assert second["labels"] == first["labels"]
