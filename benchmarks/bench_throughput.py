@@ -23,7 +23,7 @@ interleaved run by run with this one's, and printed on a row of its own: an A/B 
 both see the same load on a shared machine.
 """
 
-import _common  # noqa: F401  (first: pins BLAS/OpenMP to one thread before numpy loads)
+import _common  # noqa: F401, I001  (first: pins BLAS/OpenMP to one thread before numpy loads)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -198,7 +198,7 @@ def main() -> None:
 
     def on_base(label: str, ref: float, t: float | None, ratio) -> None:
         if t is not None:
-            rows.append([f"    the same on --base", f"{ref:.2f}", f"{t:.2f}", ratio(ref, t), "", ""])
+            rows.append(["    the same on --base", f"{ref:.2f}", f"{t:.2f}", ratio(ref, t), "", ""])
 
     if only & {"a", "b"}:
         import soundfile as sf
