@@ -43,8 +43,11 @@ TRACKS = [
     ("battle.mp3", ["-i", "battle.ogg"], ["-c:a", "libmp3lame", "-b:a", "192k"]),
     ("heroes_rite.ogg", None, None),  # copied as it is
     ("journeys_end.ogg", None, None),
-    ("long.wav", ["-i", "knalgan_theme.ogg", "-i", "knolls.ogg"],  # a step: long.opus is encoded from it
-     ["-filter_complex", "[0:a][1:a]concat=n=2:v=0:a=1", "-t", "750", "-c:a", "pcm_s16le"]),
+    (
+        "long.wav",
+        ["-i", "knalgan_theme.ogg", "-i", "knolls.ogg"],  # a step: long.opus is encoded from it
+        ["-filter_complex", "[0:a][1:a]concat=n=2:v=0:a=1", "-t", "750", "-c:a", "pcm_s16le"],
+    ),
     # From the wav: libsndfile reads libopus's output of the concat filter as malformed.
     ("long.opus", ["-i", "long.wav"], ["-c:a", "libopus", "-b:a", "128k"]),
     ("frantic.flac", ["-i", "frantic.ogg"], ["-c:a", "flac"]),
@@ -101,7 +104,7 @@ def build_clips(music: str, dest: str, n: int) -> list[str]:
         assert sr == 44100, (src, sr)
         for i in range(k, n, len(sources)):
             start = (i // len(sources) * 7919 * 441) % (len(y) - 44100)
-            clip = y[start:start + 44100, :2]
+            clip = y[start : start + 44100, :2]
             if clip.shape[1] == 1:
                 clip = np.repeat(clip, 2, axis=1)
             sf.write(out[i], clip, 44100, subtype="PCM_16")
@@ -205,18 +208,36 @@ def main() -> None:
 
         warm_page_cache(tracks)
         total = sum(sf.info(p).duration for p in tracks)
-        print(f"6 tracks, {total / 60:.1f} min: " + ", ".join(
-            f"{os.path.basename(p)} {sf.info(p).duration:.0f} s" for p in tracks))
+        print(
+            f"6 tracks, {total / 60:.1f} min: "
+            + ", ".join(f"{os.path.basename(p)} {sf.info(p).duration:.0f} s" for p in tracks)
+        )
         w1, w1b = scans(tracks_dir, 1, args.repeat)
         if "a" in only:
             nb = time_notebook(tracks, args.repeat)
-            rows.append(["(a) 6 tracks, scan --workers 1 vs notebook", f"{nb:.2f}", f"{w1:.2f}",
-                         f"{nb / w1:.2f}x", BASELINE["a"], GOAL["a"]])
+            rows.append(
+                [
+                    "(a) 6 tracks, scan --workers 1 vs notebook",
+                    f"{nb:.2f}",
+                    f"{w1:.2f}",
+                    f"{nb / w1:.2f}x",
+                    BASELINE["a"],
+                    GOAL["a"],
+                ]
+            )
             on_base("a", nb, w1b, lambda r, t: f"{r / t:.2f}x")
         if "b" in only:
             w2, w2b = scans(tracks_dir, 2, args.repeat)
-            rows.append(["(b) 6 tracks, scan --workers 2 vs --workers 1", f"{w1:.2f}", f"{w2:.2f}",
-                         f"{w1 / w2:.2f}x", BASELINE["b"], GOAL["b"]])
+            rows.append(
+                [
+                    "(b) 6 tracks, scan --workers 2 vs --workers 1",
+                    f"{w1:.2f}",
+                    f"{w2:.2f}",
+                    f"{w1 / w2:.2f}x",
+                    BASELINE["b"],
+                    GOAL["b"],
+                ]
+            )
             if base:
                 on_base("b", w1b, w2b, lambda r, t: f"{r / t:.2f}x")
     if "c" in only:
@@ -224,20 +245,35 @@ def main() -> None:
         warm_page_cache(clips)
         sc, scb = scans(clips_dir, 2, args.repeat)
         nb = time_notebook(clips, args.repeat)
-        rows.append([f"(c) {len(clips)} 1-s clips, scan --workers 2 vs notebook", f"{nb:.2f}",
-                     f"{sc:.2f} ({len(clips) / sc:.0f} files/s)", f"{nb / sc:.2f}x", BASELINE["c"], GOAL["c"]])
+        rows.append(
+            [
+                f"(c) {len(clips)} 1-s clips, scan --workers 2 vs notebook",
+                f"{nb:.2f}",
+                f"{sc:.2f} ({len(clips) / sc:.0f} files/s)",
+                f"{nb / sc:.2f}x",
+                BASELINE["c"],
+                GOAL["c"],
+            ]
+        )
         on_base("c", nb, scb, lambda r, t: f"{r / t:.2f}x")
     if "d" in only:
         build_short(music, short_dir)
         imp = time_command([sys.executable, "-c", "import duckdb, numpy"], 5)
         sc, scb = scans(short_dir, None, 5)
-        rows.append(["(d) one 5-s sound, scan vs import duckdb, numpy", f"{imp:.2f}", f"{sc:.2f}",
-                     f"{sc / imp:.2f}x the import", BASELINE["d"], GOAL["d"]])
+        rows.append(
+            [
+                "(d) one 5-s sound, scan vs import duckdb, numpy",
+                f"{imp:.2f}",
+                f"{sc:.2f}",
+                f"{sc / imp:.2f}x the import",
+                BASELINE["d"],
+                GOAL["d"],
+            ]
+        )
         on_base("d", imp, scb, lambda r, t: f"{t / r:.2f}x the import")
 
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    print(table(["work", "baseline s", "audiodb s", "ratio", "issue's figure (main before)", "goal"],
-                rows, "lrrrll"))
+    print(table(["work", "baseline s", "audiodb s", "ratio", "issue's figure (main before)", "goal"], rows, "lrrrll"))
 
 
 if __name__ == "__main__":
