@@ -15,7 +15,7 @@ import numpy as np
 
 from ..analysis.params import NOTEBOOK, FeatureParams
 from ..errors import AudiodbError, NoClusteringRun, NothingIndexed, UsageError
-from ..query.space import group_weights, standardize  # the z-score rule of audiodb similar
+from ..query.space import group_scale, standardize  # the z-score rule of audiodb similar
 from ..store import catalog
 from ..store.connection import LibraryFile
 from ..store.runs import latest_run
@@ -207,7 +207,7 @@ def plot_library(
     durations = np.asarray(table["duration_sec"].to_numpy(zero_copy_only=False), dtype=np.float64)
     X_scaled = standardize(X)
     if extended is not None:
-        X_scaled *= np.sqrt(group_weights(params.feature_names() + extended.feature_names()))
+        X_scaled *= group_scale(params.feature_names() + extended.feature_names())
     Y, info = project(X_scaled, projection)
     neighbours = nearest_neighbours(X_scaled, N_NEIGHBOURS)
 

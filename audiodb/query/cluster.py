@@ -42,7 +42,7 @@ from ..store.vectors import load_tracks
 from .cluster_ids import match_ids
 from .compiled import import_umap
 from .kchoice import choose_k, edge_note, k_auto_range, one_thread, silhouette
-from .space import group_weights, standardize  # standardize: the one z-score rule, kept in __all__
+from .space import group_scale, standardize  # standardize: the one z-score rule, kept in __all__
 
 __all__ = [
     "DEFAULT_SPACE",
@@ -435,7 +435,7 @@ def cluster_library(file: LibraryFile, *, method: str, features: str = "notebook
         stale = count_tracks(con) - len(tracks.track_ids)
     order = np.argsort(tracks.track_ids, kind="stable")  # by track id: the same input, the same clusters
     track_ids, X = tracks.track_ids[order], tracks.vectors[order]
-    weights = np.sqrt(group_weights(tracks.feature_names)) if features == "extended" else None
+    weights = group_scale(tracks.feature_names) if features == "extended" else None
     if len(track_ids) == 0:
         if stale:
             raise NothingIndexed(

@@ -39,6 +39,7 @@ __all__ = [
     "METRICS",
     "Space",
     "check_metric",
+    "group_scale",
     "group_weights",
     "load_space",
     "mean_std",
@@ -94,6 +95,16 @@ def group_weights(feature_names: Sequence[str]) -> np.ndarray:
     groups = _groups(feature_names)
     sizes = {g: groups.count(g) for g in set(groups)}
     return 1.0 / np.array([sizes[g] for g in groups], dtype=float)
+
+
+def group_scale(feature_names: Sequence[str]) -> np.ndarray:
+    """The factor for each z-scored column that gives the groups their weight: ``sqrt(group_weights)``.
+
+    Coordinates scaled by it have the squared distances :class:`Space` computes with
+    ``group_weights`` (the weights of squared differences): cluster and the maps scale with this,
+    Space weighs with that, and both come from :func:`group_weights` alone.
+    """
+    return np.sqrt(group_weights(feature_names))
 
 
 def check_metric(metric: str) -> str:
