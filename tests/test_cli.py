@@ -33,6 +33,7 @@ def test_scan_json_is_exactly_one_object_of_integer_counts(cli, music_dir):
     assert again["unchanged"] == 5 and again["added"] == 0
 
 
+@pytest.mark.slow
 def test_scan_table_summary_and_dry_run(cli, music_dir):
     out = cli("scan", music_dir, "--dry-run").output
     assert "Would change: 5 added" in out and "added" in out
@@ -71,6 +72,7 @@ def test_sql_in_every_format(cli, music_dir):
     assert out.splitlines()[0].split() == ["file_name", "duration_sec"] and "one.wav" in out
 
 
+@pytest.mark.slow
 def test_features_view_has_the_notebooks_columns(cli, music_dir):
     from audiodb.analysis.params import FEATURE_NAMES
 
@@ -79,6 +81,7 @@ def test_features_view_has_the_notebooks_columns(cli, music_dir):
     assert list(cols) == ["track_id", "path", *FEATURE_NAMES]
 
 
+@pytest.mark.slow
 def test_sql_is_read_only_unless_write(cli, music_dir):
     cli("scan", music_dir)
     refused = cli("sql", "delete from track_files", ok=False)

@@ -107,6 +107,7 @@ def test_both_methods_are_stored_and_queryable(cli, demo_db):
     assert rows(demo_db, "SELECT count(DISTINCT cluster) FROM clusters WHERE method = 'kmeans'") == [(3,)]
 
 
+@pytest.mark.slow
 def test_summaries_add_up_to_the_track_count(cli, demo_db):
     cli("cluster", "--method", "kmeans", "--k", "5")
     cli("cluster", "--method", "hdbscan", "--space", "scaled")
@@ -162,6 +163,7 @@ def test_all_noise_is_reported_with_what_to_try(cli, music_dir):
     assert [(r["cluster"], r["num_tracks"]) for r in summary] == [(-1, 5)]
 
 
+@pytest.mark.slow
 def test_hdbscan_in_a_reduced_space_finds_what_180_dimensions_call_noise(demo_db):
     """Two groups far apart in a few dimensions, hidden by 180 noisy ones."""
     rng = np.random.default_rng(0)

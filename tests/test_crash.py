@@ -40,9 +40,11 @@ import duckdb
 import pytest
 from audio import music_like, tone, write_audio
 
-pytestmark = [pytest.mark.slow, pytest.mark.process]
-
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and SIGKILL (Linux)")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.process,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and SIGKILL (Linux)"),
+]
 
 SEED = 1729
 N_FILES = 40

@@ -35,6 +35,7 @@ def test_blank_file_is_migrated_with_one_version_row_per_migration(db_path):
     assert {"tracks", "features"} <= views
 
 
+@pytest.mark.slow
 def test_migrating_from_every_earlier_version(tmp_path):
     known = migrate.migrations()
     for upto in range(0, len(known)):

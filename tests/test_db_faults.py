@@ -89,6 +89,7 @@ def test_a_damaged_library_gives_one_clear_message_and_is_not_written(tmp_path, 
         assert not os.path.exists(str(db) + ".wal")
 
 
+@pytest.mark.slow
 def test_a_damaged_library_moved_aside_is_rebuilt_by_a_rescan(tmp_path, good_library):
     good, music = good_library
     db = tmp_path / "lib.duckdb"
@@ -276,6 +277,7 @@ def test_ctrl_c_during_scan_says_what_was_saved_and_the_next_scan_continues(tmp_
     assert rows(db, "select count(*), count(distinct path) from track_files") == [(80, 80)]
 
 
+@pytest.mark.slow
 def test_ctrl_c_inside_a_duckdb_statement_is_a_keyboard_interrupt(db_path):
     """DuckDB turns SIGINT during a statement into RuntimeError('Query interrupted'); audiodb makes it
     the KeyboardInterrupt every command handles (scan's 'Interrupted: N files were saved' and exit 130)."""

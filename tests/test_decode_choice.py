@@ -45,6 +45,7 @@ def _source(tmp_path, seconds=6.0, sr=48000, channels=2):
     return write_audio(tmp_path / "src.wav", 0.9 * y, sr, subtype="FLOAT")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("maker", ["ffmpeg-libopus", "libsndfile", "ffmpeg-libopus-mono-44k-source"])
 def test_opus_libsndfile_reads_whole_is_decoded_by_libopus_within_parity(tmp_path, maker):
     if maker == "libsndfile":
@@ -100,6 +101,7 @@ def _lower_a_mid_page_granule(path, by: int = 480) -> None:
     path.write_bytes(bytes(data))
 
 
+@pytest.mark.slow
 def test_opus_libsndfile_refuses_part_way_keeps_the_notebooks_ffmpeg_path(tmp_path):
     import soundfile as sf
 

@@ -58,6 +58,7 @@ def test_an_interrupted_mp3_download_is_the_audio_it_holds_not_its_headers_lengt
     assert 2.0 < meta["duration_sec"] < 4.0  # about 30% of 10 s, not the 10 s the Info header claims
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "opus", "mp3", "m4a"])
 def test_every_format_cut_at_30_percent_is_what_librosa_reads_or_a_failure(tmp_path, ext):
     sr = 48000 if ext == "opus" else 44100

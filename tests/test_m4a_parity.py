@@ -34,6 +34,7 @@ def _notebook(path) -> dict:
         return extract_acoustic_embedding(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,seconds,rate,channels,encoder", CASES, ids=[c[0] for c in CASES])
 def test_m4a_matches_the_notebook_within_1e_3(tmp_path, name, seconds, rate, channels, encoder):
     y = music_like(seconds, rate, seed=rate + channels, channels=channels)

@@ -132,6 +132,7 @@ def _m3u_files(text: str) -> list[bytes]:
     return out
 
 
+@pytest.mark.slow
 def test_every_m3u_entry_is_one_line_a_player_opens(cli, odd_dir, tmp_path):
     cli("scan", os.fsdecode(odd_dir), "--workers", "2")
     seeds = [os.fsdecode(os.path.join(odd_dir, n)) for n in (b"two\nlines.wav", os.path.join(LATIN1_DIR, LATIN1_FILE))]
@@ -171,6 +172,7 @@ def test_watcher_indexes_a_non_utf8_file_created_under_it_and_keeps_running(tmp_
     assert rows(w.db, "SELECT count(*) FROM track_files WHERE path = ?", to_stored(new))[0][0] == 1
 
 
+@pytest.mark.slow
 def test_migration_004_doubles_old_backslashes_so_their_tracks_keep_their_identity(tmp_path, db_path):
     """A library from before 004 stored a backslash as itself: after migrating, the
     file is the same track (unchanged, same id), not a removal plus an addition."""
@@ -216,6 +218,7 @@ def test_scan_cli_names_a_non_utf8_folder_that_is_missing(tmp_path):
     assert out.returncode != 0 and "gon\\xe9" in out.stderr and "Traceback" not in out.stderr, out.stderr
 
 
+@pytest.mark.slow
 def test_a_non_utf8_name_is_decoded_as_the_same_file_under_a_plain_name(tmp_path, db_path):
     root = tmp_path / "m"
     root.mkdir()

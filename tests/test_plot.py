@@ -138,6 +138,7 @@ def test_pca_page_is_the_notebooks_map(mapped, pca_page):
     assert "%23" in data["folder_urls"][odd] and "#" not in data["folder_urls"][odd]
 
 
+@pytest.mark.slow
 def test_extended_features_map_lists_the_neighbours_similar_gives(mapped, tmp_path):
     """--features extended: the page's neighbours are `audiodb similar`'s (default metric) top 5."""
     db, _, _ = mapped
@@ -210,6 +211,7 @@ def test_build_page_escapes_whatever_is_in_a_name():
     assert np.isnan(decode(data["duration"])[1])
 
 
+@pytest.mark.slow
 def test_without_a_clustering_run_it_says_what_to_run(cli, music_dir, tmp_path):
     out = tmp_path / "m.html"
     result = cli("plot", "-o", out, ok=False)
@@ -226,6 +228,7 @@ def test_without_a_clustering_run_it_says_what_to_run(cli, music_dir, tmp_path):
     assert page_data(out.read_text())["n"] == 5
 
 
+@pytest.mark.slow
 def test_columns_colour_by_value(cli, music_dir, tmp_path):
     cli("scan", music_dir, "--workers", "1")
     out = tmp_path / "d.html"
@@ -244,6 +247,7 @@ def test_columns_colour_by_value(cli, music_dir, tmp_path):
     assert color["kind"] == "continuous" and re.match(r"\d{4}-\d\d-\d\d", color["ticks"]["text"][0])
 
 
+@pytest.mark.slow
 def test_hdbscan_noise_is_grey_and_later_tracks_are_marked(cli, music_dir, db_path, tmp_path):
     import datetime
 
@@ -486,6 +490,7 @@ def test_without_webgl_it_draws_svg(pca_page, tmp_path):
     assert found["now_name"] == data["names"][0]
 
 
+@pytest.mark.slow
 def test_near_constant_columns_do_not_part_the_map_from_similar(mapped, tmp_path):
     """One z-score rule: columns constant to float32 precision are left unscaled by the map as by
     `audiodb similar`, so the page's neighbours stay similar's (they parted when the map z-scored

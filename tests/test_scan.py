@@ -21,6 +21,7 @@ def scan(db, *roots, **kw):
     return Library(db).scan([str(r) for r in roots], **kw)
 
 
+@pytest.mark.slow
 def test_first_scan_indexes_every_file_with_its_metadata(music_dir, db_path):
     report = scan(db_path, music_dir)
     files = files_under(music_dir)
@@ -42,6 +43,7 @@ def test_first_scan_indexes_every_file_with_its_metadata(music_dir, db_path):
     assert len(vec) == 180 and all(np.isfinite(vec))
 
 
+@pytest.mark.slow
 def test_rescan_with_nothing_changed_opens_no_audio_file(music_dir, db_path):
     scan(db_path, music_dir)
     # Replace every file's bytes with garbage but keep size and mtime: a scan that
@@ -73,6 +75,7 @@ def test_changed_file_is_reanalysed_and_touched_file_keeps_its_vector(music_dir,
     )
 
 
+@pytest.mark.slow
 def test_moves_and_renames_relink_without_reanalysis(music_dir, db_path):
     scan(db_path, music_dir)
     before = dict(
@@ -90,6 +93,7 @@ def test_moves_and_renames_relink_without_reanalysis(music_dir, db_path):
     assert rows(db_path, "SELECT folder FROM tracks WHERE file_name = 'three.ogg'")[0][0] == str(music_dir / "renamed")
 
 
+@pytest.mark.slow
 def test_deleted_files_are_removed_and_copies_are_separate_tracks(music_dir, db_path):
     shutil.copy(music_dir / "a" / "one.wav", music_dir / "a" / "copy-of-one.wav")
     scan(db_path, music_dir)
@@ -117,6 +121,7 @@ def test_scanning_one_folder_leaves_other_folders_tracks_alone(tmp_path, music_d
     assert report.moved == 1 and report.added == 0
 
 
+@pytest.mark.slow
 def test_missing_folder_changes_nothing(music_dir, db_path, tmp_path):
     from audiodb.errors import UsageError
 
@@ -172,6 +177,7 @@ def test_a_vanished_file_is_a_failure_not_a_crash(tmp_path):
     assert result["status"] == "failed" and "vanished" in result["reason"]
 
 
+@pytest.mark.slow
 def test_discovery_rules(tmp_path, db_path):
     root = tmp_path / "lib"
     y = music_like(1.0, 22050, seed=1)
@@ -228,6 +234,7 @@ def test_changed_feature_parameters_make_vectors_stale(music_dir, db_path):
     assert lib.status()["stale"] == 0
 
 
+@pytest.mark.slow
 def test_scan_stores_the_second_feature_set_beside_the_notebooks(music_dir, db_path):
     from audiodb.analysis.params import EXTENDED
     from audiodb.analysis.reference import extended_reference
@@ -266,6 +273,7 @@ def test_a_library_without_the_second_set_gets_it_on_the_next_scan(music_dir, db
     assert scan(db_path, music_dir).counts()["unchanged"] == 5
 
 
+@pytest.mark.slow
 def test_removing_a_track_removes_both_vectors(music_dir, db_path):
     scan(db_path, music_dir)
     victim = files_under(music_dir)[0]
@@ -293,6 +301,7 @@ class OldWorkers:
         pass
 
 
+@pytest.mark.slow
 def test_a_result_without_the_second_set_is_a_failure_with_advice_not_a_crash(music_dir, db_path):
     report = scan(db_path, music_dir, pool=OldWorkers())
     assert report.failed == 5 and report.added == 0

@@ -161,6 +161,7 @@ def test_watch_reconcile_survives_its_watched_folder_vanishing(tmp_path):
     assert rows(w.db, "SELECT count(*) FROM tracks")[0][0] == 2
 
 
+@pytest.mark.slow
 def test_unsupported_files_and_a_named_non_audio_file_are_counted_and_named(cli, tmp_path):
     music = tmp_path / "music"
     _tree(music, 1)
@@ -177,6 +178,7 @@ def test_unsupported_files_and_a_named_non_audio_file_are_counted_and_named(cli,
     assert obj["skipped"] == 4 and obj["unchanged"] == 1
 
 
+@pytest.mark.slow
 def test_a_touched_file_with_the_same_content_is_unchanged_and_its_mtime_updated(tmp_path, db_path):
     music = tmp_path / "music"
     _tree(music, 2)

@@ -93,6 +93,7 @@ def test_every_metric_finds_the_copies_and_never_the_query(cli, lib, metric):
     assert set(paths[:3]) == copies
 
 
+@pytest.mark.slow
 def test_an_unindexed_file_is_analysed_and_not_added(cli, lib, tmp_path):
     before = track_count(lib)
     outside = tmp_path / "song3 transcoded.m4a"
@@ -135,6 +136,7 @@ def test_unknown_track_and_empty_library_say_what_to_do(cli, lib, tmp_path):
     assert empty.exit_code == 1 and "audiodb scan" in empty.output  # NothingIndexed, as cluster and plot
 
 
+@pytest.mark.slow
 def test_nothing_indexed_is_one_error_with_one_exit_code(cli, tmp_path):
     """similar, duplicates, playlist, eval, cluster, plot, summary on an empty library: all
     NothingIndexed, exit status 1, and the advice to scan (similar once exited 2, cluster 1)."""
@@ -374,6 +376,7 @@ def test_without_the_second_set_the_default_falls_back_to_blocks_and_says_so(tmp
 # --------------------------------------------------------------------------- speed and concurrency
 
 
+@pytest.mark.slow
 def test_similar_on_an_indexed_track_decodes_nothing_and_imports_no_ml(lib, tmp_path):
     code = textwrap.dedent(f"""
         import sys

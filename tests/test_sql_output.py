@@ -132,6 +132,7 @@ def test_csv_and_json_round_trip_doubles_and_floats_exactly(library, db_path):
     assert "0.333333" in table and "0.3333333333333333" not in table  # the table view may shorten
 
 
+@pytest.mark.slow
 def test_features_csv_is_the_stored_vectors(tmp_path, db_path):
     music = tmp_path / "music"
     music.mkdir()
