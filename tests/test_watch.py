@@ -59,7 +59,7 @@ class Watch:
     def stop(self) -> int:
         started = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=20)
+        code = self.proc.wait(timeout=60)  # generous: a loaded 2-core machine starts workers slowly
         self.elapsed = time.monotonic() - started
         return code
 

@@ -229,4 +229,7 @@ def _write_ok(con, params: FeatureParams, extended: ExtendedParams, ok: list[dic
         )
         con.execute("DELETE FROM failures WHERE path IN (SELECT path FROM scan_batch)")
     finally:
-        con.unregister("scan_batch")
+        # After an error (Ctrl-C mid-statement: 'Query interrupted') the transaction is aborted and
+        # unregistering fails too; the original error is the one to report.
+        with contextlib.suppress(Exception):
+            con.unregister("scan_batch")
