@@ -42,6 +42,10 @@ class LibraryNotFound(DatabaseError):
     pass
 
 
+class NotALibrary(DatabaseError):
+    """The file is a DuckDB database of something else: audiodb leaves it alone."""
+
+
 class LibraryDamaged(DatabaseError):
     """The library file cannot be read: truncated, overwritten, or damaged on disk."""
 

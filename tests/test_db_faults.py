@@ -302,3 +302,27 @@ def test_ctrl_c_inside_a_duckdb_statement_is_a_keyboard_interrupt(db_path):
     finally:
         done.set()
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_duckdb_file_of_something_else_is_refused_and_left_alone(tmp_path):
+    import duckdb
+
+    music = tmp_path / "music"
+    music.mkdir()
+    write_audio(music / "a.wav", music_like(1.0, 22050), 22050)
+    db = tmp_path / "birds.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE sightings (species VARCHAR, seen DATE)")
+    con.execute("INSERT INTO sightings VALUES ('wren', '2026-05-01')")
+    con.close()
+    before = snapshot(db)
+    for command in (["status"], ["scan", music, "--workers", "1"], ["sql", "select 1"]):
+        result = invoke("--db", db, *command)
+        assert result.exit_code == 1, (command, result.output)
+        text = result.output
+        assert "Traceback" not in text and "not an audiodb library" in text and "sightings" in text, (command, text)
+        assert snapshot(db) == before, command
+    con = duckdb.connect(str(db), read_only=True)
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    con.close()
+    assert tables == {"sightings"}

@@ -7,7 +7,7 @@ import importlib.resources
 import re
 from pathlib import Path
 
-from ..errors import DatabaseError, SchemaTooNew
+from ..errors import DatabaseError, NotALibrary, SchemaTooNew
 
 __all__ = ["migrate", "migrations", "schema_version"]
 
@@ -43,6 +43,8 @@ def migrate(con, path: Path) -> None:
         )
     if current == latest:
         return
+    if current == 0:
+        _refuse_foreign(con, path)
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
@@ -58,3 +60,20 @@ def migrate(con, path: Path) -> None:
         except Exception as e:
             con.execute("ROLLBACK")
             raise DatabaseError(f"Migration {name} failed on {path}: {e}") from e
+
+
+def _refuse_foreign(con, path: Path) -> None:
+    """A DuckDB file with tables of its own and no audiodb schema is someone else's: never migrate it."""
+    tables = [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
+            "ORDER BY table_name"
+        ).fetchall()
+    ]
+    if tables:
+        shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+        raise NotALibrary(
+            f"{path} is a DuckDB database but not an audiodb library (it holds {shown}); nothing was changed. "
+            "Point --db (or AUDIODB_DB) at an audiodb library, or at a new file to create one."
+        )
