@@ -68,6 +68,7 @@ def _refuse_foreign(con, path: Path) -> None:
         r[0]
         for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
+            "AND table_name <> 'schema_migrations' "
             "ORDER BY table_name"
         ).fetchall()
     ]
