@@ -182,21 +182,39 @@ def test_migration_004_doubles_old_backslashes_so_their_tracks_keep_their_identi
     write_audio(root / "plain.wav", music_like(1.0, 22050, seed=2), 22050)
     audiodb.Library(db_path).scan([root])
     before = dict(rows(db_path, "SELECT path, track_id FROM track_files"))
-    # Make it what audiodb stored at schema 003: the raw path, and no version 4.
-    con = duckdb.connect(str(db_path))
+    # Make it what audiodb stored at schema 003: a library built by migrations 001-003 only, holding
+    # the same rows, with the raw path.
+    lib = tmp_path / "at-003.duckdb"
+    con = duckdb.connect(str(lib))
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+        "applied_at TIMESTAMP NOT NULL)"
+    )
+    for version, name, sql in migrate.migrations()[:3]:
+        con.execute(sql)
+        con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
+    con.execute(f"ATTACH '{db_path}' AS cur (READ_ONLY)")
+    cols = (
+        "track_id, path, file_name, folder, size, mtime_ns, content_hash, duration_sec, sample_rate, "
+        "native_sample_rate, channels, codec, container, decoder, indexed_at"
+    )
+    con.execute(f"INSERT INTO track_files ({cols}) SELECT {cols} FROM cur.track_files")
+    for table in ("feature_sets", "embeddings", "extended_embeddings"):
+        con.execute(f"INSERT INTO {table} SELECT * FROM cur.{table}")
+    con.execute("DETACH cur")
     con.execute(
         "UPDATE track_files SET path = replace(path, '\\\\', '\\'), "
         "file_name = replace(file_name, '\\\\', '\\') WHERE contains(path, '\\')"
     )
     con.execute("INSERT INTO failures VALUES (?, 1, 1, 'old', now())", [str(root / "bad\\name.wav")])
-    con.execute("DELETE FROM schema_migrations WHERE version = 4")
     assert sorted(r[0] for r in con.execute("SELECT path FROM track_files").fetchall()) == [
         str(root / "back\\slash.wav"),
         str(root / "plain.wav"),
     ]
     con.close()
+    db_path = lib
     with connection.connect(db_path, read_only=True) as con:  # a reader brings it up to date
-        assert migrate.schema_version(con) == 4
+        assert migrate.schema_version(con) == migrate.migrations()[-1][0]
         assert con.execute("SELECT path FROM failures").fetchall() == [(to_stored(str(root / "bad\\name.wav")),)]
     assert dict(rows(db_path, "SELECT path, track_id FROM track_files")) == before
     report = audiodb.Library(db_path).scan([root])
