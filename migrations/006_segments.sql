@@ -16,8 +16,8 @@ CREATE TABLE segmentations (
     registered_at TIMESTAMP NOT NULL         -- UTC
 );
 
--- One row per window of a file. No index: a file's rows are replaced together, in the
--- transaction that writes the file (an index would cost more than the row, about 1 KB).
+-- One row per window of a file; a file's rows are replaced together, in the transaction that
+-- writes the file. About 800 bytes a row on disk (measured at 200,000 rows; the key adds 9).
 CREATE TABLE segments (
     track_id        BIGINT NOT NULL,
     segmentation    VARCHAR NOT NULL,        -- segmentations.id
@@ -28,7 +28,8 @@ CREATE TABLE segments (
     snr_db          REAL NOT NULL,           -- rms_db above the file's noise floor (10th percentile of frame dB)
     active_fraction REAL NOT NULL,           -- frames at least 3 dB above that floor
     active          BOOLEAN NOT NULL,        -- active_fraction >= 0.1
-    vector          FLOAT[220] NOT NULL
+    vector          FLOAT[220] NOT NULL,
+    PRIMARY KEY (track_id, segmentation, seg_index)
 );
 
 -- Every segment with its file and times in seconds, and the 220 named features.

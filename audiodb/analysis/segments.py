@@ -8,7 +8,10 @@ start_ms/end_ms integer milliseconds from the file's start
 rms_db          10 log10 of the mean frame power (RMS^2) of its frames (dBFS, absolute)
 snr_db          rms_db minus the file's noise floor: the ``floor_percentile`` (10th)
                 percentile of the frame dB of the whole untrimmed file
-active_fraction the fraction of its frames at least ``active_db`` (3 dB) above that floor
+active_fraction the fraction of its frames at least ``active_db`` (3 dB) plus twice the
+                background's spread above that floor; the spread is the file's median frame dB
+                minus its floor (about 0.3 dB in steady noise, 2-3 dB in gusty wind), so a
+                background whose level drifts is not taken for calls
 active          active_fraction >= ``min_active_fraction`` (0.1)
 vector          :data:`SEGMENT_DIMS` numbers: the notebook's 180 definitions (mel dB mean and
                 std, MFCC mean and std, the six spectral statistics) over the window's frames,
@@ -165,21 +168,30 @@ def frame_db(rms: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class FileLevels:
-    """What the windows of one file share: its noise floor and loudest mel power (both dB)."""
+    """What the windows of one file share: its noise floor, the background's spread above it
+    (median minus floor) and the loudest mel power, all in dB."""
 
     floor_db: float
     mel_max_db: float
+    spread_db: float = 0.0
+
+    def active_threshold_db(self, params: SegmentParams) -> float:
+        """The frame dB from which a frame counts as active."""
+        return self.floor_db + params.active_db + 2.0 * self.spread_db
 
 
 def file_levels(rms: np.ndarray, mel_max_power: float, params: SegmentParams) -> FileLevels:
     """The noise floor (the ``floor_percentile`` of the whole file's frame dB) and the mel reference.
 
     ``rms`` is every frame's RMS of the whole file; ``mel_max_power`` the largest mel power
-    of any frame (used only with ``db_reference='file'``).
+    of any frame (used only with ``db_reference='file'``). The spread is the median frame dB
+    minus the floor.
     """
     db = frame_db(rms)
-    floor = float(np.percentile(db, params.floor_percentile)) if db.size else -100.0
-    return FileLevels(floor, float(10.0 * np.log10(max(AMIN, float(mel_max_power)))))
+    floor, median = (
+        (float(v) for v in np.percentile(db, [params.floor_percentile, 50.0])) if db.size else (-100.0, -100.0)
+    )
+    return FileLevels(floor, float(10.0 * np.log10(max(AMIN, float(mel_max_power)))), max(0.0, median - floor))
 
 
 def frame_matrix(frames: dict[str, np.ndarray], params: SegmentParams, levels: FileLevels) -> np.ndarray:
@@ -274,7 +286,7 @@ def segment_rows(
     X = frame_matrix(frames, params, levels)
     db = frame_db(frames["rms"])
     power = np.square(np.asarray(frames["rms"], dtype=np.float64))
-    active_frames = db >= levels.floor_db + params.active_db
+    active_frames = db >= levels.active_threshold_db(params)
     n = len(idx)
     d = X.shape[1]
     stats = np.empty((n, 2 * d), dtype=np.float64)

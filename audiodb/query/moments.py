@@ -8,7 +8,7 @@ the nearest query window, in the space of :class:`audiodb.query.space.Space` wit
 ``extended`` metric: each of the segment features z-scored over the windows searched, feature
 groups weighted alike. One float32 matrix-vector product per query window.
 
-Windows of one file that match (in the ranked list before the ``n``-th moment is found) and
+Windows of one file that match (rank before the first window of moment ``n + 1``) and
 overlap or touch are merged into one moment, whose distance is its best window's. The query's
 own moment (windows of the queried file overlapping the span) is left out.
 
@@ -72,8 +72,9 @@ def merge_moments(
     """The ``n`` best moments from windows with distances (``inf`` = not a candidate).
 
     Windows are taken nearest first; one that overlaps or touches a moment already found in
-    its file joins it (joining two if it bridges them), otherwise it starts a new moment,
-    until ``n`` moments are found. Ties are broken by track id, then start.
+    its file joins it (joining two if it bridges them), otherwise it starts a new moment; the
+    first window that would start moment ``n + 1`` ends the search, so a moment is made of the
+    windows that rank above it. Ties are broken by track id, then start.
     """
     ok = np.flatnonzero(np.isfinite(distance))
     order = ok[np.lexsort((start_ms[ok], track_ids[ok], distance[ok]))]
