@@ -7,16 +7,22 @@ clicks) placed at known times and gains, so every check knows where each call is
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 from audio import write_audio
-from conftest import rows, run_audiodb
+from conftest import AUDIODB, rows, run_audiodb
 
 from audiodb import Library
 from audiodb.analysis.frames import frame_features
@@ -385,3 +391,164 @@ def test_edit_move_remove_and_late_registration(tmp_path):
     assert ids[str(rec / "a" / "site0.wav")] not in left and len(left) == 2
     (s,) = lib.segmentations()
     assert s["files_to_do"] == 0 and s["segments"] == sum(len(v) for v in left.values())
+
+
+# --------------------------------------------------------------------------- real processes
+
+MARK = "AUDIODB_SEGMENT_TEST_MARKER"
+
+
+def _marked(token: str) -> list[int]:
+    needle = f"{MARK}={token}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if needle in f.read().split(b"\0"):
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.fixture
+def token():
+    """A token in the environment of every process a test starts; they are killed, by pid, at the end."""
+    import uuid
+
+    value = uuid.uuid4().hex
+    yield value
+    for pid in _marked(value):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _segments_committed(db) -> int | None:
+    """Segments committed so far, read under audiodb's shared sidecar lock (None: a writer has it)."""
+    import duckdb
+
+    if not os.path.exists(db):
+        return 0
+    fd = os.open(str(db) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        try:
+            con = duckdb.connect(str(db), read_only=True)
+        except duckdb.Error:
+            return None
+        try:
+            return con.execute("SELECT count(*) FROM segments").fetchone()[0]
+        except duckdb.Error:
+            return 0
+        finally:
+            con.close()
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.slow
+@pytest.mark.process
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and SIGKILL (Linux)")
+@pytest.mark.parametrize("pass_", ["with_new_files", "segments_only"])
+def test_kill_9_during_a_segment_scan_then_the_next_scan_finishes(pass_, tmp_path, token):
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    n_files = 16
+    for i in range(n_files):
+        write_audio(rec / f"r{i}.flac", recording(i % 3, seed=i)[0], SR)
+    db = tmp_path / "lib.duckdb"
+    env = dict(os.environ, AUDIODB_BATCH_SIZE="1", **{MARK: token})
+    env.pop("AUDIODB_DB", None)
+    if pass_ == "segments_only":  # indexed first; the killed scan only adds segments
+        assert run_audiodb("--db", db, "scan", rec, "-w", "2", cwd=tmp_path, env=env).returncode == 0
+    with open(tmp_path / "out", "wb") as out, open(tmp_path / "err", "wb") as err:
+        proc = subprocess.Popen(
+            AUDIODB + ["--db", str(db), "scan", str(rec), "-w", "2", "--segments", "calls"],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=err,
+        )
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and not (_segments_committed(db) or 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the scan ended before the kill: nothing was tested"
+    for pid in _marked(token):  # orphaned workers
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    # what was committed is whole: a file has all its 47 windows or none
+    partial = rows(db, "select track_id, count(*) from segments group by 1 having count(*) <> 47")
+    assert partial == []
+    done_before = rows(db, "select count(DISTINCT track_id) from segments")[0][0]
+    assert 1 <= done_before < n_files
+    again = run_audiodb("--db", db, "scan", rec, "-w", "2", "-f", "json", cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr
+    n = n_files * 47
+    assert rows(db, "select count(*), count(DISTINCT (track_id, seg_index)) from segments") == [(n, n)]
+    assert rows(db, "select count(*) from track_files") == [(n_files,)]
+    status = json.loads(run_audiodb("--db", db, "status", "-f", "json", cwd=tmp_path, env=env).stdout)
+    assert status["segmentations"][0]["files_to_do"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.process
+def test_watch_keeps_a_registered_segmentation_current(tmp_path, token):
+    root = tmp_path / "rec"
+    root.mkdir()
+    write_audio(root / "first.wav", recording(0)[0][: 6 * SR], SR)
+    db = tmp_path / "w.duckdb"
+    env = dict(os.environ, **{MARK: token})
+    env.pop("AUDIODB_DB", None)
+    assert run_audiodb("--db", db, "scan", root, "--segments", "calls", cwd=tmp_path, env=env).returncode == 0
+    err = open(tmp_path / "watch.err", "w+")
+    proc = subprocess.Popen(
+        AUDIODB + ["--db", str(db), "watch", str(root), "--settle", "0.6", "-w", "1", "-f", "jsonl"],
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+
+        def seen(text):
+            err.flush()
+            return text in open(err.name).read()
+
+        deadline = time.monotonic() + 120
+        while not seen("Caught up") and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert seen("Caught up"), open(err.name).read()
+        write_audio(tmp_path / "second.wav", recording(1)[0][: 8 * SR], SR)
+        os.replace(tmp_path / "second.wav", root / "second.wav")
+
+        def windows():
+            out = run_audiodb(
+                "--db",
+                db,
+                "sql",
+                "select t.file_name, count(*) from segments s join track_files t using (track_id) group by 1",
+                "-f",
+                "json",
+                cwd=tmp_path,
+                env=env,
+            )
+            return {r["file_name"]: r["count_star()"] for r in json.loads(out.stdout)} if out.returncode == 0 else {}
+
+        deadline = time.monotonic() + 120
+        while windows().get("second.wav") is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert windows() == {"first.wav": 11, "second.wav": 15}
+        os.remove(root / "first.wav")
+        deadline = time.monotonic() + 120
+        while "first.wav" in windows() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert windows() == {"second.wav": 15}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
