@@ -128,6 +128,8 @@ def scan(folders, workers, dry_run, retry_failed, scheduler, verbose, segments, 
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())
     if report.skipped:
         summary += f", {report.skipped} skipped" + ("" if verbose else " (--verbose names them)")
+    if report.segments_only:
+        summary += f", {report.segments_only} given their segments (vectors kept)"
     extra = f"; {report.skipped_failures} known failures not retried" if report.skipped_failures else ""
     click.echo(f"{verb}: {summary}{extra} ({report.seconds:.1f} s) -> {lib.path}")
     if failed:

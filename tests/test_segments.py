@@ -25,9 +25,10 @@ from audio import write_audio
 from conftest import AUDIODB, rows, run_audiodb
 
 from audiodb import Library
-from audiodb.analysis.frames import frame_features
+from audiodb.analysis.extended import embeddings
 from audiodb.analysis.segments import (
     SegmentParams,
+    embeddings_and_segments,
     file_levels,
     parse_segmentation,
     segment_rows,
@@ -176,7 +177,21 @@ def test_rows_of_a_stream_slice_equal_the_whole_files():
     np.testing.assert_allclose(whole.vectors[at], sliced.vectors, rtol=1e-5, atol=1e-4)
     np.testing.assert_array_equal(whole.active[at], sliced.active)
     assert frames.keys() >= {"mel", "rms", "chroma", "contrast_peak"}
-    assert frame_features is not None
+
+
+@pytest.mark.parametrize("padding", [0.0, 2.0])
+def test_one_stft_serves_the_file_vectors_and_the_segments_exactly(padding):
+    """Untrimmed (padding 0: noise throughout) the scan's single transform gives the file-level
+    vectors bit for bit; with silence to trim (2 s each side) the trimmed signal gets its own."""
+    y, _ = recording(2)
+    pad = np.zeros(int(padding * SR), np.float32)
+    y = np.concatenate([pad, y[: 8 * SR], pad])
+    seg = SegmentParams()
+    notebook, extended, rows = embeddings_and_segments(y, [seg])
+    want_notebook, want_extended = embeddings(y)
+    assert np.array_equal(notebook, want_notebook) and np.array_equal(extended, want_extended)
+    assert np.array_equal(rows[seg.id].vectors, segment_signal(y, [seg])[seg.id].vectors)
+    assert rows[seg.id].start_ms[0] == 0 and rows[seg.id].end_ms[-1] == round(len(y) * 1000 / SR)
 
 
 def test_calls_are_active_and_background_is_not():

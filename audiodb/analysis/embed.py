@@ -52,8 +52,13 @@ def embed_file(
 
     decoded = load(path, sr=params.sr)
     # Overflow in the features is reported below, with its cause, not as numpy warnings.
+    segments = None
     with np.errstate(over="ignore", invalid="ignore"):
-        if extended:
+        if extended and segmentations:
+            from .segments import embeddings_and_segments
+
+            vec, ext, segments = embeddings_and_segments(decoded.y, list(segmentations))
+        elif extended:
             from .extended import embeddings
             from .params import ExtendedParams
 
@@ -74,7 +79,11 @@ def embed_file(
     if ext is not None:
         meta["extended_vector"] = ext.astype(np.float32)
     if segmentations:
-        meta["segments"] = _segments(decoded.y, segmentations)
+        if segments is None:
+            from .segments import segment_signal
+
+            segments = segment_signal(decoded.y, list(segmentations))
+        meta["segments"] = {k: vars(rows) for k, rows in segments.items()}
     return vec.astype(np.float32), meta
 
 

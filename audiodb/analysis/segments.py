@@ -52,12 +52,14 @@ __all__ = [
     "FileLevels",
     "SegmentParams",
     "SegmentRows",
+    "embeddings_and_segments",
     "file_levels",
     "frame_db",
     "frame_matrix",
     "parse_segmentation",
     "segment_rows",
     "segment_signal",
+    "untrimmed_frames",
     "window_bounds",
     "window_frames",
 ]
@@ -332,6 +334,23 @@ def untrimmed_frames(y: np.ndarray, params: FeatureParams = NOTEBOOK) -> dict[st
     )
 
 
+def _rows_of_frames(frames: dict, segmentations, n_samples: int) -> dict[str, SegmentRows]:
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        mel_max = float(frames["mel"].max()) if frames["mel"].size else 0.0
+        out = {}
+        for s in segmentations:
+            levels = file_levels(frames["rms"], mel_max, s)
+            out[s.id] = segment_rows(frames, s, n_samples=n_samples, levels=levels)
+    return out
+
+
+def _base_of(segmentations) -> FeatureParams:
+    base = segmentations[0].base
+    if any(s.base != base for s in segmentations):
+        raise ValueError("segmentations of one scan share one feature set")
+    return base
+
+
 def segment_signal(
     y: np.ndarray, segmentations: list[SegmentParams] | tuple[SegmentParams, ...]
 ) -> dict[str, SegmentRows]:
@@ -341,16 +360,41 @@ def segment_signal(
     """
     if not segmentations:
         return {}
-    base = segmentations[0].base
-    if any(s.base != base for s in segmentations):
-        raise ValueError("segmentations of one scan share one feature set")
+    base = _base_of(segmentations)
     if len(y) == 0:
         y = np.zeros(1, dtype=np.float32)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         frames = untrimmed_frames(y, base)
-        mel_max = float(frames["mel"].max()) if frames["mel"].size else 0.0
-        out = {}
-        for s in segmentations:
-            levels = file_levels(frames["rms"], mel_max, s)
-            out[s.id] = segment_rows(frames, s, n_samples=len(y), levels=levels)
-    return out
+    return _rows_of_frames(frames, segmentations, len(y))
+
+
+def embeddings_and_segments(
+    y: np.ndarray, segmentations: list[SegmentParams] | tuple[SegmentParams, ...]
+) -> tuple[np.ndarray, np.ndarray, dict[str, SegmentRows]]:
+    """The file-level vectors (:func:`audiodb.analysis.extended.embeddings`) and every
+    segmentation's rows of ``y``, from as few STFTs as exactness allows.
+
+    The segments need the untrimmed signal's frames. When the notebook's trim keeps the whole
+    signal (or falls back to it: less than ``min_trimmed_sec`` left), as in most field
+    recordings whose background is within ``top_db`` of their loudest sound, those are the very
+    frames the file-level sets are computed from (the same function of the same samples), so one
+    STFT serves both and the vectors are bit for bit :func:`embeddings`'. Otherwise the trimmed
+    signal gets its own transform, as before.
+    """
+    from .extended import embeddings, summarize_extended
+    from .frames import trim_bounds
+    from .notebook import summarize
+
+    base = _base_of(segmentations)
+    ext = ExtendedParams(base=base)
+    if y.ndim != 1 or len(y) == 0:
+        raise ValueError("the embedding needs a non-empty mono waveform")
+    start, end = trim_bounds(y, top_db=base.top_db, frame_length=base.n_fft, hop_length=base.hop_length)
+    whole = (start, end) == (0, len(y)) or (end - start) < int(base.min_trimmed_sec * base.sr)
+    frames = untrimmed_frames(y, base)
+    rows = _rows_of_frames(frames, segmentations, len(y))  # before summarize turns frames['mel'] into dB
+    if not whole:
+        notebook, extended = embeddings(y, params=ext)
+        return notebook, extended, rows
+    notebook = summarize(frames, n_mfcc=base.n_mfcc)
+    return notebook, summarize_extended(frames, frames["mel"], params=ext), rows
