@@ -17,7 +17,7 @@ import numpy as np
 from ..analysis.params import FeatureParams
 from ..analysis.segments import SegmentParams
 from ..paths import to_stored
-from .vectors import arrow_values
+from .vectors import arrow_values, segment_arrow
 
 __all__ = [
     "SegmentMatrix",
@@ -204,22 +204,12 @@ class SegmentMatrix:
 
 def load_segments(con, seg_id: str, *, active_only: bool = True, track_ids: list[int] | None = None) -> SegmentMatrix:
     """The segments of ``seg_id`` (the active ones unless ``active_only`` is false), through Arrow."""
-    where = "segmentation = $seg" + (" AND active" if active_only else "")
-    params: dict = {"seg": seg_id}
-    if track_ids is not None:
-        where += " AND list_contains($tids, track_id)"
-        params["tids"] = [int(t) for t in track_ids]
     cur = con.cursor()
     try:
         dims = cur.execute("SELECT dims FROM segmentations WHERE id = ?", [seg_id]).fetchall()[0][0]
-        tab = cur.sql(
-            f"SELECT track_id, seg_index, start_ms, end_ms, active, vector FROM segments WHERE {where} "
-            "ORDER BY track_id, seg_index",
-            params=params,
-        ).to_arrow_table()
+        tab = segment_arrow(cur, seg_id, active_only=active_only, track_ids=track_ids)
     finally:
         cur.close()
-    tab = tab.combine_chunks()
     n = tab.num_rows
 
     def col(name, dtype):
