@@ -10,6 +10,7 @@ from .analysis.params import NOTEBOOK, FeatureParams
 from .index.plan import ScanReport
 from .index.scan import scan_file
 from .store import connection, migrate, readonly, tracks
+from .store import segments as segment_store
 
 __all__ = ["Library", "QueryResult"]
 
@@ -79,6 +80,7 @@ class Library:
         """Counts, location and size, the feature set, and failures."""
         with self.connect() as con:
             counts = tracks.status_counts(con, self.params, self.extended)
+            segmentations = segment_store.segment_counts(con)
             version = migrate.schema_version(con)
             size = self.path.stat().st_size
         return {
@@ -97,7 +99,35 @@ class Library:
             "extended_dims": self.extended.dims,
             "folders": counts["folders"],
             "last_indexed_at": counts["last_indexed_at"],
+            "segmentations": segmentations,
         }
+
+    # --- segments (see audiodb.analysis.segments, audiodb.query.moments) ---
+
+    def register_segmentation(self, segments) -> dict:
+        """Register a segmentation (``'1.0/0.5'``, ``'calls'``, ``'song'``, ``'soundscape'`` or a
+        :class:`~audiodb.analysis.segments.SegmentParams`) without scanning; the next scan computes
+        it. ``scan(..., segments=...)`` does both. Returns its row of :meth:`segmentations`."""
+        from .index.scan import as_segmentation, register_segmentation
+
+        seg = as_segmentation(segments, self.file)
+        register_segmentation(self.file, seg)
+        return next(s for s in self.segmentations() if s["id"] == seg.id)
+
+    def segmentations(self) -> list[dict]:
+        """Each registered segmentation: id, label, window_ms, hop_ms, segments, active_segments,
+        files_to_do."""
+        if not self.path.exists():
+            return []
+        with self.connect() as con:
+            return segment_store.segment_counts(con)
+
+    def similar_moments(self, query: str, **kwargs) -> list[dict]:
+        """Moments nearest to ``query`` (an audio clip, or ``PATH@START-END`` of an indexed file);
+        see :func:`audiodb.query.moments.similar_moments`."""
+        from .query.moments import similar_moments
+
+        return similar_moments(self.file, query, **kwargs)
 
     def failures(self) -> QueryResult:
         """Files that could not be analysed: path, reason, when."""

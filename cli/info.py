@@ -26,8 +26,15 @@ def status(db, fmt):
         print_json(info)
     elif fmt == "table":
         for key, value in info.items():
-            click.echo(f"{key:20} {'' if value is None else value}")
+            if key != "segmentations":
+                click.echo(f"{key:20} {'' if value is None else value}")
+        for s in info.get("segmentations", []):
+            click.echo(
+                f"{'segmentation':20} {s['label']} ({s['id']}): {s['segments']} segments, "
+                f"{s['active_segments']} active, {s['files_to_do']} files to do"
+            )
     else:
+        info = {k: v for k, v in info.items() if k != "segmentations"}  # one row: json and jsonl have them
         render(list(info), [info], fmt)
 
 

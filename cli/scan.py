@@ -50,9 +50,16 @@ class Progress:
     help="Analyse on this Dask cluster (workers must see the same paths). Needs audiodb[dask].",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Name each file skipped (unsupported type, not audio) and why.")
+@click.option(
+    "--segments",
+    metavar="WINDOW/HOP|calls|song|soundscape",
+    default=None,
+    help="Also cut every file into windows (seconds, e.g. 1.0/0.5) and index each; registered, so every "
+    "later scan and watch keeps it current. Presets: calls 1.0/0.5, song 3.0/1.5, soundscape 60/60.",
+)
 @db_option
 @format_option
-def scan(folders, workers, dry_run, retry_failed, scheduler, verbose, db, fmt):
+def scan(folders, workers, dry_run, retry_failed, scheduler, verbose, segments, db, fmt):
     """Index audio under FOLDERS; a second scan does only what changed.
 
     New files are analysed, changed files re-analysed, moved files re-linked
@@ -66,6 +73,7 @@ def scan(folders, workers, dry_run, retry_failed, scheduler, verbose, db, fmt):
     audiodb scan ~/Music --format json    # {"added": 3, "updated": 0, ...}
     audiodb scan ~/Music --verbose        # also names the files skipped
     audiodb scan /archive --scheduler tcp://10.0.0.5:8786
+    audiodb scan ~/Recordings --segments calls   # windows of 1 s every 0.5 s
     """
     lib = library(db)
     progress = Progress()
@@ -79,6 +87,7 @@ def scan(folders, workers, dry_run, retry_failed, scheduler, verbose, db, fmt):
             progress=progress,
             scheduler=scheduler,
             on_change=saved.append,
+            segments=segments,
         )
     except KeyboardInterrupt:
         progress.close()
@@ -119,6 +128,8 @@ def scan(folders, workers, dry_run, retry_failed, scheduler, verbose, db, fmt):
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())
     if report.skipped:
         summary += f", {report.skipped} skipped" + ("" if verbose else " (--verbose names them)")
+    if report.segments_only:
+        summary += f", {report.segments_only} given their segments (vectors kept)"
     extra = f"; {report.skipped_failures} known failures not retried" if report.skipped_failures else ""
     click.echo(f"{verb}: {summary}{extra} ({report.seconds:.1f} s) -> {lib.path}")
     if failed:

@@ -11,6 +11,7 @@ import click
 from audiodb.paths import m3u_entry
 from audiodb.query.duplicates import DUPLICATE_THRESHOLD
 from audiodb.query.evaluate import ALL_LABELS, EVAL_COLUMNS
+from audiodb.query.moments import MOMENT_COLUMNS, RAVEN_COLUMNS, raven_rows
 from audiodb.query.neighbours import SIMILAR_COLUMNS
 from audiodb.query.playlist import PLAYLIST_COLUMNS
 from audiodb.query.space import DEFAULT_METRIC, METRICS
@@ -61,22 +62,65 @@ def _show(rows: list[dict], columns, fmt: str) -> None:
 @_metric_option
 @_where_option
 @click.option("--exclude-folder", is_flag=True, help="Leave out tracks from the query's own folder.")
+@click.option(
+    "--segments",
+    is_flag=True,
+    help="Find moments, not files: TRACK is an audio clip or PATH@START-END (seconds) of an indexed file.",
+)
+@click.option("--all-segments", is_flag=True, help="With --segments: search inactive (quiet) windows too.")
+@click.option(
+    "--segmentation",
+    metavar="WINDOW/HOP",
+    default=None,
+    help="With --segments: which registered segmentation (default: the one whose window is closest "
+    "to the query's length).",
+)
 @db_option
-@format_option(extra=("m3u",))
-def similar(track, n, metric, where, exclude_folder, db, fmt):
+@format_option(extra=("m3u", "raven"))
+def similar(track, n, metric, where, exclude_folder, segments, all_segments, segmentation, db, fmt):
     """Tracks that sound like TRACK, nearest first (the track itself left out).
 
     TRACK is a path (indexed, or any audio file: it is analysed and not
-    added) or a track id.
+    added) or a track id. With --segments, moments of files that sound like
+    the clip TRACK or the moment PATH@START-END, merged across adjacent windows,
+    the query's own moment left out; --format raven writes a Raven Pro selection table.
 
     \b
     audiodb similar ~/Music/song.flac
     audiodb similar 42 -n 5 --format json
     audiodb similar clip.wav --where "duration_sec > 60" --exclude-folder
     audiodb similar song.mp3 -n 30 --format m3u > like-song.m3u
+    audiodb similar call.wav --segments -n 20
+    audiodb similar ~/rec/dawn.flac@12.5-13.5 --segments --format raven > hits.txt
     """
-    rows = library(db).similar(track, n=n, metric=metric, where=where, exclude_folder=exclude_folder)
+    lib = library(db)
+    if segments:
+        if metric or exclude_folder or fmt == "m3u":
+            raise click.UsageError("--segments takes neither --metric, --exclude-folder nor --format m3u.")
+        rows = lib.similar_moments(track, n=n, segmentation=segmentation, all_segments=all_segments, where=where)
+        if fmt == "raven":
+            write_raven(rows, sys.stdout)
+        else:
+            render(list(MOMENT_COLUMNS), rows, fmt)
+        return
+    if fmt == "raven" or all_segments or segmentation:
+        raise click.UsageError("--format raven, --all-segments and --segmentation need --segments.")
+    rows = lib.similar(track, n=n, metric=metric, where=where, exclude_folder=exclude_folder)
     _show(rows, SIMILAR_COLUMNS, fmt)
+
+
+def write_raven(rows: list[dict], out) -> None:
+    """A Raven Pro selection table of moments: tab-separated, a header line, one selection a line."""
+    table = raven_rows(rows)
+    out.write("\t".join(RAVEN_COLUMNS) + "\n")
+    for r in table:
+        out.write("\t".join(_raven_cell(r[c]) for c in RAVEN_COLUMNS) + "\n")
+
+
+def _raven_cell(value) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    return str(value).replace("\t", " ").replace("\n", " ")
 
 
 @main.command()

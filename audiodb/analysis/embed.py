@@ -14,7 +14,7 @@ from ..errors import DecodeError
 from .notebook import embedding
 from .params import NOTEBOOK, FeatureParams
 
-__all__ = ["content_hash", "embed_file"]
+__all__ = ["content_hash", "embed_file", "segment_file"]
 
 
 def content_hash(path: str) -> str:
@@ -26,11 +26,15 @@ def content_hash(path: str) -> str:
     return h.hexdigest()
 
 
-def embed_file(path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = False) -> tuple[np.ndarray, dict]:
+def embed_file(
+    path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = False, segmentations=()
+) -> tuple[np.ndarray, dict]:
     """Decode ``path`` and compute its embedding.
 
     With ``extended``, the second feature set (:mod:`audiodb.analysis.extended`) is
-    computed too, from the same decode and STFT, and returned in ``meta``.
+    computed too, from the same decode and STFT, and returned in ``meta``. With
+    ``segmentations`` (:class:`~audiodb.analysis.segments.SegmentParams`), the rows of each,
+    from the same decode, in ``meta['segments']`` (segmentation id -> dict of arrays).
 
     Returns
     -------
@@ -48,8 +52,13 @@ def embed_file(path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = 
 
     decoded = load(path, sr=params.sr)
     # Overflow in the features is reported below, with its cause, not as numpy warnings.
+    segments = None
     with np.errstate(over="ignore", invalid="ignore"):
-        if extended:
+        if extended and segmentations:
+            from .segments import embeddings_and_segments
+
+            vec, ext, segments = embeddings_and_segments(decoded.y, list(segmentations))
+        elif extended:
             from .extended import embeddings
             from .params import ExtendedParams
 
@@ -69,7 +78,31 @@ def embed_file(path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = 
     }
     if ext is not None:
         meta["extended_vector"] = ext.astype(np.float32)
+    if segmentations:
+        if segments is None:
+            from .segments import segment_signal
+
+            segments = segment_signal(decoded.y, list(segmentations))
+        meta["segments"] = {k: vars(rows) for k, rows in segments.items()}
     return vec.astype(np.float32), meta
+
+
+def _segments(y: np.ndarray, segmentations) -> dict[str, dict]:
+    from .segments import segment_signal
+
+    return {k: vars(rows) for k, rows in segment_signal(y, list(segmentations)).items()}
+
+
+def segment_file(path: str, segmentations, params: FeatureParams = NOTEBOOK) -> dict[str, dict]:
+    """Decode ``path`` and compute only the rows of ``segmentations`` (id -> dict of arrays).
+
+    Raises
+    ------
+    DecodeError
+    """
+    from .decode import load
+
+    return _segments(load(path, sr=params.sr).y, segmentations)
 
 
 def _non_finite_reason(y: np.ndarray) -> str:

@@ -52,6 +52,7 @@ class ScanReport:
     changes: list[Change] = dataclasses.field(default_factory=list)
     problems: list[str] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
+    segments_only: int = 0  # indexed files given the segments of a segmentation they lacked (no re-analysis)
 
     def counts(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in COUNT_KEYS}
@@ -87,6 +88,10 @@ class Plan:
     kept: dict[str, int] = dataclasses.field(default_factory=dict)  # unreadable folder -> tracks kept
     removes: list[Track] = dataclasses.field(default_factory=list)
     forget_failures: list[str] = dataclasses.field(default_factory=list)
+    # Registered segmentations (SegmentParams), and the indexed files that are not re-analysed
+    # but lack some of them: (path, content hash) tasks, grouped by the segmentation ids lacked.
+    segmentations: tuple = ()
+    segment_tasks: dict[tuple[str, ...], list[tuple[str, str]]] = dataclasses.field(default_factory=dict)
 
 
 def _under(path: str, roots: frozenset[str]) -> bool:

@@ -17,17 +17,19 @@ import time
 from collections.abc import Callable, Iterable
 
 from ..analysis.params import NOTEBOOK, FeatureParams
+from ..analysis.segments import SegmentParams, parse_segmentation
 from ..errors import UsageError
 from ..paths import to_stored
 from ..store import connection, tracks
+from ..store import segments as segment_store
 from ..store.connection import LibraryFile
 from .discover import discover
 from .plan import Change, Plan, ScanReport, Track, make_plan
 from .pools import AnalysisPool, DaskPool, ProcessPool
-from .worker import leave_if_worker_bootstrap
+from .worker import Analysis, leave_if_worker_bootstrap
 from .writer import BatchWriter
 
-__all__ = ["apply_plan", "plan_scan", "scan", "scan_file"]
+__all__ = ["apply_plan", "plan_scan", "register_segmentation", "scan", "scan_file"]
 
 
 def scan(
@@ -48,6 +50,7 @@ def scan(
     should_stop: Callable[[], bool] | None = None,
     scheduler: str | None = None,
     skip: Callable[[str], bool] | None = None,
+    segments: str | SegmentParams | None = None,
 ) -> ScanReport:
     """Bring the library in line with what is under ``roots`` now.
 
@@ -64,6 +67,8 @@ def scan(
     being written): not analysed, and its track, if any, not removed.
     ``scheduler`` (``tcp://host:port``) sends the analysis to a Dask cluster
     whose workers see the same paths; it is reached before anything is written.
+    ``segments`` (``'1.0/0.5'``, a preset such as ``'calls'``, or a :class:`SegmentParams`)
+    registers that segmentation first; every scan keeps every registered one current.
 
     Returns
     -------
@@ -86,6 +91,7 @@ def scan(
         should_stop=should_stop,
         scheduler=scheduler,
         skip=skip,
+        segments=segments,
     )
 
 
@@ -105,9 +111,11 @@ def scan_file(
     should_stop: Callable[[], bool] | None = None,
     scheduler: str | None = None,
     skip: Callable[[str], bool] | None = None,
+    segments: str | SegmentParams | None = None,
 ) -> ScanReport:
     """:func:`scan` of the library ``file`` (what :meth:`audiodb.Library.scan` calls)."""
     leave_if_worker_bootstrap()
+    segmentation = as_segmentation(segments, file) if segments is not None else None
     started = time.monotonic()
     roots = [os.path.abspath(os.fspath(r)) for r in roots]
     if not roots:
@@ -133,12 +141,15 @@ def scan_file(
             if not free:  # asked to stop while waiting
                 report.interrupted = True
             else:
+                if segmentation is not None and not dry_run:
+                    register_segmentation(file, segmentation)
                 plan = plan_scan(file, [os.fsdecode(r) for r in roots], report, retry_failed=retry_failed, skip=skip)
                 if dry_run:
                     _record_planned(report, plan)
                 else:
-                    if pool is None and plan.extract:
-                        pool = opened.enter_context(ProcessPool(min(workers, len(plan.extract))))
+                    n_tasks = len(plan.extract) + sum(len(t) for t in plan.segment_tasks.values())
+                    if pool is None and n_tasks:
+                        pool = opened.enter_context(ProcessPool(min(workers, n_tasks)))
                     writer = BatchWriter(file, plan.existing, report, on_change, batch_size, batch_seconds)
                     # The pools are closed before the last batch is written, the lock released after.
                     apply_plan(
@@ -161,6 +172,8 @@ def plan_scan(
     exists = file.path.exists()
     with file.connect(read_only=exists) as con:
         rows, failures = tracks.load_state(con, file.params, file.extended)
+        segmentations = tuple(segment_store.registered(con, file.params))
+        lacking = segment_store.missing_segmentations(con, [s.id for s in segmentations])
     indexed = {r[1]: Track(*r) for r in rows}
     found = discover(roots)
     report.problems = found.problems
@@ -172,6 +185,7 @@ def plan_scan(
             found.files.pop(p, None)
         indexed = {p: t for p, t in indexed.items() if p not in held}
     plan = make_plan(frozenset(roots), found.files, indexed, failures, retry_failed, found.unreadable)
+    _plan_segments(plan, segmentations, lacking, indexed, found.files)
     report.unchanged = plan.unchanged
     report.skipped_failures = plan.skipped
     for folder, why in sorted(found.unreadable.items()):
@@ -186,6 +200,39 @@ def plan_scan(
             )
         )
     return plan
+
+
+def as_segmentation(segments: str | SegmentParams, file: LibraryFile) -> SegmentParams:
+    """``--segments``' value as the library's :class:`SegmentParams` (UsageError if it is not one)."""
+    if isinstance(segments, SegmentParams):
+        return segments
+    try:
+        return parse_segmentation(str(segments), file.params)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def register_segmentation(file: LibraryFile, segmentation: SegmentParams) -> bool:
+    """Register ``segmentation`` in the library (once); True if it is new."""
+    with file.connect(read_only=False) as con:
+        con.execute("BEGIN TRANSACTION")
+        new = segment_store.register_segmentation(con, segmentation)
+        con.execute("COMMIT")
+    return new
+
+
+def _plan_segments(plan: Plan, segmentations, lacking: dict[int, list[str]], indexed, files) -> None:
+    """The files a scan gives segments only: indexed, found, not re-analysed, lacking some."""
+    plan.segmentations = segmentations
+    if not lacking:
+        return
+    extract = {p for p, _ in plan.extract}
+    staying = [(p, t) for p, t in indexed.items() if p in files and p not in extract]
+    staying += [(new_path, t) for t, new_path, _, _ in plan.moves]
+    for path, t in sorted(staying, key=lambda pt: pt[0]):
+        ids = lacking.get(t.track_id)
+        if ids:
+            plan.segment_tasks.setdefault(tuple(ids), []).append((path, t.content_hash))
 
 
 def _record_planned(report: ScanReport, plan: Plan) -> None:
@@ -216,9 +263,18 @@ def apply_plan(
     try:
         with owned or contextlib.nullcontext():
             _apply_moves_and_removals(file, plan, report, writer.on_change)
+            # With segmentations registered, the workers compute them from the same decode.
+            work = Analysis(file.params, plan.segmentations) if plan.segmentations else file.params
             if plan.extract:
                 assert pool is not None, "a plan with files to extract comes with a pool"
-                report.interrupted = not pool.run(plan.extract, file.params, writer, progress, should_stop)
+                report.interrupted = not pool.run(plan.extract, work, writer, progress, should_stop)
+            for ids, tasks in plan.segment_tasks.items():
+                if report.interrupted:
+                    break
+                assert pool is not None, "a plan with segments to compute comes with a pool"
+                only = tuple(s for s in plan.segmentations if s.id in ids)
+                work = Analysis(file.params, only, segments_only=True)
+                report.interrupted = not pool.run(tasks, work, writer, progress, should_stop)
     finally:
         writer.flush()
 

@@ -11,17 +11,20 @@ in another order, changing the last bits of some features).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
 import os
 import sys
 import threading
 
-from ..analysis.embed import content_hash, embed_file
+from ..analysis.embed import content_hash, embed_file, segment_file
 from ..analysis.params import NOTEBOOK, FeatureParams
+from ..analysis.segments import SegmentParams
 from ..errors import DecodeError
 
 __all__ = [
     "BOOTSTRAP_EXIT",
+    "Analysis",
     "THREAD_ENV",
     "WORKER_MARK",
     "analyse",
@@ -110,23 +113,52 @@ def init_worker(parent: int | None = None, started=None) -> None:
         started.set()
 
 
-def analyse(path: str, known_hash: str | None = None, params: FeatureParams = NOTEBOOK) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Analysis:
+    """What the workers compute for each file, when segmentations are registered: the feature
+    set, the segmentations, and whether only the segments are wanted (files whose vectors are
+    current). Passed where :func:`analyse` takes ``params``."""
+
+    params: FeatureParams = NOTEBOOK
+    segmentations: tuple[SegmentParams, ...] = ()
+    segments_only: bool = False
+
+
+def analyse(path: str, known_hash: str | None = None, params: FeatureParams | Analysis = NOTEBOOK) -> dict:
     """Everything the scanner needs about one file, as plain values; never raises.
 
     ``status`` is 'ok' (with ``vector``, ``extended`` (the second feature set) and metadata), 'same' (content hash
     equals ``known_hash``: no decoding done) or 'failed' (with ``reason``).
     ``size`` and ``mtime_ns`` are taken before reading, so a file that changes
     while it is read looks changed to the next scan.
+
+    ``params`` an :class:`Analysis` adds ``segments`` (segmentation id -> rows); with its
+    ``segments_only``, only those are computed (status 'segments'), or nothing if the content
+    is no longer ``known_hash`` or they cannot be computed (status 'skip': the file keeps its
+    vectors, and the next scan sees the change or tries again).
     """
+    spec = params if isinstance(params, Analysis) else Analysis(params)
+    params = spec.params
     out: dict = {"path": path}
     try:
         st = os.stat(path)
         out["size"], out["mtime_ns"] = st.st_size, st.st_mtime_ns
         out["content_hash"] = content_hash(path)
+        if spec.segments_only:
+            if known_hash is not None and out["content_hash"] != known_hash:
+                out["status"] = "skip"
+                return out
+            try:
+                out["segments"] = segment_file(path, spec.segmentations, params)
+            except Exception as e:  # its vectors stay; the segments are tried again next scan
+                out.update(status="skip", reason=f"segments not computed: {type(e).__name__}: {e}")
+                return out
+            out["status"] = "segments"
+            return out
         if known_hash is not None and out["content_hash"] == known_hash:
             out["status"] = "same"
             return out
-        out["vector"], meta = embed_file(path, params, extended=True)
+        out["vector"], meta = embed_file(path, params, extended=True, segmentations=spec.segmentations)
         out["extended"] = meta.pop("extended_vector")
         out.update(meta)
         out["status"] = "ok"

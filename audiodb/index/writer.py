@@ -65,15 +65,17 @@ class BatchWriter:
         ok = [r for r in results if r["status"] == "ok"]
         same = [r for r in results if r["status"] == "same"]
         failed = [r for r in results if r["status"] == "failed"]
+        segmented = [r for r in results if r["status"] == "segments"]  # files whose vectors are current
         with self.file.connect(read_only=False) as con:
             try:
-                tracks.write_results(con, self.file.params, self.file.extended, ok, same, failed)
+                tracks.write_results(con, self.file.params, self.file.extended, ok, same, failed, segmented)
             except Exception:
                 # scan()'s closing flush must not try a batch that failed to write again (after
                 # Ctrl-C it does: what finished is kept).
                 self.broken = True
                 raise
         self.pending.clear()
+        self.report.segments_only += len(segmented)
         for r in ok + same:
             kind = "updated" if r["path"] in self.existing else "added"
             self._emit(Change(kind, to_stored(r["path"])))

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 from ..analysis.params import ExtendedParams, FeatureParams
 from ..paths import from_stored, to_stored
+from . import segments as segment_store
 from .vectors import count_stale
 
 __all__ = [
@@ -87,8 +88,9 @@ def register_feature_sets(con, *feature_sets) -> None:
 
 
 def delete_tracks(con, track_ids: list[int]) -> None:
-    """Tracks gone, with their vectors and cluster assignments."""
+    """Tracks gone, with their vectors, segments and cluster assignments."""
     if track_ids:
+        segment_store.delete_segments(con, track_ids)
         con.execute("DELETE FROM cluster_assignments WHERE list_contains(?, track_id)", [track_ids])
         con.execute("DELETE FROM embeddings WHERE list_contains(?, track_id)", [track_ids])
         con.execute("DELETE FROM extended_embeddings WHERE list_contains(?, track_id)", [track_ids])
@@ -134,16 +136,26 @@ def apply_moves_and_removals(
 
 
 def write_results(
-    con, params: FeatureParams, extended: ExtendedParams, ok: list[dict], same: list[dict], failed: list[dict]
+    con,
+    params: FeatureParams,
+    extended: ExtendedParams,
+    ok: list[dict],
+    same: list[dict],
+    failed: list[dict],
+    segmented: list[dict] = (),
 ) -> None:
     """One transaction: analysed files (``ok``, as :func:`audiodb.index.worker.analyse` returns
-    them) with their vectors, files found unchanged (``same``: their new size and mtime) and
-    files that failed (recorded; a changed file that no longer decodes loses its old vector)."""
+    them) with their vectors and segments, files found unchanged (``same``: their new size and
+    mtime), files that failed (recorded; a changed file that no longer decodes loses its old
+    vector) and indexed files given segments only (``segmented``)."""
     now = _now()
     con.execute("BEGIN TRANSACTION")
     try:
         if ok:
             _write_ok(con, params, extended, ok, now)
+            segment_store.replace_segments(con, ok, all_of_track=True)
+        if segmented:
+            segment_store.replace_segments(con, list(segmented), all_of_track=False)
         for r in same:
             con.execute(
                 "UPDATE track_files SET size = ?, mtime_ns = ? WHERE path = ?",

@@ -11,6 +11,7 @@ from ..analysis.params import NOTEBOOK, ExtendedParams, FeatureParams
 __all__ = [
     "VectorSet",
     "arrow_values",
+    "segment_arrow",
     "count_stale",
     "load_tracks",
     "load_vectors",
@@ -180,3 +181,23 @@ def extended_for(con, track_ids: np.ndarray, extended: ExtendedParams) -> tuple[
     pos = np.minimum(np.searchsorted(ids[order], track_ids), max(len(ids) - 1, 0))
     has = ids[order][pos] == track_ids if len(ids) else np.zeros(len(track_ids), dtype=bool)
     return has, E[order][pos[has]]
+
+
+def segment_arrow(cur, seg_id: str, *, active_only: bool, track_ids: list[int] | None = None):
+    """The ``segments`` rows of one segmentation as one Arrow table (track_id, seg_index,
+    start_ms, end_ms, active, vector), in (track_id, seg_index) order; ``cur`` a cursor of its own.
+    :func:`audiodb.store.segments.load_segments` turns it into arrays."""
+    where = "segmentation = $seg" + (" AND active" if active_only else "")
+    params: dict = {"seg": seg_id}
+    if track_ids is not None:
+        where += " AND list_contains($tids, track_id)"
+        params["tids"] = [int(t) for t in track_ids]
+    return (
+        cur.sql(
+            f"SELECT track_id, seg_index, start_ms, end_ms, active, vector FROM segments WHERE {where} "
+            "ORDER BY track_id, seg_index",
+            params=params,
+        )
+        .to_arrow_table()
+        .combine_chunks()
+    )
