@@ -7,6 +7,7 @@ call them, and so can anyone with a file in hand.
 from __future__ import annotations
 
 import hashlib
+import os
 
 import numpy as np
 
@@ -26,11 +27,18 @@ def content_hash(path: str) -> str:
     return h.hexdigest()
 
 
-def embed_file(path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = False) -> tuple[np.ndarray, dict]:
+def embed_file(
+    path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = False, long_file_sec: float | None = None
+) -> tuple[np.ndarray, dict]:
     """Decode ``path`` and compute its embedding.
 
     With ``extended``, the second feature set (:mod:`audiodb.analysis.extended`) is
     computed too, from the same decode and STFT, and returned in ``meta``.
+
+    A file longer than ``long_file_sec`` seconds (default
+    :data:`audiodb.analysis.chunks.LONG_FILE_SEC`, 5 minutes) is analysed in
+    chunks (:mod:`audiodb.analysis.chunks`), never decoded whole, so memory stays
+    bounded; the numbers are the whole-file ones within float32 rounding.
 
     Returns
     -------
@@ -46,6 +54,9 @@ def embed_file(path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = 
     """
     from .decode import load
 
+    chunked = _embed_long(path, params, extended, long_file_sec)
+    if chunked is not None:
+        return chunked
     decoded = load(path, sr=params.sr)
     # Overflow in the features is reported below, with its cause, not as numpy warnings.
     with np.errstate(over="ignore", invalid="ignore"):
@@ -70,6 +81,28 @@ def embed_file(path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = 
     if ext is not None:
         meta["extended_vector"] = ext.astype(np.float32)
     return vec.astype(np.float32), meta
+
+
+def _embed_long(path: str, params: FeatureParams, extended: bool, long_file_sec: float | None):
+    """:func:`embed_file`'s result by the chunked path, or None when ``path`` is not long (or not
+    readable in chunks exactly: then it is decoded whole)."""
+    from . import chunks
+
+    threshold = chunks.LONG_FILE_SEC if long_file_sec is None else long_file_sec
+    try:
+        if os.path.getsize(path) < threshold * chunks.MIN_BYTES_PER_SEC or not chunks.splittable(params):
+            return None
+    except OSError:
+        return None  # the whole-file decode says what is wrong
+    src = chunks.probe(path)
+    if src is None or src.duration_sec(params.sr) <= threshold:
+        return None
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            vec, ext = chunks.embed_chunked(src, params, extended=extended)
+    except chunks.SplitMismatch:
+        return None  # the data does not end where the header says: the whole-file decode handles it
+    return chunks.result_of(path, src, params, vec, ext)
 
 
 def _non_finite_reason(y: np.ndarray) -> str:
