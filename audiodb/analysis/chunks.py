@@ -139,6 +139,12 @@ def probe(path: str) -> Source | None:
 
             with av.open(path) as container:
                 stream = container.streams.audio[0]
+                if not (stream.duration and stream.time_base):
+                    return None
+                head = bytes(stream.codec_context.extradata or b"")
+                pre_skip = int.from_bytes(head[10:12], "little") if head[:8] == b"OpusHead" else 0
+                if round(stream.duration * stream.time_base * 48000) - pre_skip != src.native_frames:
+                    return None  # libopus and libsndfile disagree on the length: decoded whole
                 # as the whole-file libopus decode reports the file (decode._load_pyav)
                 src = dataclasses.replace(
                     src,
@@ -221,7 +227,6 @@ def iter_samples(src: Source, start: int, stop: int | None, sr: int) -> Iterator
 
     Raises :class:`SplitMismatch` when the data ends before the header's length.
     """
-    import soundfile as sf
 
     total = src.n_samples(sr)
     stop = total if stop is None else min(stop, total)
@@ -236,21 +241,18 @@ def iter_samples(src: Source, start: int, stop: int | None, sr: int) -> Iterator
         import soxr
 
         stream = soxr.ResampleStream(src.native_sr, sr, 1, dtype="float32", quality="HQ")
-    with sf.SoundFile(os.fsencode(src.path)) as f:
-        if in_pos:
-            f.seek(in_pos)
-        buf = np.empty((_READ, f.channels), dtype=np.float32)
-        ended = False
+    blocks = _native_blocks(src, in_pos)
+    try:
         while out_pos < stop:
-            want = min(_READ, src.native_frames - in_pos)
-            got = f.read(want, dtype="float32", always_2d=True, out=buf[:want]) if want > 0 else buf[:0]
-            in_pos += len(got)
-            if len(got) < want:
+            mono = next(blocks, None)
+            if mono is None:
                 raise SplitMismatch(
                     src.path, f"the audio data ends at frame {in_pos}, before the {src.native_frames} its header says"
                 )
+            if in_pos + len(mono) > src.native_frames:
+                mono = mono[: src.native_frames - in_pos]
+            in_pos += len(mono)
             ended = in_pos >= src.native_frames
-            mono = _mono(got) if len(got) else np.zeros(0, np.float32)
             if stream is None:
                 out = mono
             else:
@@ -266,6 +268,81 @@ def iter_samples(src: Source, start: int, stop: int | None, sr: int) -> Iterator
             out_pos += len(out)
             if ended:
                 break
+    finally:
+        blocks.close()
+
+
+def _native_blocks(src: Source, start: int) -> Iterator[np.ndarray]:
+    """Mono float32 blocks at the native rate from native frame ``start`` to the header's end, exactly
+    the samples a whole-file decode has there (measured: libsndfile seeks are sample-exact; libopus
+    after a seek converges to the bits of a continuous decode within 0.5 s, given 2 s here)."""
+    if src.decoder == "libopus":
+        try:
+            yield from _libopus_blocks(src, start)
+        except Exception as e:  # noqa: BLE001 - a damaged packet: the whole-file decode decides
+            raise SplitMismatch(src.path, f"libopus: {e}") from None
+        return
+    import soundfile as sf
+
+    with sf.SoundFile(os.fsencode(src.path)) as f:
+        if start:
+            f.seek(start)
+        buf = np.empty((_READ, f.channels), dtype=np.float32)
+        pos = start
+        while pos < src.native_frames:
+            want = min(_READ, src.native_frames - pos)
+            got = f.read(want, dtype="float32", always_2d=True, out=buf[:want])
+            if len(got):
+                yield _mono(got)
+            pos += len(got)
+            if len(got) < want:
+                return
+
+
+#: Native samples (48 kHz) decoded before a libopus seek target and thrown away.
+_OPUS_PREROLL = 96_000
+
+
+def _libopus_blocks(src: Source, start: int) -> Iterator[np.ndarray]:
+    import av
+
+    with av.open(src.path) as container:
+        stream = container.streams.audio[0]
+        ctx = av.CodecContext.create("libopus", "r")
+        params = stream.codec_context
+        ctx.extradata = params.extradata
+        ctx.sample_rate = params.sample_rate  # type: ignore[attr-defined]
+        ctx.layout = params.layout  # type: ignore[attr-defined]
+        ctx.options = {"request_sample_fmt": "flt"}
+        origin = None  # pts of the stream's first packet: sample index = pts - origin
+        if start > _OPUS_PREROLL:
+            first = next(container.demux(stream), None)
+            origin = first.pts if first is not None else 0
+            container.seek(start - _OPUS_PREROLL + origin, stream=stream, backward=True)
+        pos = None
+        pending, n_pending = [], 0
+        for packet in container.demux(stream):
+            if origin is None:
+                origin = packet.pts or 0
+            if pos is None:
+                if packet.pts is None:
+                    continue
+                pos = packet.pts - origin
+            for frame in ctx.decode(packet):
+                arr = frame.to_ndarray()
+                if not frame.format.is_planar:
+                    arr = arr.reshape(-1, len(frame.layout.channels)).T
+                mono = _mono(np.ascontiguousarray(arr.astype(np.float32, copy=False).T))
+                lo = max(0, start - pos)
+                pos += len(mono)
+                if lo < len(mono):
+                    pending.append(mono[lo:])
+                    n_pending += len(mono) - lo
+                if n_pending >= _READ:
+                    yield np.concatenate(pending)
+                    pending, n_pending = [], 0
+        if pending:
+            yield np.concatenate(pending)
 
 
 def decode_range(src: Source, start: int, stop: int, sr: int) -> np.ndarray:
