@@ -45,6 +45,8 @@ from .params import NOTEBOOK, ExtendedParams, FeatureParams
 __all__ = [
     "CHUNK_SEC",
     "LONG_FILE_SEC",
+    "chunk_sec",
+    "long_file_sec",
     "MIN_BYTES_PER_SEC",
     "SplitMismatch",
     "FileFrames",
@@ -64,15 +66,27 @@ __all__ = [
     "splittable",
 ]
 
-#: Files longer than this (seconds of audio) are analysed in chunks, even on one worker.
-LONG_FILE_SEC = float(os.environ.get("AUDIODB_LONG_FILE_SEC", "300"))
+#: Files longer than this (seconds of audio) are analysed in chunks, even on one worker;
+#: the environment variable ``AUDIODB_LONG_FILE_SEC`` overrides it (:func:`long_file_sec`).
+LONG_FILE_SEC = 300.0
+
+#: Length of one chunk (seconds of audio); ``AUDIODB_CHUNK_SEC`` overrides it (:func:`chunk_sec`).
+CHUNK_SEC = 300.0
+
+
+def long_file_sec() -> float:
+    """The length (seconds) above which a file is analysed in chunks, now."""
+    return float(os.environ.get("AUDIODB_LONG_FILE_SEC") or LONG_FILE_SEC)
+
+
+def chunk_sec() -> float:
+    """The length (seconds of audio) of one chunk, now."""
+    return float(os.environ.get("AUDIODB_CHUNK_SEC") or CHUNK_SEC)
+
 
 #: Files smaller than this many bytes per second of the threshold are not probed (no codec packs
 #: audio tighter than 16 kbit/s in what audiodb reads).
 MIN_BYTES_PER_SEC = 2000
-
-#: Length of one chunk (seconds of audio) when a long file is split across workers.
-CHUNK_SEC = 300.0
 
 #: Output samples resampled before a range starts and thrown away: the fresh soxr
 #: stream's start-up is over after at most ~2300 samples (measured, 8 kHz sources).
@@ -85,7 +99,8 @@ _READ = 1 << 16
 
 
 class SplitMismatch(DecodeError):
-    """The file's samples did not end where its header said: analyse it whole instead."""
+    """A chunk could not be read as the header promised (data ending early, a damaged stretch):
+    analyse the file whole instead, whose decoder decides (it may fall back to FFmpeg)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,7 +306,10 @@ def _native_blocks(src: Source, start: int) -> Iterator[np.ndarray]:
         pos = start
         while pos < src.native_frames:
             want = min(_READ, src.native_frames - pos)
-            got = f.read(want, dtype="float32", always_2d=True, out=buf[:want])
+            try:
+                got = f.read(want, dtype="float32", always_2d=True, out=buf[:want])
+            except (sf.LibsndfileError, RuntimeError) as e:  # damaged data: the whole-file decode decides
+                raise SplitMismatch(src.path, f"libsndfile: {e}") from None
             if len(got):
                 yield _mono(got)
             pos += len(got)
@@ -552,7 +570,7 @@ def file_frames(
 ) -> FileFrames:
     """The :class:`FileFrames` of ``src`` computed here, range after range (bounded memory)."""
     n_all = src.n_frames(params.sr, params.hop_length)
-    per = max(1, int(CHUNK_SEC * params.sr / params.hop_length))
+    per = max(1, int(chunk_sec() * params.sr / params.hop_length))
     ranges = plan_ranges(n_all, max(chunks, -(-n_all // per)))
     parts = [range_frames(src, a, b, params, extended=extended) for a, b in ranges]
     return combine(src, ranges, parts, params)

@@ -36,7 +36,7 @@ def embed_file(
     computed too, from the same decode and STFT, and returned in ``meta``.
 
     A file longer than ``long_file_sec`` seconds (default
-    :data:`audiodb.analysis.chunks.LONG_FILE_SEC`, 5 minutes) is analysed in
+    :func:`audiodb.analysis.chunks.long_file_sec`, 5 minutes) is analysed in
     chunks (:mod:`audiodb.analysis.chunks`), never decoded whole, so memory stays
     bounded; the numbers are the whole-file ones within float32 rounding.
 
@@ -88,7 +88,7 @@ def _embed_long(path: str, params: FeatureParams, extended: bool, long_file_sec:
     readable in chunks exactly: then it is decoded whole)."""
     from . import chunks
 
-    threshold = chunks.LONG_FILE_SEC if long_file_sec is None else long_file_sec
+    threshold = chunks.long_file_sec() if long_file_sec is None else long_file_sec
     try:
         if os.path.getsize(path) < threshold * chunks.MIN_BYTES_PER_SEC or not chunks.splittable(params):
             return None

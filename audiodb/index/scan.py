@@ -138,7 +138,9 @@ def scan_file(
                     _record_planned(report, plan)
                 else:
                     if pool is None and plan.extract:
-                        pool = opened.enter_context(ProcessPool(min(workers, len(plan.extract))))
+                        from .chunks import workers_for  # a long file uses every worker
+
+                        pool = opened.enter_context(ProcessPool(workers_for(plan.extract, workers)))
                     writer = BatchWriter(file, plan.existing, report, on_change, batch_size, batch_seconds)
                     # The pools are closed before the last batch is written, the lock released after.
                     apply_plan(
