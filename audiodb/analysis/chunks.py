@@ -48,12 +48,14 @@ __all__ = [
     "chunk_sec",
     "long_file_sec",
     "MIN_BYTES_PER_SEC",
+    "SEAM_PERIODS",
     "SplitMismatch",
     "FileFrames",
     "Source",
     "combine",
     "decode_range",
     "embed_chunked",
+    "feature_bases",
     "file_frames",
     "finish",
     "iter_samples",
@@ -189,7 +191,7 @@ def _period(native_sr: int, sr: int) -> tuple[int, int]:
 #: (quality 'HQ') started at a multiple of this many rate periods gives, after its
 #: start-up, the very bits of a whole-file one (its internal blocks line up again);
 #: at other multiples of the rate period the samples differ by float32 rounding.
-_SEAM_PERIODS = {
+SEAM_PERIODS = {
     (44100, 22050): 830,
     (48000, 22050): 401,
     (32000, 22050): 73,
@@ -212,8 +214,8 @@ def seam_periods(native_sr: int, sr: int) -> int:
     Looked up, else found once per process by trying starts on a noise signal
     (about a second); 1 (the rate period: float32-rounding seams) if none is found.
     """
-    if (native_sr, sr) in _SEAM_PERIODS:
-        return _SEAM_PERIODS[(native_sr, sr)]
+    if (native_sr, sr) in SEAM_PERIODS:
+        return SEAM_PERIODS[(native_sr, sr)]
     import soxr
 
     p_in, p_out = _period(native_sr, sr)
@@ -376,7 +378,9 @@ def plan_ranges(n_frames: int, n_chunks: int, *, min_frames: int = 64) -> list[t
     return [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
-def _extras(params: FeatureParams, extended: bool) -> dict:
+def feature_bases(params: FeatureParams, extended: bool) -> dict:
+    """The ``chroma_basis`` and ``contrast_bands`` :func:`~audiodb.analysis.frames.frame_features` takes
+    for the second feature set (empty without ``extended``)."""
     if not extended:
         return {}
     from .filters import chroma_filters, contrast_bands
@@ -419,7 +423,7 @@ def range_frames(
     sr, hop, half = params.sr, params.hop_length, params.n_fft // 2
     if not splittable(params):
         raise ValueError("chunked analysis needs n_fft / 2 to be a multiple of hop_length")
-    extras = _extras(params, extended)
+    extras = feature_bases(params, extended)
     total = src.n_samples(sr)
     n_all = 1 + total // hop
     last = min(last, n_all)
@@ -551,7 +555,7 @@ def finish(ff: FileFrames, params: FeatureParams = NOTEBOOK, *, extended: bool =
         start, end = 0, ff.n_samples  # the notebook's fallback: the untrimmed signal
     frames = ff.frames
     if (start, end) != (0, ff.n_samples):
-        edges, n_trim = _edge_frames(ff.source, start, end, params, _extras(params, extended))
+        edges, n_trim = _edge_frames(ff.source, start, end, params, feature_bases(params, extended))
         g0 = start // hop
         frames = {key: np.array(v[..., g0 : g0 + n_trim]) for key, v in ff.frames.items()}
         for u, values in edges.items():
