@@ -294,3 +294,21 @@ def test_a_long_file_s_chunks_run_on_several_dask_workers(tmp_path, small_chunks
     assert len(on) == 2, stream
     vec, meta = embed_file(str(long), extended=True, long_file_sec=WHOLE)
     np.testing.assert_allclose(np.array(stored(tmp_path / "lib.duckdb", long)[0]), vec, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["seg.flac", "seg.m4a"])
+def test_frames_of_file_is_the_hook_for_segments_and_finishes_to_the_file_s_numbers(tmp_path, name):
+    from audio import write_audio
+
+    sr = 44100
+    y = with_silence(music_like(12.0, sr, seed=4, channels=2), sr, lead=1.0, tail=1.0)
+    path = write_audio(tmp_path / name, y, sr)
+    ff = chunks.frames_of_file(str(path), NOTEBOOK, extended=True)
+    assert (ff.source is None) == name.endswith(".m4a")  # m4a: only FFmpeg reads it, decoded whole
+    assert len(ff.times) == ff.n_frames == 1 + ff.n_samples // NOTEBOOK.hop_length
+    start, end = ff.trim_bounds(NOTEBOOK)
+    assert 0 < start and end < ff.n_samples
+    vec, ext = chunks.finish(ff, NOTEBOOK, extended=True)
+    v0, m0 = embed_file(str(path), extended=True, long_file_sec=WHOLE)
+    np.testing.assert_allclose(vec, v0, rtol=1e-5, atol=0)
+    np.testing.assert_allclose(ext, m0["extended_vector"], rtol=1e-5, atol=1e-7)

@@ -59,6 +59,7 @@ __all__ = [
     "feature_bases",
     "file_frames",
     "finish",
+    "frames_of_file",
     "iter_samples",
     "meta_of",
     "plan_ranges",
@@ -199,7 +200,8 @@ class FileFrames:
     n_samples: int
     sr: int
     hop_length: int
-    source: Source
+    source: Source | None
+    y: np.ndarray | None = None  # the waveform, when it was decoded whole (:func:`frames_of_file`)
 
     @property
     def n_frames(self) -> int:
@@ -239,7 +241,7 @@ def combine(src: Source, ranges: list[tuple[int, int]], parts: list[dict[str, np
 
 
 def _edge_frames(
-    src: Source, start: int, end: int, params: FeatureParams, extras: dict
+    ff: FileFrames, start: int, end: int, params: FeatureParams, extras: dict
 ) -> tuple[dict[int, dict[str, np.ndarray]], int]:
     """Frames of the trimmed signal ``y[start:end]`` whose windows cross its ends, by trimmed index."""
     hop, half, sr = params.hop_length, params.n_fft // 2, params.sr
@@ -248,15 +250,22 @@ def _edge_frames(
     head = [u for u in range(n_trim) if u * hop - half < 0]
     tail = [u for u in range(n_trim) if u * hop + half > length]
     out: dict[int, dict[str, np.ndarray]] = {}
+
+    def read(a: int, b: int) -> np.ndarray:
+        if ff.y is not None:
+            return ff.y[a:b]
+        assert ff.source is not None, "FileFrames need a source or the waveform"
+        return decode_range(ff.source, a, b, sr)
+
     if start > 0 and head:
         k = (head[-1] + 1) * hop + half
-        fr = _features(decode_range(src, start, min(end, start + k), sr), params, extras)
+        fr = _features(read(start, min(end, start + k)), params, extras)
         for u in head:
             out[u] = {key: v[..., u] for key, v in fr.items()}
-    if end < src.n_samples(sr) and tail:
+    if end < ff.n_samples and tail:
         u0 = max(0, tail[0] - half // hop - 1)  # the piece starts on a hop of the trimmed signal
         a = start + u0 * hop
-        fr = _features(decode_range(src, a, end, sr), params, extras)
+        fr = _features(read(a, end), params, extras)
         for u in tail:
             out[u] = {key: v[..., u - u0] for key, v in fr.items()}
     return out, n_trim
@@ -279,7 +288,7 @@ def finish(ff: FileFrames, params: FeatureParams = NOTEBOOK, *, extended: bool =
         start, end = 0, ff.n_samples  # the notebook's fallback: the untrimmed signal
     frames = ff.frames
     if (start, end) != (0, ff.n_samples):
-        edges, n_trim = _edge_frames(ff.source, start, end, params, feature_bases(params, extended))
+        edges, n_trim = _edge_frames(ff, start, end, params, feature_bases(params, extended))
         g0 = start // hop
         frames = {key: np.array(v[..., g0 : g0 + n_trim]) for key, v in ff.frames.items()}
         for u, values in edges.items():
@@ -302,6 +311,26 @@ def file_frames(
     ranges = plan_ranges(n_all, max(chunks, -(-n_all // per)))
     parts = [range_frames(src, a, b, params, extended=extended) for a, b in ranges]
     return combine(src, ranges, parts, params)
+
+
+def frames_of_file(path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = False) -> FileFrames:
+    """The :class:`FileFrames` of any file: in chunks when it can be read so (bounded memory),
+    else from a whole-file decode (:func:`audiodb.analysis.decode.load`; m4a, damaged files).
+
+    The entry point for per-segment features: slice ``frames`` by global frame
+    index (``times`` gives each frame's centre) before :func:`finish` consumes them.
+    """
+    src = probe(path)
+    if src is not None:
+        try:
+            return file_frames(src, params, extended=extended)
+        except SplitMismatch:
+            pass
+    from .decode import load
+
+    y = load(path, sr=params.sr).y
+    frames = _features(y, params, feature_bases(params, extended))
+    return FileFrames(frames, len(y), params.sr, params.hop_length, None, y)
 
 
 def embed_chunked(src: Source, params: FeatureParams = NOTEBOOK, *, extended: bool = False):
