@@ -60,6 +60,8 @@ def child(kind: str, path: str, work: str, out: str) -> None:
         con.close()
         result = {"vector": list(vec), "extended": list(ext)}
     result["seconds"] = time.perf_counter() - t0
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["cpu"] = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
     result["self_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["worker_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     del np
@@ -73,7 +75,7 @@ def build(folder: str, minutes: float, fmt: str, dest: str) -> None:
     listing = dest + ".txt"
     with open(listing, "w") as f:
         total = 0.0
-        while total < minutes * 60:
+        while total < minutes * 60 + 60:  # a minute more: -t cuts it to the length
             for t in tracks:
                 f.write("file '" + t.replace("'", "'\\''") + "'\n")
                 total += float(
@@ -81,21 +83,40 @@ def build(folder: str, minutes: float, fmt: str, dest: str) -> None:
                         ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", t], text=True
                     )
                 )
-                if total >= minutes * 60:
+                if total >= minutes * 60 + 60:
                     break
     codec = {"flac": ["-c:a", "flac"], "ogg": ["-c:a", "libvorbis", "-q:a", "4"], "wav": ["-c:a", "pcm_s16le"]}[fmt]
     subprocess.check_call(
         ["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", listing, "-t", str(minutes * 60),
-         "-ar", "44100", "-ac", "2", *codec, dest]
+         "-ar", "44100", "-ac", "2", *(["-sample_fmt", "s16"] if fmt != "ogg" else []), *codec, dest]
     )  # fmt: skip
     os.remove(listing)
 
 
+def _burn(cpu_s: float) -> tuple[float, float]:
+    start = time.time()
+    t = time.process_time()
+    while time.process_time() - t < cpu_s:
+        pass
+    return start, time.time()
+
+
+def capacity(n: int = 2, cpu_s: float = 0.5) -> float:
+    """Cores a CPU-bound probe got just now (2.0: both free; ~1.0 while another session is busy:
+    the kernel's autogroup scheduler shares CPU between sessions)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(n) as pool:
+        spans = pool.map(_burn, [cpu_s] * n)
+    return n * cpu_s / (max(e for _, e in spans) - min(s for s, _ in spans))
+
+
 def run(kind: str, path: str, work: str) -> dict:
+    free, load = capacity(), os.getloadavg()[0]
     out = os.path.join(work, f"{kind}.json")
     subprocess.check_call([sys.executable, __file__, "--child", kind, path, work, out])
     with open(out) as f:
-        return json.load(f)
+        return {**json.load(f), "free": free, "load": load}
 
 
 def main() -> None:
@@ -143,6 +164,8 @@ def main() -> None:
                 [
                     label,
                     f"{r['seconds']:.1f}",
+                    f"{r['cpu']:.1f}",
+                    f"{r['load']:.1f} / {r['free']:.2f}",
                     f"{r['self_mb']:.0f}",
                     f"{r['worker_mb']:.0f}" if kind != "whole" else "-",
                     f"{rel(r['vector'], ref['vector']):.1e}" if kind != "whole" else "-",

@@ -14,7 +14,8 @@ import dataclasses
 import functools
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from typing import cast
 
 import numpy as np
 
@@ -116,7 +117,7 @@ def _mono(block: np.ndarray) -> np.ndarray:
     # librosa.to_mono, as the whole-file decode mixes: mean over channels in float32.
     if block.shape[1] == 1:
         return np.array(block[:, 0])  # a copy: ``block`` is a reused read buffer
-    return np.mean(block, axis=1, dtype=np.float32)
+    return cast(np.ndarray, np.mean(block, axis=1, dtype=np.float32))  # an array: block is 2-D
 
 
 def _period(native_sr: int, sr: int) -> tuple[int, int]:
@@ -226,7 +227,7 @@ def iter_samples(src: Source, start: int, stop: int | None, sr: int) -> Iterator
         blocks.close()
 
 
-def _native_blocks(src: Source, start: int) -> Iterator[np.ndarray]:
+def _native_blocks(src: Source, start: int) -> Generator[np.ndarray, None, None]:
     """Mono float32 blocks at the native rate from native frame ``start`` to the header's end, exactly
     the samples a whole-file decode has there (measured: libsndfile seeks are sample-exact; libopus
     after a seek converges to the bits of a continuous decode within 0.5 s, given 2 s here)."""

@@ -94,7 +94,7 @@ class LongFile:
         if i == 0:
             self.head = {k: result[k] for k in ("size", "mtime_ns", "content_hash") if k in result}
         if status == "same":
-            self.outcome = {"path": self.path, **self.head, "status": "same"}
+            self.outcome = {"path": self.path, **(self.head or {}), "status": "same"}
         elif status == "failed":
             self.outcome = {"path": self.path, **(self.head or {}), "status": "failed", "reason": result["reason"]}
         elif status == "whole":
