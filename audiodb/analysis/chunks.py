@@ -290,7 +290,8 @@ def finish(ff: FileFrames, params: FeatureParams = NOTEBOOK, *, extended: bool =
     if (start, end) != (0, ff.n_samples):
         edges, n_trim = _edge_frames(ff, start, end, params, feature_bases(params, extended))
         g0 = start // hop
-        frames = {key: np.array(v[..., g0 : g0 + n_trim]) for key, v in ff.frames.items()}
+        # views, not copies (``ff.frames`` is consumed): the edge columns are overwritten in place
+        frames = {key: v[..., g0 : g0 + n_trim] for key, v in ff.frames.items()}
         for u, values in edges.items():
             for key, v in values.items():
                 frames[key][..., u] = v
@@ -309,8 +310,15 @@ def file_frames(
     n_all = src.n_frames(params.sr, params.hop_length)
     per = max(1, int(chunk_sec() * params.sr / params.hop_length))
     ranges = plan_ranges(n_all, max(chunks, -(-n_all // per)))
-    parts = [range_frames(src, a, b, params, extended=extended) for a, b in ranges]
-    return combine(src, ranges, parts, params)
+    frames: dict[str, np.ndarray] = {}
+    for a, b in ranges:  # each range's values copied into the file's arrays at once: one copy held
+        part = range_frames(src, a, b, params, extended=extended)
+        for key, v in part.items():
+            if key not in frames:
+                frames[key] = np.empty((*v.shape[:-1], n_all), dtype=v.dtype)
+            frames[key][..., a:b] = v
+        del part
+    return FileFrames(frames, src.n_samples(params.sr), params.sr, params.hop_length, src)
 
 
 def frames_of_file(path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = False) -> FileFrames:
