@@ -7,6 +7,7 @@ call them, and so can anyone with a file in hand.
 from __future__ import annotations
 
 import hashlib
+import os
 
 import numpy as np
 
@@ -27,7 +28,12 @@ def content_hash(path: str) -> str:
 
 
 def embed_file(
-    path: str, params: FeatureParams = NOTEBOOK, *, extended: bool = False, segmentations=()
+    path: str,
+    params: FeatureParams = NOTEBOOK,
+    *,
+    extended: bool = False,
+    segmentations=(),
+    long_file_sec: float | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Decode ``path`` and compute its embedding.
 
@@ -35,6 +41,11 @@ def embed_file(
     computed too, from the same decode and STFT, and returned in ``meta``. With
     ``segmentations`` (:class:`~audiodb.analysis.segments.SegmentParams`), the rows of each,
     from the same decode, in ``meta['segments']`` (segmentation id -> dict of arrays).
+
+    A file longer than ``long_file_sec`` seconds (default
+    :func:`audiodb.analysis.chunks.long_file_sec`, 5 minutes) is analysed in
+    chunks (:mod:`audiodb.analysis.chunks`), never decoded whole, so memory stays
+    bounded; the numbers are the whole-file ones within float32 rounding.
 
     Returns
     -------
@@ -50,6 +61,9 @@ def embed_file(
     """
     from .decode import load
 
+    chunked = _embed_long(path, params, extended, long_file_sec, segmentations)
+    if chunked is not None:
+        return chunked
     decoded = load(path, sr=params.sr)
     # Overflow in the features is reported below, with its cause, not as numpy warnings.
     segments = None
@@ -96,13 +110,70 @@ def _segments(y: np.ndarray, segmentations) -> dict[str, dict]:
 def segment_file(path: str, segmentations, params: FeatureParams = NOTEBOOK) -> dict[str, dict]:
     """Decode ``path`` and compute only the rows of ``segmentations`` (id -> dict of arrays).
 
+    A long file is read in chunks (:func:`audiodb.analysis.chunks.frames_of_file`), never whole.
+
     Raises
     ------
     DecodeError
     """
+    from . import chunks
     from .decode import load
+    from .segments import segments_of_frames
 
+    src = _long_source(path, params, None)
+    if src is not None:
+        try:
+            ff = chunks.file_frames(src, params, extended=True)
+        except chunks.SplitMismatch:
+            pass  # decoded whole below
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                rows = segments_of_frames(ff.frames, list(segmentations), ff.n_samples)
+            return {k: vars(r) for k, r in rows.items()}
     return _segments(load(path, sr=params.sr).y, segmentations)
+
+
+def _long_source(path: str, params: FeatureParams, long_file_sec: float | None):
+    """The :class:`~audiodb.analysis.seek.Source` of ``path`` when it is long enough to be read in
+    chunks (and can be), else None."""
+    from . import chunks
+
+    threshold = chunks.long_file_sec() if long_file_sec is None else long_file_sec
+    try:
+        if os.path.getsize(path) < threshold * chunks.MIN_BYTES_PER_SEC or not chunks.splittable(params):
+            return None
+    except OSError:
+        return None  # the whole-file decode says what is wrong
+    src = chunks.probe(path)
+    if src is None or src.duration_sec(params.sr) <= threshold:
+        return None
+    return src
+
+
+def _embed_long(path: str, params: FeatureParams, extended: bool, long_file_sec: float | None, segmentations=()):
+    """:func:`embed_file`'s result by the chunked path, or None when ``path`` is not long (or not
+    readable in chunks exactly: then it is decoded whole). Segments come from the same frames."""
+    from . import chunks
+
+    src = _long_source(path, params, long_file_sec)
+    if src is None:
+        return None
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            ff = chunks.file_frames(src, params, extended=extended or bool(segmentations))
+            segments = None
+            if segmentations:
+                from .segments import segments_of_frames
+
+                # before finish: it consumes the frames (the mel power becomes dB)
+                segments = segments_of_frames(ff.frames, list(segmentations), ff.n_samples)
+            vec, ext = chunks.finish(ff, params, extended=extended)
+    except chunks.SplitMismatch:
+        return None  # the data does not end where the header says: the whole-file decode handles it
+    vec, meta = chunks.result_of(path, src, params, vec, ext)
+    if segments is not None:
+        meta["segments"] = {k: vars(rows) for k, rows in segments.items()}
+    return vec, meta
 
 
 def _non_finite_reason(y: np.ndarray) -> str:

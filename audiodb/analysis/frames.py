@@ -27,6 +27,7 @@ __all__ = [
     "analysis_frames",
     "frame_features",
     "trim_bounds",
+    "trim_bounds_from_rms",
 ]
 
 
@@ -141,6 +142,15 @@ def trim_bounds(
     the result spans the first to the last of them, in samples.
     """
     rms = _rms_frames(y, frame_length=frame_length, hop_length=hop_length)
+    return trim_bounds_from_rms(rms, len(y), top_db=top_db, hop_length=hop_length)
+
+
+def trim_bounds_from_rms(rms: np.ndarray, n: int, *, top_db: float = 30.0, hop_length: int = 512) -> tuple[int, int]:
+    """:func:`trim_bounds` of an ``n``-sample signal from its per-frame RMS (centred frames).
+
+    What a chunked analysis (:mod:`audiodb.analysis.chunks`) calls with the RMS
+    frames of every chunk joined: the same decision as on the whole waveform.
+    """
     power = np.square(rms)
     ref = np.max(power) if power.size else 0.0
     db = 10.0 * np.log10(np.maximum(AMIN, power))
@@ -149,7 +159,7 @@ def trim_bounds(
     if nonzero.size == 0:
         return 0, 0
     start = int(nonzero[0]) * hop_length
-    end = min(len(y), (int(nonzero[-1]) + 1) * hop_length)
+    end = min(n, (int(nonzero[-1]) + 1) * hop_length)
     return start, end
 
 

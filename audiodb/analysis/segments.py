@@ -58,6 +58,7 @@ __all__ = [
     "frame_matrix",
     "parse_segmentation",
     "segment_rows",
+    "segments_of_frames",
     "segment_signal",
     "untrimmed_frames",
     "window_bounds",
@@ -334,7 +335,12 @@ def untrimmed_frames(y: np.ndarray, params: FeatureParams = NOTEBOOK) -> dict[st
     )
 
 
-def _rows_of_frames(frames: dict, segmentations, n_samples: int) -> dict[str, SegmentRows]:
+def segments_of_frames(frames: dict, segmentations, n_samples: int) -> dict[str, SegmentRows]:
+    """Every segmentation's rows from the untrimmed per-frame values of a whole file, by id.
+
+    ``frames`` as :func:`untrimmed_frames` gives them (or
+    :attr:`audiodb.analysis.chunks.FileFrames.frames`); not modified.
+    """
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         mel_max = float(frames["mel"].max()) if frames["mel"].size else 0.0
         out = {}
@@ -365,7 +371,7 @@ def segment_signal(
         y = np.zeros(1, dtype=np.float32)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         frames = untrimmed_frames(y, base)
-    return _rows_of_frames(frames, segmentations, len(y))
+    return segments_of_frames(frames, segmentations, len(y))
 
 
 def embeddings_and_segments(
@@ -392,7 +398,7 @@ def embeddings_and_segments(
     start, end = trim_bounds(y, top_db=base.top_db, frame_length=base.n_fft, hop_length=base.hop_length)
     whole = (start, end) == (0, len(y)) or (end - start) < int(base.min_trimmed_sec * base.sr)
     frames = untrimmed_frames(y, base)
-    rows = _rows_of_frames(frames, segmentations, len(y))  # before summarize turns frames['mel'] into dB
+    rows = segments_of_frames(frames, segmentations, len(y))  # before summarize turns frames['mel'] into dB
     if not whole:
         notebook, extended = embeddings(y, params=ext)
         return notebook, extended, rows

@@ -21,7 +21,7 @@ from ..errors import AudiodbError, UsageError
 from .worker import analyse, init_worker, one_blas_thread, worker_env
 from .writer import BatchWriter
 
-__all__ = ["AnalysisPool", "DaskPool", "ProcessPool", "analyse_on_worker"]
+__all__ = ["AnalysisPool", "DaskPool", "ProcessPool", "analyse_chunk_on_worker", "analyse_on_worker"]
 
 
 class AnalysisPool(Protocol):
@@ -92,6 +92,9 @@ class ProcessPool:
 
         Returns False if ``should_stop()`` became true before all were done.
         """
+        tasks, progress, finished = self._long_files_first(tasks, params, writer, progress, should_stop)
+        if not finished:
+            return False
         total, done = len(tasks), 0
         attempts: dict[str, int] = {}
         queue = list(reversed(tasks))
@@ -147,6 +150,78 @@ class ProcessPool:
                 inflight.clear()
         return True
 
+    def _long_files_first(self, tasks, params, writer, progress, should_stop):
+        """The long files among ``tasks`` in chunks on all the workers (:mod:`.chunks`), combined here.
+
+        Returns the other tasks (with any long file to analyse whole after all),
+        ``progress`` for them (counting on from the long files), and False if
+        ``should_stop()`` became true. A chunk's worker dying retries the file
+        once; a second death records it as a failure.
+        """
+        from .chunks import LongFile, analyse_chunk, split_long
+
+        jobs, rest = split_long(tasks, params, self.n)
+        if not jobs:
+            return tasks, progress, True
+        done, attempts = 0, {}
+        queue = [(job, args) for job in reversed(jobs) for args in reversed(job.tasks())]
+        inflight: dict = {}
+        live = set(jobs)  # jobs whose result is not written yet (a crash replaces a job)
+
+        def settle(job) -> None:
+            nonlocal done
+            live.discard(job)
+            result = job.result()
+            if result["status"] == "whole":  # its data ends before its header says: analysed whole below
+                rest.append((job.path, job.known_hash))
+                return
+            writer.add(result)
+            done += 1
+            if progress:
+                progress(done, done + len(live) + len(rest), job.path)
+
+        while queue or inflight:
+            try:
+                pool = self._executor()
+                with worker_env():
+                    while queue and len(inflight) < 2 * self.n:
+                        job, args = queue.pop()
+                        if job in live and not job.complete:
+                            inflight[pool.submit(analyse_chunk, *args)] = job
+                finished, _ = wait(list(inflight), timeout=0.25, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    job = inflight.pop(fut)
+                    if job in live:
+                        job.add(fut.result())  # analyse_chunk() never raises; a dead worker does
+                        if job.complete:
+                            settle(job)
+                if should_stop is not None and should_stop():
+                    self.close(kill=True)
+                    return rest, progress, False
+            except BrokenProcessPool:
+                started = self._started is not None and self._started.is_set()
+                self.close(kill=True)
+                if not started:  # the main loop below meets the same and explains it
+                    return tasks, progress, True
+                for job in {j for j in inflight.values() if j in live}:
+                    live.discard(job)
+                    attempts[job.path] = attempts.get(job.path, 0) + 1
+                    if attempts[job.path] >= 2:
+                        writer.add(job.fail("the decoder crashed on this file (worker process died)"))
+                        done += 1
+                        if progress:
+                            progress(done, done + len(live) + len(rest), job.path)
+                        continue
+                    again = LongFile(job.path, job.known_hash, job.src, params, len(job.ranges))
+                    live.add(again)
+                    queue.extend((again, args) for args in reversed(again.tasks()))
+                inflight.clear()
+
+        def counted(d: int, t: int, path: str) -> None:
+            progress(done + d, done + t, path)
+
+        return rest, (counted if progress else None), True
+
 
 CONNECT_TIMEOUT = float(os.environ.get("AUDIODB_DASK_TIMEOUT", "5"))
 
@@ -166,6 +241,15 @@ def analyse_on_worker(path: str, known_hash: str | None, params: FeatureParams) 
             "path as the scanning machine (shared storage)"
         )
     return result
+
+
+def analyse_chunk_on_worker(*args) -> dict:
+    """:func:`~audiodb.index.chunks.analyse_chunk` on a Dask worker, BLAS on one thread (as
+    :func:`analyse_on_worker`)."""
+    from .chunks import analyse_chunk
+
+    with one_blas_thread():
+        return analyse_chunk(*args)
 
 
 class DaskPool:
@@ -202,6 +286,9 @@ class DaskPool:
     def run(self, tasks, params: FeatureParams, writer: BatchWriter, progress=None, should_stop=None) -> bool:
         from distributed import as_completed
 
+        tasks, progress, finished = self._long_files_first(tasks, params, writer, progress, should_stop)
+        if not finished:
+            return False
         total, done = len(tasks), 0
         futures = {}
         for path, known in tasks:
@@ -226,6 +313,48 @@ class DaskPool:
                 self.client.cancel([f for f in futures if not f.done()])
                 return False
         return True
+
+    def _long_files_first(self, tasks, params, writer, progress, should_stop):
+        """The long files among ``tasks`` in chunks spread over the Dask workers, combined here
+        (as :meth:`ProcessPool._long_files_first`); a chunk Dask gives up on fails its file."""
+        from distributed import as_completed
+
+        from .chunks import split_long
+
+        jobs, rest = split_long(tasks, params, self.n)
+        if not jobs:
+            return tasks, progress, True
+        done, futures = 0, {}
+        for job in jobs:
+            for args in job.tasks():
+                futures[self.client.submit(analyse_chunk_on_worker, *args, pure=False, retries=1)] = job
+        live = set(jobs)
+        for fut in as_completed(list(futures), loop=self.client.loop):
+            job = futures.pop(fut)
+            if job not in live:
+                continue
+            try:
+                job.add(fut.result())
+            except Exception as e:  # e.g. KilledWorker: the chunk took down workers repeatedly
+                job.fail(f"Dask could not analyse a chunk of it ({type(e).__name__}: {e})")
+            if job.complete:
+                live.discard(job)
+                result = job.result()
+                if result["status"] == "whole":
+                    rest.append((job.path, job.known_hash))
+                else:
+                    writer.add(result)
+                    done += 1
+                    if progress:
+                        progress(done, done + len(live) + len(rest), job.path)
+            if should_stop is not None and should_stop():
+                self.client.cancel([f for f in futures if not f.done()])
+                return rest, progress, False
+
+        def counted(d: int, t: int, path: str) -> None:
+            progress(done + d, done + t, path)
+
+        return rest, (counted if progress else None), True
 
     def close(self, *, kill: bool = False) -> None:
         self.client.close()

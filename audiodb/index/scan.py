@@ -149,7 +149,10 @@ def scan_file(
                 else:
                     n_tasks = len(plan.extract) + sum(len(t) for t in plan.segment_tasks.values())
                     if pool is None and n_tasks:
-                        pool = opened.enter_context(ProcessPool(min(workers, n_tasks)))
+                        from .chunks import workers_for  # a long file uses every worker
+
+                        n = max(min(workers, n_tasks), workers_for(plan.extract, workers))
+                        pool = opened.enter_context(ProcessPool(n))
                     writer = BatchWriter(file, plan.existing, report, on_change, batch_size, batch_seconds)
                     # The pools are closed before the last batch is written, the lock released after.
                     apply_plan(
