@@ -312,3 +312,24 @@ def test_frames_of_file_is_the_hook_for_segments_and_finishes_to_the_file_s_numb
     v0, m0 = embed_file(str(path), extended=True, long_file_sec=WHOLE)
     np.testing.assert_allclose(vec, v0, rtol=1e-5, atol=0)
     np.testing.assert_allclose(ext, m0["extended_vector"], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("ext", [".flac", ".ogg"])
+def test_a_long_file_s_segments_come_from_its_chunks_equal_to_the_whole_decode(tmp_path, small_chunks, ext):
+    """Segments of a chunked file (never decoded whole) are those of the whole-file path."""
+    from audiodb.analysis.embed import segment_file
+    from audiodb.analysis.segments import parse_segmentation
+
+    sr = 44100
+    y = with_silence(music_like(24.0, sr, seed=5, channels=2), sr, 1.5, 2.0)
+    path = write_long(tmp_path / f"long{ext}", y, sr)
+    segs = [parse_segmentation("calls"), parse_segmentation("3/1.5")]
+    (_, _, whole), (_, _, chunked) = both(path, segmentations=segs)
+    assert whole["segments"].keys() == chunked["segments"].keys() == {s.id for s in segs}
+    only = segment_file(str(path), segs)
+    for s in segs:
+        a, b, c = whole["segments"][s.id], chunked["segments"][s.id], only[s.id]
+        assert len(a["start_ms"]) > 10
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+            np.testing.assert_array_equal(a[key], c[key], err_msg=key)
