@@ -333,3 +333,23 @@ def test_a_long_file_s_segments_come_from_its_chunks_equal_to_the_whole_decode(t
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
             np.testing.assert_array_equal(a[key], c[key], err_msg=key)
+
+
+def test_a_long_file_split_over_two_workers_gets_the_segments_of_one_worker(tmp_path, small_chunks):
+    import audiodb
+
+    sr = 44100
+    music = tmp_path / "music"
+    music.mkdir()
+    write_long(music / "long.flac", with_silence(music_like(30.0, sr, seed=9, channels=2), sr, 1.0, 1.0), sr)
+    got = {}
+    for workers in (1, 2):
+        db = tmp_path / f"w{workers}.duckdb"
+        report = audiodb.Library(db).scan([music], workers=workers, segments="calls")
+        assert report.added == 1 and report.failed == 0
+        con = duckdb.connect(str(db), read_only=True)
+        got[workers] = con.execute(
+            "SELECT seg_index, start_ms, end_ms, rms_db, active, vector FROM segments ORDER BY seg_index"
+        ).fetchall()
+        con.close()
+    assert len(got[1]) > 50 and got[1] == got[2]

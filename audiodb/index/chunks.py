@@ -25,6 +25,7 @@ from ..analysis import chunks as achunks
 from ..analysis.embed import content_hash
 from ..analysis.params import FeatureParams
 from ..errors import DecodeError
+from .worker import Analysis
 
 __all__ = ["LongFile", "analyse_chunk", "split_long", "workers_for"]
 
@@ -67,8 +68,17 @@ def analyse_chunk(
 class LongFile:
     """One long file's chunks: the tasks, the results as they come, and the file's result."""
 
-    def __init__(self, path: str, known_hash: str | None, src: achunks.Source, params: FeatureParams, n_chunks: int):
+    def __init__(
+        self,
+        path: str,
+        known_hash: str | None,
+        src: achunks.Source,
+        params: FeatureParams,
+        n_chunks: int,
+        segmentations: tuple = (),
+    ):
         self.path, self.known_hash, self.src, self.params = path, known_hash, src, params
+        self.segmentations = tuple(segmentations)  # their rows are computed here, from the combined frames
         self.n_frames = src.n_frames(params.sr, params.hop_length)
         self.ranges = achunks.plan_ranges(self.n_frames, n_chunks)
         self.head: dict | None = None  # chunk 0's file facts
@@ -124,8 +134,14 @@ class LongFile:
         )
         self.frames = None
         out = {"path": self.path, **self.head}
+        segments = None
         try:
             with np.errstate(over="ignore", invalid="ignore"):
+                if self.segmentations:
+                    from ..analysis.segments import segments_of_frames
+
+                    # before finish, which consumes the frames
+                    segments = segments_of_frames(ff.frames, list(self.segmentations), ff.n_samples)
                 vec, ext = achunks.finish(ff, self.params, extended=True)
             vector, meta = achunks.result_of(self.path, self.src, self.params, vec, ext)
         except achunks.SplitMismatch:
@@ -136,21 +152,27 @@ class LongFile:
             return {**out, "status": "failed", "reason": f"analysis error: {type(e).__name__}: {e}"}
         out["vector"] = vector
         out["extended"] = meta.pop("extended_vector")
+        if segments is not None:
+            out["segments"] = {k: vars(rows) for k, rows in segments.items()}
         out.update(meta, status="ok")
         return out
 
 
 def split_long(
-    tasks, params: FeatureParams, n_workers: int, *, long_file_sec: float | None = None
+    tasks, params: FeatureParams | Analysis, n_workers: int, *, long_file_sec: float | None = None
 ) -> tuple[list[LongFile], list[tuple[str, str | None]]]:
     """The long files among ``tasks`` ((path, known hash) pairs) as :class:`LongFile`, and the rest.
 
     Only files big enough on disk to hold ``long_file_sec`` of audio are opened
     (their header); with one worker nothing is split (the worker's own
     :func:`~audiodb.analysis.embed.embed_file` streams long files in chunks).
+    ``params`` an :class:`~audiodb.index.worker.Analysis` with segmentations: a split file's
+    segments are computed from its combined frames; a segments-only pass is not split.
     """
+    spec = params if isinstance(params, Analysis) else Analysis(params)
+    params = spec.params
     threshold = achunks.long_file_sec() if long_file_sec is None else long_file_sec
-    if n_workers < 2 or not achunks.splittable(params):
+    if n_workers < 2 or spec.segments_only or not achunks.splittable(params):
         return [], list(tasks)
     long, rest = [], []
     for path, known in tasks:
@@ -165,7 +187,7 @@ def split_long(
             continue
         per = max(1.0, src.duration_sec(params.sr) / achunks.chunk_sec())
         n_chunks = n_workers * max(1, math.ceil(per / n_workers))
-        long.append(LongFile(path, known, src, params, n_chunks))
+        long.append(LongFile(path, known, src, params, n_chunks, spec.segmentations))
     return long, rest
 
 

@@ -212,7 +212,7 @@ class ProcessPool:
                         if progress:
                             progress(done, done + len(live) + len(rest), job.path)
                         continue
-                    again = LongFile(job.path, job.known_hash, job.src, params, len(job.ranges))
+                    again = LongFile(job.path, job.known_hash, job.src, job.params, len(job.ranges), job.segmentations)
                     live.add(again)
                     queue.extend((again, args) for args in reversed(again.tasks()))
                 inflight.clear()
