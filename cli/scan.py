@@ -116,7 +116,8 @@ def scan(folders, workers, dry_run, retry_failed, scheduler, verbose, db, fmt):
     if len(failed) > 20:
         warn(f"... and {len(failed) - 20} more: see `audiodb failures`")
     verb = "Would change" if dry_run else "Indexed"
-    summary = ", ".join(f"{v} {k}" for k, v in counts.items())
+    retagged = f" ({report.retagged} only retagged: tags re-read, not re-analysed)" if report.retagged else ""
+    summary = ", ".join(f"{v} {k}" + (retagged if k == "updated" else "") for k, v in counts.items())
     if report.skipped:
         summary += f", {report.skipped} skipped" + ("" if verbose else " (--verbose names them)")
     extra = f"; {report.skipped_failures} known failures not retried" if report.skipped_failures else ""

@@ -98,17 +98,17 @@ def _payload_span(f, size: int, start: int = 0) -> tuple[int, int]:
         start += n
     end = size
     while end > start:
-        if end - start >= 128:
-            f.seek(end - 128)
-            if f.read(3) == b"TAG":
-                end -= 128
-                continue
         if end - start >= 32:
             f.seek(end - 32)
             footer = f.read(32)
             if footer[:8] == b"APETAGEX":
                 tag_size, _items, flags = struct.unpack("<III", footer[12:24])
                 end -= tag_size + (32 if flags & 0x80000000 else 0)
+                continue
+        if end - start >= 131:
+            f.seek(end - 131)
+            if f.read(6)[3:] == b"TAG" and not _ape_header_at(f, end - 131):
+                end -= 128
                 continue
         if end - start >= 15:
             f.seek(end - 15)
@@ -128,6 +128,12 @@ def _payload_span(f, size: int, start: int = 0) -> tuple[int, int]:
     if end <= start:
         raise ValueError("no audio between the tags")
     return start, end
+
+
+def _ape_header_at(f, pos: int) -> bool:
+    """Is the "TAG" at ``pos + 3`` the inside of an APEv2 "APETAGEX", not an ID3v1 tag?"""
+    f.seek(pos)
+    return f.read(8) == b"APETAGEX"
 
 
 def _raw(f, size: int) -> str:

@@ -240,19 +240,32 @@ def _error_text(what: str, e: BaseException) -> str:
 
 
 def _read_mutagen(path: str, take, errors: list[str]) -> bool:
-    """Tags through mutagen; False when mutagen does not know the format."""
+    """Tags through mutagen; False when it found none (FFmpeg's metadata is tried then)."""
     import mutagen
 
+    failure = None
     try:
         f = mutagen.File(path)
     except Exception as e:  # noqa: BLE001 - mutagen raises many types for a damaged block
-        errors.append(_error_text("tags could not be read", e))
-        return True
-    if f is None:
-        return False
-    tags = f.tags
+        f, failure = None, e  # (or it took the file for another type: an ID3 tag on ADTS AAC)
+    tags = f.tags if f is not None else None
     if tags is None:
-        return True
+        # Formats whose mutagen class reads no tags (ADTS AAC, TTA's APEv2, MP2): an ID3v2 tag at the
+        # start or an APEv2 tag at the end all the same, else FFmpeg's reading.
+        from mutagen.apev2 import APEv2
+        from mutagen.id3 import ID3
+
+        for kind_of in (ID3, APEv2):
+            try:
+                tags = kind_of(path)
+                break
+            except Exception:  # noqa: BLE001 - no such tag (or none readable): try the next
+                continue
+        if tags is None:
+            if failure is not None:
+                errors.append(_error_text("tags could not be read", failure))
+                return True
+            return False
     kind = type(tags).__name__
     values: dict[str, str] = {}
     if kind == "ID3":
