@@ -383,6 +383,43 @@ def test_audio_hash_of_a_flipped_byte_in_mp3_frames_and_wav_data(tmp_path):
         assert audio_hash(path) != h, ext
 
 
+def _first_audio_on_the_setup_page(path) -> None:
+    """Rewrite an Ogg Vorbis file so that its first audio packet shares the setup header's page
+    (granule 0), as some encoders write it (the Wesnoth music: comments, setup, 145 audio bytes)."""
+    from mutagen.ogg import OggPage
+
+    pages = []
+    with open(path, "rb") as f:
+        while True:
+            try:
+                pages.append(OggPage(f))
+            except EOFError:
+                break
+    setup = next(i for i, p in enumerate(pages) if p.position == 0 and i > 0 and p.complete)
+    merged, audio = pages[setup], pages[setup + 1]
+    assert not audio.continued and len(audio.packets) > 1
+    merged.packets = merged.packets + audio.packets[:1]
+    audio.packets = audio.packets[1:]
+    for i, page in enumerate(pages):
+        page.sequence = i
+    with open(path, "wb") as f:
+        f.write(b"".join(page.write() for page in pages))
+
+
+def test_ogg_audio_starting_on_the_setup_page_keeps_its_hash_through_retags(tmp_path):
+    import soundfile as sf
+
+    path = write_audio(tmp_path / "mixed.ogg", music_like(1.0, 44100, seed=8), 44100)
+    _first_audio_on_the_setup_page(path)
+    assert len(sf.read(path)[0]) > 40000  # still a stream that decodes
+    h = audio_hash(path)
+    edited = shutil.copy(path, tmp_path / "edited.ogg")
+    tag_with_mutagen(edited, {"title": "Long " * 2000})  # the comment grows over several pages
+    remuxed = shutil.copy(path, tmp_path / "remuxed.ogg")
+    tag_with_ffmpeg(remuxed, {"title": "Other"}, tmp_path)  # ffmpeg pages the audio its own way
+    assert audio_hash(edited) == h and audio_hash(remuxed) == h
+
+
 def test_one_lsb_in_one_sample_of_a_lossless_file_changes_the_audio_hash(tmp_path):
     import soundfile as sf
 

@@ -246,52 +246,96 @@ def _skip_packet(packet: bytes, index: int, kind: bytes) -> bool:
     return packet.startswith((b"\x03vorbis", b"OpusTags", b"\x81theora"))
 
 
+def _header_packets(first: bytes) -> int | None:
+    """How many header packets (identification, comments, setup) a stream's first packet announces."""
+    if first.startswith(b"\x01vorbis") or first.startswith(b"\x80theora"):
+        return 3
+    if first.startswith(b"OpusHead"):
+        return 2
+    if first.startswith(b"Speex   ") and len(first) >= 72:
+        return 2 + struct.unpack("<I", first[68:72])[0]  # extra_headers
+    if first.startswith(b"\x7fFLAC") and len(first) >= 9:
+        n = struct.unpack(">H", first[7:9])[0]
+        return 1 + n if n else None  # 0: unknown, every packet looked at
+    return None
+
+
+class _OggStream:
+    """One logical stream's hash: its header packets one by one (the comments left out), then its
+    audio pages' lacing values and bodies, each concatenated: the same however the packets are
+    cut into pages (a remux may cut them elsewhere), and in one step per page, not per packet."""
+
+    def __init__(self):
+        self.packets, self.laces, self.bodies = _new(), _new(), _new()
+        self.index, self.kind, self.headers_left = 0, b"", None
+        self.pending = bytearray()
+        self.granule = -1
+        self.fast = False
+
+    def page(self, lacing: bytes, body: bytes) -> None:
+        if self.fast:
+            self.laces.update(lacing)
+            self.bodies.update(body)
+            return
+        offset = 0
+        for i, lace in enumerate(lacing):
+            self.pending += body[offset : offset + lace]
+            offset += lace
+            if lace == 255:
+                continue
+            packet = self.pending  # a packet ends here
+            if self.index == 0:
+                self.kind = bytes(packet[:8] if packet.startswith(b"Speex   ") else packet[:5])
+                self.headers_left = _header_packets(bytes(packet[:80]))
+            if not _skip_packet(packet, self.index, self.kind):
+                self.packets.update(struct.pack("<I", len(packet)))
+                self.packets.update(packet)
+            self.index += 1
+            self.pending = bytearray()
+            if self.headers_left is not None:
+                self.headers_left -= 1
+                if self.headers_left <= 0:
+                    # The headers are done: the audio from here on (this page's rest too: some
+                    # encoders start it on the setup header's page) is hashed page by page.
+                    self.fast = True
+                    self.laces.update(lacing[i + 1 :])
+                    self.bodies.update(body[offset:])
+                    return
+
+    def digest(self) -> bytes:
+        return self.packets.digest() + self.laces.digest() + self.bodies.digest() + struct.pack("<q", self.granule)
+
+
 def _ogg(f, size: int) -> str | None:
-    streams: dict[int, list] = {}  # serial -> [hasher, packet index, pending bytes, last granule, first bytes]
+    streams: dict[int, _OggStream] = {}
     order: list[int] = []
     pos = 0
-    data_reader = f
     while pos < size:
-        data_reader.seek(pos)
-        header = data_reader.read(27)
+        f.seek(pos)
+        header = f.read(27)
         if len(header) < 27 or header[:4] != b"OggS":
             if not order:
                 return None
             break  # trailing junk: the streams end here, as a decoder sees it
         granule, serial = struct.unpack("<qI", header[6:18])
         nsegs = header[26]
-        lacing = data_reader.read(nsegs)
-        body = data_reader.read(sum(lacing))
-        if serial not in streams:
-            streams[serial] = [_new(), 0, bytearray(), None, b""]
+        lacing = f.read(nsegs)
+        length = sum(lacing)
+        body = f.read(length)
+        st = streams.get(serial)
+        if st is None:
+            st = streams[serial] = _OggStream()
             order.append(serial)
-        st = streams[serial]
         if granule != -1:
-            st[3] = granule
-        offset = 0
-        pending = st[2]
-        for lace in lacing:
-            pending += body[offset : offset + lace]
-            offset += lace
-            if lace < 255:  # a packet ends here
-                if st[1] == 0:
-                    st[4] = bytes(pending[:8] if pending.startswith(b"Speex   ") else pending[:5])
-                comment = _skip_packet(pending, st[1], st[4])
-                if not comment:
-                    st[0].update(struct.pack("<I", len(pending)))
-                    st[0].update(pending)
-                st[1] += 1
-                pending = bytearray()
-        st[2] = pending
-        pos += 27 + nsegs + sum(lacing)
+            st.granule = granule
+        st.page(lacing, body)
+        pos += 27 + nsegs + length
     if not order:
         return None
     h = _new()
     h.update(b"ogg")
-    for serial in order:
-        st = streams[serial]
-        h.update(st[0].digest())
-        h.update(struct.pack("<q", st[3] if st[3] is not None else -1))
+    for serial in order:  # in the order they start (serial numbers may differ after a remux)
+        h.update(streams[serial].digest())
     return h.hexdigest()
 
 
