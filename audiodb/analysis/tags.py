@@ -160,14 +160,15 @@ def read_tags(path: str | os.PathLike) -> dict:
                     field_recording.setdefault(k, v)
                 break
     for field in TAG_FIELDS:
-        value = named.get(field)
+        text: str | None = named.get(field)
         if field == "year":
-            value = _year(value)
+            out[field] = _year(text)
         elif field in ("track_number", "disc_number"):
-            value, total = _number_of(value)
+            out[field], total = _number_of(text)
             if total is not None:
                 found.setdefault("tracktotal" if field == "track_number" else "disctotal", str(total))
-        out[field] = value
+        else:
+            out[field] = text
     used = {
         k.lower()
         for keys in (_ID3, _VORBIS, _MP4, _ASF, _APE, _INFO, _FFMPEG, _AIFF)
@@ -275,8 +276,7 @@ def _read_mutagen(path: str, take, errors: list[str]) -> bool:
                 continue
             text = _text(frame)
             if text:
-                name = key if key[:4] not in ("TXXX", "COMM", "USLT", "WXXX") else key
-                values[name] = text
+                values[key] = text  # TXXX:desc, COMM:desc:lang as mutagen names them
         # ID3v1 genres in parentheses, "(17)Rock": mutagen's .genres gives the names.
         tcon = tags.get("TCON")
         if tcon is not None and getattr(tcon, "genres", None):
@@ -414,9 +414,9 @@ def _parse_bext(bext: bytes) -> dict:
     m = re.match(r"(\d{4})\D(\d{2})\D(\d{2})$", date)
     if m:
         t = re.match(r"(\d{2})\D(\d{2})\D(\d{2})$", time)
-        hms = tuple(int(x) for x in t.groups()) if t else (0, 0, 0)
+        hh, mi, ss = (int(x) for x in t.groups()) if t else (0, 0, 0)
         try:
-            out["recorded_at"] = datetime.datetime(int(m.group(1)), int(m.group(2)), int(m.group(3)), *hms)
+            out["recorded_at"] = datetime.datetime(int(m.group(1)), int(m.group(2)), int(m.group(3)), hh, mi, ss)
         except ValueError:
             pass
     return out
