@@ -297,6 +297,17 @@ def test_recorder_times_and_devices_from_guano_bext_and_audiomoth(tmp_path, db_p
         "was 4.2V and temperature was 15.3C."
     )
     _riff_with(moth, (b"LIST", _info(ICMT=comment, IART="AudioMoth 24E144085F256E1B")))
+    deployed = write_audio(field / "deployed.wav", y * 0.6, 22050)
+    _riff_with(
+        deployed,
+        (
+            b"LIST",
+            _info(
+                ICMT="Recorded at 06:00:00 10/10/2022 (UTC) during deployment 0123456789ABCDEF at high gain",
+                IART="AudioMoth 24E144085F256E1B",
+            ),
+        ),
+    )
     plain = write_audio(field / "plain.wav", y * 0.7, 22050)
     scan(db_path, field)
     got = {r[0]: r[1:] for r in rows(db_path, "SELECT file_name, recorded_at, device, tags FROM tracks")}
@@ -304,8 +315,9 @@ def test_recorder_times_and_devices_from_guano_bext_and_audiomoth(tmp_path, db_p
     assert json.loads(got["bat.wav"][2])["GUANO|NABat|Site"] == "Pond 3"
     assert got["bwf.wav"][:2] == (datetime.datetime(2022, 6, 1, 5, 30, 15), "ZOOM F3")
     assert got["moth.wav"][:2] == (datetime.datetime(2024, 5, 1, 11, 0, 0), "AudioMoth 24E144085F256E1B")
+    assert got["deployed.wav"][:2] == (datetime.datetime(2022, 10, 10, 6, 0, 0), "AudioMoth 24E144085F256E1B")
     assert got["plain.wav"] == (None, None, None)
-    assert Library(db_path).status()["recorded"] == 3
+    assert Library(db_path).status()["recorded"] == 4
     del plain
 
 

@@ -156,6 +156,9 @@ def read_tags(path: str | os.PathLike) -> dict:
         if key.lower() in ("icmt", "comment", "description") or key.lower().startswith("comm"):
             moth = parse_audiomoth_comment(value)
             if moth:
+                artist = found.get("IART", "")
+                if moth.get("device", "").startswith("AudioMoth deployment") and artist.startswith("AudioMoth "):
+                    moth["device"] = artist  # the deployment form names the recorder in INFO IART
                 for k, v in moth.items():
                     field_recording.setdefault(k, v)
                 break
