@@ -111,6 +111,12 @@ _AIFF = {"title": ("name",), "artist": ("auth",)}
 _SKIP_KEYS = {"apic", "covr", "metadata_block_picture", "wm/picture", "cover art (front)", "cover art (back)"}
 
 
+#: Every format's names for the named fields: what is not one of them goes in ``tags``.
+_NAMED_KEYS = frozenset(
+    k for mapping in (_ID3, _VORBIS, _MP4, _ASF, _APE, _INFO, _FFMPEG, _AIFF) for keys in mapping.values() for k in keys
+)
+
+
 def empty_tags() -> dict:
     """What a file without tags gives: every field ``None``."""
     return dict.fromkeys(_OUT_FIELDS)
@@ -172,13 +178,7 @@ def read_tags(path: str | os.PathLike) -> dict:
                 found.setdefault("tracktotal" if field == "track_number" else "disctotal", str(total))
         else:
             out[field] = text
-    used = {
-        k.lower()
-        for keys in (_ID3, _VORBIS, _MP4, _ASF, _APE, _INFO, _FFMPEG, _AIFF)
-        for ks in keys.values()
-        for k in ks
-    }
-    rest = {k: _cut(v) for k, v in found.items() if k.lower() not in used}
+    rest = {k: _cut(v) for k, v in found.items() if k.lower() not in _NAMED_KEYS}
     out["tags"] = rest or None
     out["recorded_at"] = field_recording.get("recorded_at")
     out["device"] = field_recording.get("device")
