@@ -98,6 +98,9 @@ class Library:
             "extended_feature_set": self.extended.id,
             "extended_dims": self.extended.dims,
             "folders": counts["folders"],
+            "tagged": counts["tagged"],
+            "recorded": counts["recorded"],
+            "tag_errors": counts["tag_errors"],
             "last_indexed_at": counts["last_indexed_at"],
             "segmentations": segmentations,
         }

@@ -125,7 +125,8 @@ def scan(folders, workers, dry_run, retry_failed, scheduler, verbose, segments, 
     if len(failed) > 20:
         warn(f"... and {len(failed) - 20} more: see `audiodb failures`")
     verb = "Would change" if dry_run else "Indexed"
-    summary = ", ".join(f"{v} {k}" for k, v in counts.items())
+    retagged = f" ({report.retagged} only retagged: tags re-read, not re-analysed)" if report.retagged else ""
+    summary = ", ".join(f"{v} {k}" + (retagged if k == "updated" else "") for k, v in counts.items())
     if report.skipped:
         summary += f", {report.skipped} skipped" + ("" if verbose else " (--verbose names them)")
     if report.segments_only:

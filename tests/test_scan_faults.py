@@ -165,15 +165,15 @@ def test_watch_reconcile_survives_its_watched_folder_vanishing(tmp_path):
 def test_unsupported_files_and_a_named_non_audio_file_are_counted_and_named(cli, tmp_path):
     music = tmp_path / "music"
     _tree(music, 1)
-    for name in ("song.aac", "old.WMA", "clip.mp4", "cover.jpg", "notes.txt"):
+    for name in ("song.dsf", "old.MPC", "clip.mkv", "cover.jpg", "notes.txt"):
         (music / name).write_bytes(b"\0" * 100)
     result = cli("scan", music, music / "notes.txt")
     assert "1 added" in result.stdout and "4 skipped (--verbose names them)" in result.stdout, result.stdout
     verbose = cli("scan", music, music / "notes.txt", "--verbose")
-    for name in ("song.aac", "old.WMA", "clip.mp4", "notes.txt"):
+    for name in ("song.dsf", "old.MPC", "clip.mkv", "notes.txt"):
         assert f"skipped: {music / name}: " in verbose.stderr
     assert "cover.jpg" not in verbose.stderr
-    assert ".aac extension: not an audio type audiodb reads" in verbose.stderr
+    assert ".dsf extension: not an audio type audiodb reads" in verbose.stderr
     obj = json.loads(cli("scan", music, music / "notes.txt", "-f", "json").stdout)
     assert obj["skipped"] == 4 and obj["unchanged"] == 1
 

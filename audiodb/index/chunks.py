@@ -25,7 +25,7 @@ from ..analysis import chunks as achunks
 from ..analysis.embed import content_hash
 from ..analysis.params import FeatureParams
 from ..errors import DecodeError
-from .worker import Analysis
+from .worker import Analysis, read_words
 
 __all__ = ["LongFile", "analyse_chunk", "split_long", "workers_for"]
 
@@ -44,7 +44,8 @@ def analyse_chunk(
             st = os.stat(path)
             out["size"], out["mtime_ns"] = st.st_size, st.st_mtime_ns
             out["content_hash"] = content_hash(path)
-            if known_hash is not None and out["content_hash"] == known_hash:
+            read_words(path, out)  # tags and the audio hash: a retagged long file is not re-analysed
+            if known_hash is not None and known_hash in (out["content_hash"], out["audio_hash"]):
                 out["status"] = "same"
                 return out
         with np.errstate(over="ignore", invalid="ignore"):
@@ -102,7 +103,7 @@ class LongFile:
             return
         status = result["status"]
         if i == 0:
-            self.head = {k: result[k] for k in ("size", "mtime_ns", "content_hash") if k in result}
+            self.head = {k: v for k, v in result.items() if k not in ("path", "index", "status", "frames", "reason")}
         if status == "same":
             self.outcome = {"path": self.path, **(self.head or {}), "status": "same"}
         elif status == "failed":

@@ -11,39 +11,56 @@ from ..paths import to_stored
 
 __all__ = ["AUDIO_EXTENSIONS", "UNSUPPORTED_EXTENSIONS", "Found", "discover", "is_audio_path"]
 
-#: The notebook's extensions plus opus, oga and AIFF; matched in any letter case.
-AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus", ".oga", ".aif", ".aiff"})
-
-#: Audio (or audio-and-video) files audiodb does not read: counted and named as skipped,
-#: so that a missing ``.aac`` is not a mystery. Anything else (covers, cue sheets) is ignored.
-UNSUPPORTED_EXTENSIONS = frozenset(
+#: The notebook's extensions plus opus, oga and AIFF (libsndfile or PyAV, :mod:`audiodb.analysis.decode`),
+#: and what else FFmpeg decodes that people keep in libraries (through PyAV; libsndfile first where it
+#: reads them: .au, .caf, .aifc); matched in any letter case.
+AUDIO_EXTENSIONS = frozenset(
     {
+        ".wav",
+        ".mp3",
+        ".flac",
+        ".ogg",
+        ".m4a",
+        ".opus",
+        ".oga",
+        ".aif",
+        ".aiff",
+        # FFmpeg (PyAV): AAC (ADTS), Windows Media, MP4 and audiobooks, WebM and Matroska audio,
+        # Monkey's Audio, WavPack, TTA, MPEG layer 2, AC-3; ALAC and AAC in .m4a as before.
         ".aac",
-        ".ac3",
-        ".aifc",
-        ".amr",
+        ".wma",
+        ".mp4",
+        ".m4b",
+        ".webm",
+        ".mka",
         ".ape",
+        ".wv",
+        ".tta",
+        ".mp2",
+        ".ac3",
+        # libsndfile
+        ".aifc",
         ".au",
         ".caf",
+    }
+)
+
+#: Audio (or audio-and-video) files audiodb does not read: counted and named as skipped,
+#: so that a missing ``.dsf`` is not a mystery. Anything else (covers, cue sheets) is ignored.
+UNSUPPORTED_EXTENSIONS = frozenset(
+    {
+        ".amr",
         ".dff",
         ".dsf",
         ".dts",
-        ".m4b",
         ".m4p",
         ".mid",
         ".midi",
-        ".mka",
         ".mkv",
         ".mov",
-        ".mp2",
-        ".mp4",
         ".mpc",
         ".ra",
         ".snd",
-        ".tta",
-        ".webm",
-        ".wma",
-        ".wv",
         ".3gp",
     }
 )

@@ -1,8 +1,11 @@
 """Planning a scan: what changed under some folders, and what it will take.
 
 A file's signature (size, mtime) decides whether to look closer; its content
-hash decides whether it really changed or merely moved; the feature-set id
-decides whether its stored vector is current. Nothing here writes.
+hash decides whether it really changed or merely moved; its audio hash (the
+audio payload only, :mod:`audiodb.analysis.audiohash`) whether a change was
+only to its tags (re-read, not re-analysed) and re-links a file moved and
+retagged; the feature-set id decides whether its stored vector is current.
+Nothing here writes.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from ..analysis.audiohash import audio_hash
 from ..analysis.embed import content_hash
 
 __all__ = ["COUNT_KEYS", "Change", "Plan", "ScanReport", "Track", "make_plan"]
@@ -47,6 +51,7 @@ class ScanReport:
     skipped_failures: int = 0  # known failures, unchanged since, not retried
     skipped: int = 0  # files seen but not read (unsupported type, not audio), see skipped_files
     skipped_files: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (path, reason)
+    retagged: int = 0  # of the updated: audio as stored (a tag edit), tags re-read, not re-analysed
     dry_run: bool = False
     interrupted: bool = False
     changes: list[Change] = dataclasses.field(default_factory=list)
@@ -73,6 +78,7 @@ class Track:
     mtime_ns: int
     content_hash: str
     current: bool
+    audio_hash: str | None = None  # None: indexed before 005, filled on the next read
 
 
 @dataclasses.dataclass
@@ -81,7 +87,8 @@ class Plan:
 
     unchanged: int = 0
     skipped: int = 0
-    extract: list[tuple[str, str | None]] = dataclasses.field(default_factory=list)  # path, known hash
+    # path, known hash: the stored audio hash (or content hash): the worker re-reads only the tags if it matches
+    extract: list[tuple[str, str | None]] = dataclasses.field(default_factory=list)
     existing: set[str] = dataclasses.field(default_factory=set)  # extract paths already indexed
     moves: list[tuple[Track, str, int, int]] = dataclasses.field(default_factory=list)
     touched: list[tuple[Track, int]] = dataclasses.field(default_factory=list)  # same content, new mtime
@@ -122,7 +129,12 @@ def make_plan(
         t = tracks.get(path)
         if t is not None:
             if t.size == size and t.mtime_ns == mtime and t.current:
-                plan.unchanged += 1
+                if t.audio_hash is None:
+                    # Indexed before tags were read: read them and the audio hash once, not re-analysed.
+                    plan.extract.append((path, t.content_hash))
+                    plan.existing.add(path)
+                else:
+                    plan.unchanged += 1
                 continue
             if t.size == size and t.current:
                 # Only touched (a copy, a tag editor that wrote nothing): same content is
@@ -131,11 +143,12 @@ def make_plan(
                     same = content_hash(path) == t.content_hash
                 except OSError:
                     same = False  # the worker will record why it cannot be read
-                if same:
+                if same and t.audio_hash is not None:
                     plan.touched.append((t, mtime))
                     plan.unchanged += 1
                     continue
-            plan.extract.append((path, None))
+            # A tag edit: the worker finds the audio hash unchanged and re-reads only the tags.
+            plan.extract.append((path, (t.audio_hash or t.content_hash) if t.current else None))
             plan.existing.add(path)
         elif not retry_failed and failures.get(path) == (size, mtime):
             plan.skipped += 1
@@ -177,12 +190,34 @@ def make_plan(
                 claimed.add(match.track_id)
                 plan.moves.append((match, path, size, mtime))
                 continue
+        match = _moved_and_retagged(path, vanished, claimed)
+        if match is not None:
+            # Moved and its tags edited: re-linked (vectors kept), then its tags re-read.
+            claimed.add(match.track_id)
+            plan.moves.append((match, path, size, mtime))
+            if match.current:
+                plan.extract.append((path, match.audio_hash))
+                plan.existing.add(path)
+            continue
         plan.extract.append((path, None))
     plan.removes = [t for t in vanished if t.track_id not in claimed]
     plan.forget_failures = [
         p for p in failures if _under(p, roots) and p not in files and not (cannot_see and _under(p, cannot_see))
     ]
     return plan
+
+
+def _moved_and_retagged(path: str, vanished: list[Track], claimed: set[int]) -> Track | None:
+    """The vanished track whose audio hash is ``path``'s (a file moved and retagged: another
+    size), or None. Hashes ``path`` only when some vanished track has an audio hash to match
+    (tracks outside the scanned folders re-link by size and content only)."""
+    if not any(t.audio_hash is not None and t.track_id not in claimed for t in vanished):
+        return None
+    try:
+        digest = audio_hash(path)
+    except OSError:
+        return None
+    return next((t for t in vanished if t.audio_hash == digest and t.track_id not in claimed), None)
 
 
 def _ancestors(path: str):

@@ -31,6 +31,7 @@ __all__ = [
     "init_worker",
     "leave_if_worker_bootstrap",
     "one_blas_thread",
+    "read_words",
     "worker_env",
 ]
 
@@ -128,7 +129,8 @@ def analyse(path: str, known_hash: str | None = None, params: FeatureParams | An
     """Everything the scanner needs about one file, as plain values; never raises.
 
     ``status`` is 'ok' (with ``vector``, ``extended`` (the second feature set) and metadata), 'same' (content hash
-    equals ``known_hash``: no decoding done) or 'failed' (with ``reason``).
+    or audio hash equals ``known_hash``: no decoding done; a tag edit) or 'failed' (with ``reason``). 'ok' and
+    'same' carry the tags and ``audio_hash`` (:func:`read_words`).
     ``size`` and ``mtime_ns`` are taken before reading, so a file that changes
     while it is read looks changed to the next scan.
 
@@ -155,7 +157,8 @@ def analyse(path: str, known_hash: str | None = None, params: FeatureParams | An
                 return out
             out["status"] = "segments"
             return out
-        if known_hash is not None and out["content_hash"] == known_hash:
+        read_words(path, out)
+        if known_hash is not None and known_hash in (out["content_hash"], out["audio_hash"]):
             out["status"] = "same"
             return out
         out["vector"], meta = embed_file(path, params, extended=True, segmentations=spec.segmentations)
@@ -173,6 +176,16 @@ def analyse(path: str, known_hash: str | None = None, params: FeatureParams | An
     except Exception as e:  # a bug or a decoder surprise must not end the scan
         out.update(status="failed", reason=f"analysis error: {type(e).__name__}: {e}")
     return out
+
+
+def read_words(path: str, out: dict) -> None:
+    """Add the file's tags (:func:`audiodb.analysis.tags.read_tags`: never raises; a broken tag
+    block is ``tag_error``) and its ``audio_hash`` (the audio payload only) to ``out``."""
+    from ..analysis.audiohash import audio_hash
+    from ..analysis.tags import read_tags
+
+    out.update(read_tags(path))
+    out["audio_hash"] = audio_hash(path)
 
 
 WORKER_MARK = "AUDIODB_SCAN_WORKER"  # set in our workers' environment

@@ -79,6 +79,7 @@ class BatchWriter:
         for r in ok + same:
             kind = "updated" if r["path"] in self.existing else "added"
             self._emit(Change(kind, to_stored(r["path"])))
+        self.report.retagged += sum("audio_hash" in r for r in same)
         for r in failed:
             self._emit(Change("failed", to_stored(r["path"]), reason=r["reason"]))
 

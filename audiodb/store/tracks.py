@@ -26,15 +26,16 @@ __all__ = [
     "load_state",
     "register_feature_sets",
     "status_counts",
+    "tag_counts",
     "write_results",
 ]
 
 #: The files that could not be analysed, newest first (``Library.failures``).
 FAILURES_QUERY = "SELECT path, reason, failed_at, size FROM failures ORDER BY failed_at DESC, path"
 
-#: One indexed file as a scan sees it: (track_id, real path, size, mtime_ns, content_hash, current),
-#: current when both feature sets' vectors are there.
-StoredTrack = tuple[int, str, int, int, str, bool]
+#: One indexed file as a scan sees it: (track_id, real path, size, mtime_ns, content_hash, current,
+#: audio_hash), current when both feature sets' vectors are there; audio_hash None until read (005).
+StoredTrack = tuple[int, str, int, int, str, bool, "str | None"]
 
 
 def _now() -> datetime.datetime:
@@ -52,8 +53,20 @@ def status_counts(con, params: FeatureParams, extended: ExtendedParams) -> dict:
         "failures": one("SELECT count(*) FROM failures"),
         "total_duration_sec": float(one("SELECT coalesce(sum(duration_sec), 0) FROM track_files")),
         "folders": one("SELECT count(DISTINCT folder) FROM track_files"),
+        **tag_counts(con),
         "last_indexed_at": one("SELECT max(indexed_at) FROM track_files"),
     }
+
+
+def tag_counts(con) -> dict:
+    """Tracks with tags (any of title, artist, album), with a recording time, with a tag block
+    that could not be read."""
+    tagged, recorded, errors = con.execute(
+        """SELECT count(*) FILTER (WHERE title IS NOT NULL OR artist IS NOT NULL OR album IS NOT NULL),
+                  count(recorded_at), count(tag_error)
+           FROM track_files"""
+    ).fetchone()
+    return {"tagged": tagged, "recorded": recorded, "tag_errors": errors}
 
 
 def load_state(
@@ -64,7 +77,7 @@ def load_state(
     # gets it on its next scan, one decode per file).
     rows = con.execute(
         """SELECT t.track_id, t.path, t.size, t.mtime_ns, t.content_hash,
-                  e.track_id IS NOT NULL AND x.track_id IS NOT NULL
+                  e.track_id IS NOT NULL AND x.track_id IS NOT NULL, t.audio_hash
            FROM track_files t
            LEFT JOIN embeddings e ON e.track_id = t.track_id AND e.feature_set = ?
            LEFT JOIN extended_embeddings x ON x.track_id = t.track_id AND x.feature_set = ?""",
@@ -156,11 +169,15 @@ def write_results(
             segment_store.replace_segments(con, ok, all_of_track=True)
         if segmented:
             segment_store.replace_segments(con, list(segmented), all_of_track=False)
+        retagged = [r for r in same if "audio_hash" in r]
         for r in same:
-            con.execute(
-                "UPDATE track_files SET size = ?, mtime_ns = ? WHERE path = ?",
-                [r["size"], r["mtime_ns"], to_stored(r["path"])],
-            )
+            if "audio_hash" not in r:  # a Dask worker running an audiodb from before tags
+                con.execute(
+                    "UPDATE track_files SET size = ?, mtime_ns = ? WHERE path = ?",
+                    [r["size"], r["mtime_ns"], to_stored(r["path"])],
+                )
+        if retagged:
+            _write_retagged(con, retagged)
         for r in failed:
             con.execute(
                 "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)",
@@ -180,6 +197,76 @@ def write_results(
         with contextlib.suppress(Exception):
             con.execute("ROLLBACK")
         raise
+
+
+#: The columns a file's words fill (migration 005), as the workers return them.
+_WORD_COLUMNS = (
+    "title",
+    "artist",
+    "album",
+    "album_artist",
+    "genre",
+    "year",
+    "track_number",
+    "disc_number",
+    "tags",
+    "recorded_at",
+    "device",
+    "tag_error",
+    "audio_hash",
+)
+
+
+def _word_arrays(rows: list[dict]) -> dict:
+    """Arrow columns of the tags and audio hash of ``rows`` (None where a worker sent none)."""
+    import json
+
+    import pyarrow as pa
+
+    def col(name: str, kind):
+        return pa.array([r.get(name) for r in rows], kind)
+
+    return {
+        **{k: col(k, pa.string()) for k in ("title", "artist", "album", "album_artist", "genre")},
+        **{k: col(k, pa.int32()) for k in ("year", "track_number", "disc_number")},
+        "tags": pa.array(
+            [json.dumps(r["tags"], ensure_ascii=False) if r.get("tags") else None for r in rows], pa.string()
+        ),
+        "recorded_at": col("recorded_at", pa.timestamp("us")),
+        "device": col("device", pa.string()),
+        "tag_error": col("tag_error", pa.string()),
+        "audio_hash": col("audio_hash", pa.string()),
+    }
+
+
+def _word_selects(prefix: str = "") -> str:
+    return ", ".join(f"{prefix}{c}::JSON" if c == "tags" else f"{prefix}{c}" for c in _WORD_COLUMNS)
+
+
+def _write_retagged(con, rows: list[dict]) -> None:
+    """Files whose audio is as stored (a tag edit, or a row from before tags were read): their new
+    size, mtime, whole-file hash, tags and audio hash; the vectors are kept."""
+    import pyarrow as pa
+
+    batch = pa.table(
+        {
+            "path": [to_stored(r["path"]) for r in rows],
+            "size": pa.array([r["size"] for r in rows], pa.int64()),
+            "mtime_ns": pa.array([r["mtime_ns"] for r in rows], pa.int64()),
+            "content_hash": [r["content_hash"] for r in rows],
+            **_word_arrays(rows),
+        }
+    )
+    con.register("retag_batch", batch)
+    try:
+        sets = ", ".join(
+            f"{c} = b.{c}::JSON" if c == "tags" else f"{c} = b.{c}"
+            for c in ("size", "mtime_ns", "content_hash", *_WORD_COLUMNS)
+        )
+        con.execute(f"UPDATE track_files SET {sets} FROM retag_batch b WHERE track_files.path = b.path")
+    finally:
+        with contextlib.suppress(Exception):
+            con.unregister("retag_batch")
 
 
 def _write_ok(con, params: FeatureParams, extended: ExtendedParams, ok: list[dict], now) -> None:
@@ -206,16 +293,20 @@ def _write_ok(con, params: FeatureParams, extended: ExtendedParams, ok: list[dic
             "decoder": [r["decoder"] for r in ok],
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors, pa.float32()), dims),
             "extended": pa.FixedSizeListArray.from_arrays(pa.array(extended_vectors, pa.float32()), extended.dims),
+            **_word_arrays(ok),
         }
     )
+    words = ", ".join(_WORD_COLUMNS)
+    word_updates = ", ".join(f"{c} = excluded.{c}" for c in _WORD_COLUMNS)
     con.register("scan_batch", batch)
     try:
         con.execute(
-            """INSERT INTO track_files (path, file_name, folder, size, mtime_ns, content_hash,
+            f"""INSERT INTO track_files (path, file_name, folder, size, mtime_ns, content_hash,
                    duration_sec, sample_rate, native_sample_rate, channels, codec, container,
-                   decoder, indexed_at)
+                   decoder, indexed_at, {words})
                SELECT path, file_name, folder, size, mtime_ns, content_hash, duration_sec,
-                   sample_rate, native_sample_rate, channels, codec, container, decoder, ?
+                   sample_rate, native_sample_rate, channels, codec, container, decoder, ?,
+                   {_word_selects()}
                FROM scan_batch
                ON CONFLICT (path) DO UPDATE SET
                    size = excluded.size, mtime_ns = excluded.mtime_ns,
@@ -224,7 +315,7 @@ def _write_ok(con, params: FeatureParams, extended: ExtendedParams, ok: list[dic
                    native_sample_rate = excluded.native_sample_rate,
                    channels = excluded.channels, codec = excluded.codec,
                    container = excluded.container, decoder = excluded.decoder,
-                   indexed_at = excluded.indexed_at""",
+                   indexed_at = excluded.indexed_at, {word_updates}""",
             [now],
         )
         con.execute(
