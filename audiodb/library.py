@@ -9,7 +9,7 @@ from pathlib import Path
 from .analysis.params import NOTEBOOK, FeatureParams
 from .index.plan import ScanReport
 from .index.scan import scan_file
-from .store import connection, migrate, readonly, tracks
+from .store import connection, migrate, readonly, tracks, words
 
 __all__ = ["Library", "QueryResult"]
 
@@ -79,6 +79,7 @@ class Library:
         """Counts, location and size, the feature set, and failures."""
         with self.connect() as con:
             counts = tracks.status_counts(con, self.params, self.extended)
+            tagged = words.tagged_count(con)
             version = migrate.schema_version(con)
             size = self.path.stat().st_size
         return {
@@ -96,6 +97,8 @@ class Library:
             "extended_feature_set": self.extended.id,
             "extended_dims": self.extended.dims,
             "folders": counts["folders"],
+            "tagged": tagged["tagged"],
+            "tag_errors": tagged["tag_errors"],
             "last_indexed_at": counts["last_indexed_at"],
         }
 

@@ -17,6 +17,7 @@ from ..errors import UsageError
 from ..store import catalog
 from ..store.connection import LibraryFile
 from ..store.vectors import load_tracks
+from ..store.words import track_words
 from .neighbours import require_tracks
 from .space import Space, space_for
 
@@ -128,8 +129,8 @@ def duplicates(
     Returns
     -------
     list of list of dict
-        Each dict: ``group``, ``track_id``, ``path``, ``distance``,
-        ``duration_sec``, ``codec``, ``size``.
+        Each dict: ``group``, ``track_id``, ``path``, ``artist``, ``title``, ``album``
+        (None when the file has no such tag), ``distance``, ``duration_sec``, ``codec``, ``size``.
     """
     if threshold <= 0:
         raise UsageError("--threshold must be positive.")
@@ -145,6 +146,7 @@ def duplicates(
         members = sorted({i for p in pairs for i in p[:2]})
         ids = [int(space.track_ids[i]) for i in members]
         info = catalog.track_info(con, ids, ("path", "duration_sec", "codec", "container", "size"))
+        words = track_words(con, ids)
     uf = _UnionFind(len(space))
     for i, j, _ in pairs:
         uf.union(i, j)
@@ -168,7 +170,15 @@ def duplicates(
             t = int(space.track_ids[i])
             path, dur, codec, _, size = info[t]
             group.append(
-                {"track_id": t, "path": path, "distance": float(d), "duration_sec": dur, "codec": codec, "size": size}
+                {
+                    "track_id": t,
+                    "path": path,
+                    **words[t],
+                    "distance": float(d),
+                    "duration_sec": dur,
+                    "codec": codec,
+                    "size": size,
+                }
             )
         out.append(group)
     out.sort(key=lambda g: (max(m["distance"] for m in g), g[0]["path"]))
