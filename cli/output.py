@@ -148,7 +148,8 @@ def track_rows(rows: list[dict], columns: list[str]) -> tuple[list[str], list[di
     """The table view of similar / playlist / duplicates rows: ``path`` becomes ``file``, the
     path relative to the folder that holds every listed file (their library's root, or
     nearer), and ``artist``, ``title``, ``album`` become one ``track`` column, ``artist – title``
-    (shown only when some row has tags). JSON and CSV keep the rows as they are."""
+    (shown only when some row has tags); columns empty in every row (clusters before any
+    ``audiodb cluster`` run) are left out. JSON and CSV keep the rows as they are."""
     from audiodb.store.words import WORD_KEYS, display_name
 
     paths = [r["path"] for r in rows if r.get("path")]
@@ -165,7 +166,7 @@ def track_rows(rows: list[dict], columns: list[str]) -> tuple[list[str], list[di
             if any(names):
                 out_columns.append("track")
             out_columns.append("file")
-        elif c not in WORD_KEYS:
+        elif c not in WORD_KEYS and (not rows or any(r.get(c) is not None for r in rows)):
             out_columns.append(c)
     out = []
     for r, name in zip(rows, names):
