@@ -45,6 +45,7 @@ def groups_by_name(groups) -> list[set[str]]:
     return [{m["path"].rsplit("/", 1)[1] for m in g} for g in groups]
 
 
+@pytest.mark.slow
 def test_short_clip_transcodes_are_one_group_and_other_sounds_stay_apart(clips):
     found = groups_by_name(clips["lib"].duplicates())
     want = [
@@ -71,6 +72,7 @@ def test_clip_similarity_of_copies_and_of_different_sounds(clips):
     assert clip_similarity(call, call) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_identical_vectors_always_pair(clips, tmp_path):
     """The prefilter allowed for no rounding: with a tiny --threshold a byte copy (distance 0,
     computed as |a|^2 + |b|^2 - 2ab, about 1e-16) could be dropped. Short and long files."""
@@ -88,6 +90,7 @@ def test_identical_vectors_always_pair(clips, tmp_path):
         assert all(m["distance"] == 0.0 for g in lib.duplicates(threshold=1e-12) for m in g)
 
 
+@pytest.mark.slow
 def test_an_unreadable_short_clip_falls_back_to_the_threshold(clips, tmp_path):
     """A clip whose file is gone is judged by the mel-band threshold alone (no error)."""
     root = tmp_path / "lib"

@@ -75,6 +75,7 @@ def artist_of(name: str) -> str | None:
     return TRACKS[name][3].strip().lower() if name in TRACKS and TRACKS[name][3] else None
 
 
+@pytest.mark.slow
 def test_rows_carry_artist_title_album_beside_path(cli, tagged):
     out = json.loads(cli("--db", tagged["db"], "similar", tagged["paths"]["a0"], "-n", "50", "-f", "json").stdout)
     assert list(out[0]) == [
@@ -130,6 +131,7 @@ def test_narrow_table_keeps_headers_and_cuts_paths_at_the_start(cli, tagged, mon
     assert first.startswith("…") and first.endswith(f"/music/u/{tagged['paths']['u0'].name}")
 
 
+@pytest.mark.slow
 def test_similar_exclude_same(cli, tagged):
     def similar(*extra):
         out = cli("--db", tagged["db"], "similar", tagged["paths"]["a0"], "-n", "50", "-f", "json", *extra).stdout
@@ -149,6 +151,7 @@ def test_similar_exclude_same(cli, tagged):
     assert bad.exit_code == 2 and "artist" in bad.output
 
 
+@pytest.mark.slow
 def test_playlist_max_per_artist_and_album(cli, tagged):
     def playlist(*extra):
         out = cli("--db", tagged["db"], "playlist", tagged["paths"]["a0"], "-n", "8", "-f", "json", *extra).stdout
@@ -170,6 +173,7 @@ def test_playlist_max_per_artist_and_album(cli, tagged):
     assert "a1" not in one_album  # a0's album
 
 
+@pytest.mark.slow
 def test_eval_tag_labels_and_filter_same_artist(cli, tagged):
     out = cli(
         "--db", tagged["db"], "eval", "--label-from", "tag:genre", "--filter-same", "artist", "-k", "3", "-f", "json"
@@ -226,6 +230,7 @@ def test_status_counts_tagged_tracks(cli, tagged):
     assert info["tagged"] == TAGGED and info["tag_errors"] == 0
 
 
+@pytest.mark.slow
 def test_map_hover_shows_artist_title(tagged, tmp_path):
     page = tmp_path / "map.html"
     tagged["lib"].plot(page, color="folder")

@@ -64,7 +64,8 @@ DUPLICATE_THRESHOLD = 0.06
 SHORT_CLIP_SECONDS = (0.5, 10.0)
 
 #: Short clips closer than this in the mel-band space are compared by their audio
-#: (copies measured up to 0.56).
+#: (copies measured up to 0.56), at the default threshold; the gate scales with
+#: ``threshold`` (10 times it), so a smaller --threshold is stricter for clips too.
 SHORT_GATE = 0.6
 
 #: Two short clips are one recording when :func:`clip_similarity` reaches this. Copies
@@ -311,7 +312,8 @@ def _duplicate_pairs(
 
     A pair is closer than ``threshold``; or, with ``envelopes`` (row -> its
     :func:`clip_envelope`, None when unreadable) and a shorter file of
-    :data:`SHORT_CLIP_SECONDS`, closer than :data:`SHORT_GATE` with a
+    :data:`SHORT_CLIP_SECONDS`, closer than :data:`SHORT_GATE` (scaled by ``threshold`` /
+    :data:`DUPLICATE_THRESHOLD`) with a
     :func:`clip_similarity` of at least :data:`ENVELOPE_THRESHOLD` (the threshold
     decides for a clip that cannot be read). Identical vectors always pair.
 
@@ -321,6 +323,7 @@ def _duplicate_pairs(
     """
     rows = np.arange(len(space)) if keep is None else np.flatnonzero(keep)
     order = rows[np.argsort(duration[rows], kind="stable")]
+    gate = SHORT_GATE * threshold / DUPLICATE_THRESHOLD
     dur = duration[order]
     pairs = []
     block = 512
@@ -336,7 +339,7 @@ def _duplicate_pairs(
         slack = 1e-9 * (ln[:, None] + rn[None, :]) + 1e-12
         limit = threshold
         if envelopes is not None:
-            limit = np.where([_short(float(x)) for x in dur[a:b]], max(threshold, SHORT_GATE), threshold)[:, None]
+            limit = np.where([_short(float(x)) for x in dur[a:b]], max(threshold, gate), threshold)[:, None]
         ii, jj = np.nonzero(d2 < limit**2 * 1.5 + slack)
         for i, j in zip(ii, jj):
             gi, gj = a + i, a + j
@@ -346,7 +349,7 @@ def _duplicate_pairs(
                 continue
             d = float(np.linalg.norm(left[i] - right[j]))
             ri, rj = int(order[gi]), int(order[gj])
-            if envelopes is not None and _short(float(dur[gi])) and d < SHORT_GATE:
+            if envelopes is not None and _short(float(dur[gi])) and d < gate:
                 ea, eb = envelopes(ri), envelopes(rj)
                 if ea is not None and eb is not None:
                     if d == 0.0 or clip_similarity(ea, eb) >= ENVELOPE_THRESHOLD:
