@@ -150,7 +150,7 @@ def track_rows(rows: list[dict], columns: list[str]) -> tuple[list[str], list[di
     nearer), and ``artist``, ``title``, ``album`` become one ``track`` column, ``artist – title``
     (shown only when some row has tags); columns empty in every row (clusters before any
     ``audiodb cluster`` run) are left out. JSON and CSV keep the rows as they are."""
-    from audiodb.store.words import WORD_KEYS, display_name
+    from audiodb.query.neighbours import WORD_KEYS, display_name
 
     paths = [r["path"] for r in rows if r.get("path")]
     root = ""

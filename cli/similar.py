@@ -11,10 +11,9 @@ import click
 from audiodb.paths import m3u_entry
 from audiodb.query.duplicates import DUPLICATE_THRESHOLD
 from audiodb.query.evaluate import ALL_LABELS, EVAL_COLUMNS, FILTERED_COLUMNS
-from audiodb.query.neighbours import SIMILAR_COLUMNS
+from audiodb.query.neighbours import SAME_KINDS, SIMILAR_COLUMNS
 from audiodb.query.playlist import PLAYLIST_COLUMNS
 from audiodb.query.space import DEFAULT_METRIC, METRICS
-from audiodb.store.words import SAME_KINDS
 
 from . import main
 from .common import db_option, library, note, warn

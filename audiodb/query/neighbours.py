@@ -19,13 +19,16 @@ from ..paths import from_stored, to_stored
 from ..store import catalog
 from ..store.connection import LibraryFile
 from ..store.vectors import VectorSet, load_tracks, stored_vector
-from ..store.words import WORD_KEYS, check_same, same_codes, track_words
+from ..store.words import SAME_KINDS, WORD_KEYS, check_same, display_name, same_codes, track_words
 from .space import DEFAULT_METRIC, EXTENDED_METRICS, check_metric, space_for
 
 __all__ = [
     "CLUSTER_METHODS",
+    "SAME_KINDS",
     "SIMILAR_COLUMNS",
+    "WORD_KEYS",
     "Query",
+    "display_name",
     "load_for",
     "require_tracks",
     "resolve_metric",
