@@ -7,6 +7,7 @@ import datetime
 import decimal
 import io
 import json
+import os
 import shutil
 import sys
 
@@ -89,20 +90,92 @@ def _table(columns: list[str], cells: list[list[str]], out) -> None:
     if not columns:
         return
     width = shutil.get_terminal_size((160, 20)).columns
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    cap = max(12, width // max(1, len(columns)) - 2) if sum(widths) + 2 * len(widths) > width else None
-
-    def fit(text: str, w: int) -> str:
-        if cap and len(text) > cap:
-            text = text[: cap - 1] + "…"
-        return text.ljust(min(w, cap) if cap else w)
+    widths = fit_widths(columns, cells, width)
+    paths = [is_path_column(c) for c in columns]
 
     buf = io.StringIO()
-    buf.write("  ".join(fit(c, w) for c, w in zip(columns, widths)).rstrip() + "\n")
-    buf.write("  ".join("-" * (min(w, cap) if cap else w) for w in widths) + "\n")
+    buf.write("  ".join(cut(c, w).ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
+    buf.write("  ".join("-" * w for w in widths) + "\n")
     for r in cells:
-        buf.write("  ".join(fit(v, w) for v, w in zip(r, widths)).rstrip() + "\n")
+        buf.write("  ".join(cut(v, w, path=p).ljust(w) for v, w, p in zip(r, widths, paths)).rstrip() + "\n")
     out.write(buf.getvalue())
+
+
+def fit_widths(columns: list[str], cells: list[list[str]], width: int) -> list[int]:
+    """Column widths for a table ``width`` characters wide (two spaces between columns).
+
+    Every column is as wide as its widest cell when they fit. Otherwise the widest
+    columns are narrowed, all to one width (the widest that fits), never below the
+    column's header (or 8 characters, when the header is shorter): headers and
+    short values stay whole, and only long values (paths, names) are cut.
+    """
+    natural = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    room = width - 2 * (len(columns) - 1)
+    if sum(natural) <= room:
+        return natural
+    floor = [min(n, max(len(c), 8)) for n, c in zip(natural, columns)]
+    if sum(floor) >= room:
+        return floor
+    lo, hi = 1, max(natural)  # the largest cap with sum(max(floor, min(natural, cap))) <= room
+    while lo < hi:
+        cap = (lo + hi + 1) // 2
+        if sum(max(f, min(n, cap)) for f, n in zip(floor, natural)) <= room:
+            lo = cap
+        else:
+            hi = cap - 1
+    return [max(f, min(n, lo)) for f, n in zip(floor, natural)]
+
+
+def is_path_column(name: str) -> bool:
+    """Whether a column holds paths (cut at the start in a table): path, file, folder, db_path..."""
+    name = name.lower()
+    return name in ("file", "folder", "file_name", "root") or name.endswith("path")
+
+
+def cut(text: str, width: int, *, path: bool = False) -> str:
+    """``text`` in at most ``width`` characters, marked with ``…`` where it was cut: a ``path``
+    loses its start (``…/album/song.flac``: the file name carries the meaning), other text its end."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    if path:
+        return "…" + text[len(text) - width + 1 :]
+    return text[: width - 1] + "…"
+
+
+def track_rows(rows: list[dict], columns: list[str]) -> tuple[list[str], list[dict]]:
+    """The table view of similar / playlist / duplicates rows: ``path`` becomes ``file``, the
+    path relative to the folder that holds every listed file (their library's root, or
+    nearer), and ``artist``, ``title``, ``album`` become one ``track`` column, ``artist – title``
+    (shown only when some row has tags); columns empty in every row (clusters before any
+    ``audiodb cluster`` run) are left out. JSON and CSV keep the rows as they are."""
+    from audiodb.query.neighbours import WORD_KEYS, display_name
+
+    paths = [r["path"] for r in rows if r.get("path")]
+    root = ""
+    if paths:
+        try:
+            root = os.path.commonpath([os.path.dirname(p) for p in paths])
+        except ValueError:  # relative and absolute, or different drives
+            root = ""
+    names = [display_name(r) for r in rows]
+    out_columns = []
+    for c in columns:
+        if c == "path":
+            if any(names):
+                out_columns.append("track")
+            out_columns.append("file")
+        elif c not in WORD_KEYS and (not rows or any(r.get(c) is not None for r in rows)):
+            out_columns.append(c)
+    out = []
+    for r, name in zip(rows, names):
+        row = {c: r.get(c) for c in columns if c not in WORD_KEYS}
+        path = r.get("path")
+        row["file"] = os.path.relpath(path, root) if path and root else path
+        row["track"] = name or ""
+        out.append(row)
+    return out_columns, out
 
 
 def print_json(obj, *, file=None) -> None:

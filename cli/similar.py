@@ -10,15 +10,15 @@ import click
 
 from audiodb.paths import m3u_entry
 from audiodb.query.duplicates import DUPLICATE_THRESHOLD
-from audiodb.query.evaluate import ALL_LABELS, EVAL_COLUMNS
+from audiodb.query.evaluate import ALL_LABELS, EVAL_COLUMNS, FILTERED_COLUMNS
 from audiodb.query.moments import MOMENT_COLUMNS, RAVEN_COLUMNS, raven_rows
-from audiodb.query.neighbours import SIMILAR_COLUMNS
+from audiodb.query.neighbours import SAME_KINDS, SIMILAR_COLUMNS
 from audiodb.query.playlist import PLAYLIST_COLUMNS
 from audiodb.query.space import DEFAULT_METRIC, METRICS
 
 from . import main
 from .common import db_option, library, note, warn
-from .output import format_option, render
+from .output import format_option, render, track_rows
 
 _metric_option = click.option(
     "-m",
@@ -52,6 +52,8 @@ def write_m3u(rows: list[dict], out) -> None:
 def _show(rows: list[dict], columns, fmt: str) -> None:
     if fmt == "m3u":
         write_m3u(rows, sys.stdout)
+    elif fmt == "table":
+        render(*track_rows(rows, list(columns)), fmt)
     else:
         render(list(columns), rows, fmt)
 
@@ -62,6 +64,12 @@ def _show(rows: list[dict], columns, fmt: str) -> None:
 @_metric_option
 @_where_option
 @click.option("--exclude-folder", is_flag=True, help="Leave out tracks from the query's own folder.")
+@click.option(
+    "--exclude-same",
+    type=click.Choice(SAME_KINDS),
+    default=None,
+    help="Leave out tracks with the query's artist, album or folder (tracks without the tag are kept).",
+)
 @click.option(
     "--segments",
     is_flag=True,
@@ -77,7 +85,7 @@ def _show(rows: list[dict], columns, fmt: str) -> None:
 )
 @db_option
 @format_option(extra=("m3u", "raven"))
-def similar(track, n, metric, where, exclude_folder, segments, all_segments, segmentation, db, fmt):
+def similar(track, n, metric, where, exclude_folder, exclude_same, segments, all_segments, segmentation, db, fmt):
     """Tracks that sound like TRACK, nearest first (the track itself left out).
 
     TRACK is a path (indexed, or any audio file: it is analysed and not
@@ -89,14 +97,17 @@ def similar(track, n, metric, where, exclude_folder, segments, all_segments, seg
     audiodb similar ~/Music/song.flac
     audiodb similar 42 -n 5 --format json
     audiodb similar clip.wav --where "duration_sec > 60" --exclude-folder
+    audiodb similar song.mp3 --exclude-same artist
     audiodb similar song.mp3 -n 30 --format m3u > like-song.m3u
     audiodb similar call.wav --segments -n 20
     audiodb similar ~/rec/dawn.flac@12.5-13.5 --segments --format raven > hits.txt
     """
     lib = library(db)
     if segments:
-        if metric or exclude_folder or fmt == "m3u":
-            raise click.UsageError("--segments takes neither --metric, --exclude-folder nor --format m3u.")
+        if metric or exclude_folder or exclude_same or fmt == "m3u":
+            raise click.UsageError(
+                "--segments takes neither --metric, --exclude-folder, --exclude-same nor --format m3u."
+            )
         rows = lib.similar_moments(track, n=n, segmentation=segmentation, all_segments=all_segments, where=where)
         if fmt == "raven":
             write_raven(rows, sys.stdout)
@@ -105,7 +116,7 @@ def similar(track, n, metric, where, exclude_folder, segments, all_segments, seg
         return
     if fmt == "raven" or all_segments or segmentation:
         raise click.UsageError("--format raven, --all-segments and --segmentation need --segments.")
-    rows = lib.similar(track, n=n, metric=metric, where=where, exclude_folder=exclude_folder)
+    rows = lib.similar(track, n=n, metric=metric, where=where, exclude_folder=exclude_folder, exclude_same=exclude_same)
     _show(rows, SIMILAR_COLUMNS, fmt)
 
 
@@ -129,7 +140,8 @@ def _raven_cell(value) -> str:
     type=click.FloatRange(min=0, min_open=True),
     default=DUPLICATE_THRESHOLD,
     show_default=True,
-    help="Largest RMS z-score difference for one recording. Transcodes measured up to 0.040; "
+    help="Largest RMS z-score difference for one recording (clips of 0.5-10 s: 10 times it, then their audio "
+    "decides). Transcodes measured up to 0.040; "
     "different recordings from 0.071.",
 )
 @_where_option
@@ -146,12 +158,14 @@ def duplicates(threshold, where, db, fmt):
     audiodb duplicates --threshold 0.2 --format json   # [[{"path": ...}, ...], ...]
     """
     groups = library(db).duplicates(threshold=threshold, where=where)
-    columns = ["group", "distance", "duration_sec", "codec", "track_id", "path"]
+    columns = ["group", "distance", "duration_sec", "codec", "track_id", "path", "artist", "title", "album"]
     if fmt == "json":
         click.echo(json.dumps(groups, indent=2, ensure_ascii=False))
     elif fmt == "jsonl":
         for group in groups:
             click.echo(json.dumps(group, ensure_ascii=False))
+    elif fmt == "table":
+        render(*track_rows([m for g in groups for m in g], columns), fmt)
     else:
         render(columns, [m for g in groups for m in g], fmt)
     if fmt == "table":
@@ -173,18 +187,40 @@ def duplicates(threshold, where, db, fmt):
 )
 @click.option("--smooth", is_flag=True, help="Order so each next track is the nearest to the last.")
 @click.option("--no-seeds", is_flag=True, help="Leave the seeds out of the playlist.")
+@click.option(
+    "--max-per-artist",
+    type=click.IntRange(min=1),
+    default=None,
+    help="At most N tracks by one artist (seeds counted; tracks without an artist tag are not limited).",
+)
+@click.option(
+    "--max-per-album",
+    type=click.IntRange(min=1),
+    default=None,
+    help="At most N tracks from one album (seeds counted; tracks without an album tag are not limited).",
+)
 @_metric_option
 @_where_option
 @db_option
 @format_option(extra=("m3u",))
-def playlist(seeds, n, output, smooth, no_seeds, metric, where, db, fmt):
+def playlist(seeds, n, output, smooth, no_seeds, max_per_artist, max_per_album, metric, where, db, fmt):
     """A playlist of tracks near the SEEDS (paths or track ids), without repeats or duplicates.
 
     \b
     audiodb playlist ~/Music/a.flac ~/Music/b.mp3 -n 20 -o mix.m3u
     audiodb playlist 42 --smooth --format m3u > mix.m3u
+    audiodb playlist 42 --max-per-artist 2
     """
-    rows = library(db).playlist(list(seeds), n=n, metric=metric, smooth=smooth, include_seeds=not no_seeds, where=where)
+    rows = library(db).playlist(
+        list(seeds),
+        n=n,
+        metric=metric,
+        smooth=smooth,
+        include_seeds=not no_seeds,
+        where=where,
+        max_per_artist=max_per_artist,
+        max_per_album=max_per_album,
+    )
     if output:
         with open(output, "w", encoding="utf-8") as f:
             write_m3u(rows, f)
@@ -218,8 +254,16 @@ def ceiling_note(ceilings: dict[str, float], k: int) -> str:
     "label_from",
     default="folder",
     show_default=True,
-    metavar="folder|CSV",
-    help="Labels: each track's folder, or a CSV of path,label.",
+    metavar="folder|tag:NAME|CSV",
+    help="Labels: each track's folder; a tag (tag:genre, tag:artist, any tag column or a key of "
+    "the tags JSON); or a CSV of path,label.",
+)
+@click.option(
+    "--filter-same",
+    type=click.Choice(SAME_KINDS),
+    default=None,
+    help="Also rank without the neighbours that share the query's artist, album or folder (Musly's "
+    "artist filter) and show those figures beside the plain ones.",
 )
 @click.option(
     "-m",
@@ -233,7 +277,7 @@ def ceiling_note(ceilings: dict[str, float], k: int) -> str:
 @click.option("--summary", is_flag=True, help="Only the overall figures, one row per metric.")
 @db_option
 @format_option
-def eval_(label_from, metric, k, summary, db, fmt):
+def eval_(label_from, metric, k, summary, filter_same, db, fmt):
     """Check that "similar" means something: leave-one-out k-NN on labelled tracks.
 
     Each labelled track asks for its k nearest other labelled tracks;
@@ -243,9 +287,10 @@ def eval_(label_from, metric, k, summary, db, fmt):
     \b
     audiodb eval --label-from folder --metric all --summary
     audiodb eval --label-from labels.csv -k 10 --format json
+    audiodb eval --label-from tag:genre --filter-same artist
     """
     metrics = METRICS if metric == "all" else (metric,)
-    report = library(db).evaluate(label_from, metrics=metrics, k=k)
+    report = library(db).evaluate(label_from, metrics=metrics, k=k, filter_same=filter_same)
     if report.unmatched:
         note(
             f"{len(report.unmatched)} paths in {label_from} are not in the library "
@@ -259,5 +304,20 @@ def eval_(label_from, metric, k, summary, db, fmt):
         )
     if report.ceilings:
         note(ceiling_note(report.ceilings, report.rows[0]["k"]))
+    if report.unlabelled and label_from.startswith("tag:"):
+        note(f"{report.unlabelled} tracks have no {label_from[4:]} tag and were left out.")
+    if filter_same:
+        note(filter_note(filter_same, report.unfiltered))
     rows = [r for r in report.rows if r["label"] == "(all)"] if summary else report.rows
-    render(list(EVAL_COLUMNS), rows, fmt)
+    render(list(EVAL_COLUMNS) + (list(FILTERED_COLUMNS) if filter_same else []), rows, fmt)
+
+
+def filter_note(kind: str, unfiltered: int) -> str:
+    """What the *_filtered columns of eval are."""
+    text = (
+        f"precision_at_k_filtered and accuracy_1nn_filtered rank each track without the tracks of its own {kind}"
+        " (same-" + kind + " neighbours make label figures look better than the space is)."
+    )
+    if unfiltered:
+        text += f" {unfiltered} queried tracks have no {kind}, so nothing was left out for them."
+    return text

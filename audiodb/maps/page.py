@@ -94,6 +94,7 @@ def build_page(
     notes: Sequence[str] = (),
     clusters: dict[str, np.ndarray] | None = None,
     plotly_js: str | None = None,
+    titles: Sequence[str | None] | None = None,
 ) -> str:
     """The HTML of one map, self-contained (plotly.js inside).
 
@@ -118,6 +119,8 @@ def build_page(
         for "not in the run") shown on hover.
     plotly_js : str, optional
         plotly.js source; default: the copy bundled with the plotly package.
+    titles : sequence of str or None, optional
+        ``artist – title`` of each track where its tags say; hover shows it above the file name.
 
     Returns
     -------
@@ -166,6 +169,7 @@ def build_page(
         "color": color,
         "clusters": {m: _typed(v, "i4") for m, v in (clusters or {}).items() if v is not None},
         "cluster_labels": METHOD_LABELS,
+        "titles": list(titles) if titles is not None and any(titles) else None,
     }
     parts = {
         "TITLE": _html_text(title),

@@ -147,6 +147,15 @@ def _load(con, color: str, *, params: FeatureParams = NOTEBOOK, extended=None):
 # --------------------------------------------------------------------------- writing
 
 
+def track_titles(table) -> list[str | None]:
+    """``artist – title`` of each row of :func:`audiodb.store.catalog.map_rows` (None when untagged)."""
+    from ..store.words import display_name
+
+    return [
+        display_name({"artist": a, "title": t}) for a, t in zip(table["artist"].to_pylist(), table["title"].to_pylist())
+    ]
+
+
 def plot_library(
     file: LibraryFile,
     *,
@@ -236,6 +245,7 @@ def plot_library(
         axes=info["axes"],
         notes=[*notes, hint],
         clusters={m: c[0] for m, c in clusters.items() if c is not None},
+        titles=track_titles(table),
     )
     out = pathlib.Path(output).expanduser().absolute()
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

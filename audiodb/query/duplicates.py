@@ -3,11 +3,17 @@
 Duplicates are judged in a fixed space of their own, whatever metric ranks
 the neighbours: the root-mean-square difference of the z-scores of the mel
 bands below 6 kHz, under :data:`DUPLICATE_THRESHOLD`, lengths agreeing.
+
+Short clips (:data:`SHORT_CLIP_SECONDS`) are judged by their audio instead: a
+low-bitrate copy of a 2-s sound moves those averages as far as a different
+sound does, so two clips whose averages are within :data:`SHORT_GATE` are
+decoded and their log-mel envelopes compared over time (:func:`clip_similarity`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import cast
 
 import numpy as np
@@ -17,13 +23,19 @@ from ..errors import UsageError
 from ..store import catalog
 from ..store.connection import LibraryFile
 from ..store.vectors import load_tracks
+from ..store.words import track_words
 from .neighbours import require_tracks
 from .space import Space, space_for
 
 __all__ = [
     "DUPLICATE_MAX_HZ",
     "DUPLICATE_THRESHOLD",
+    "ENVELOPE_THRESHOLD",
+    "SHORT_CLIP_SECONDS",
+    "SHORT_GATE",
     "DupSpace",
+    "clip_envelope",
+    "clip_similarity",
     "duplicate_features",
     "duplicates",
     "duration_tolerance",
@@ -41,6 +53,29 @@ DUPLICATE_MAX_HZ = 6000.0
 #: below 0.040; different recordings start at 0.071 (a very low bitrate copy of a
 #: neighbouring passage of the same piece), other pairs at 0.10.
 DUPLICATE_THRESHOLD = 0.06
+
+#: Pairs whose shorter file lasts this long (seconds, from, up to) are judged by
+#: :func:`clip_similarity`. Measured on the 35 freedesktop sounds and 1-5 s excerpts of
+#: 12 Wesnoth pieces, each transcoded to mp3 128k/64k, AAC 128k/64k, Vorbis q4/q0 and
+#: Opus 64k/24k (benchmarks/bench_short_duplicates.py): copies of 1-5 s clips lay at
+#: 0.01-0.56 in the mel-band space, different recordings from 0.055, so no threshold
+#: there finds the copies without joining other sounds. Below 0.5 s the envelope has too
+#: few frames to tell (the averages decide); from 10 s the averages do (README).
+SHORT_CLIP_SECONDS = (0.5, 10.0)
+
+#: Short clips closer than this in the mel-band space are compared by their audio
+#: (copies measured up to 0.56), at the default threshold; the gate scales with
+#: ``threshold`` (10 times it), so a smaller --threshold is stricter for clips too.
+SHORT_GATE = 0.6
+
+#: Two short clips are one recording when :func:`clip_similarity` reaches this. Copies
+#: measured: median 0.96, 1st percentile 0.68 (two very low bitrate copies compared with
+#: each other; each is above it with the better copies); different recordings at most
+#: 0.80 (one voice saying "front left" and "front right").
+ENVELOPE_THRESHOLD = 0.82
+
+_ENV_SR, _ENV_FFT, _ENV_HOP = 22050, 1024, 256
+_MAX_LAG_SEC = 0.3  # encoders shift the start by tens of milliseconds
 
 
 def duration_tolerance(duration_sec: np.ndarray | float) -> np.ndarray | float:
@@ -88,6 +123,72 @@ class DupSpace:
         return (np.asarray(raw, dtype=np.float64)[..., self.mask] - self.mean) * self.scale
 
 
+def clip_envelope(path: str) -> np.ndarray:
+    """The log-mel envelope of a file for :func:`clip_similarity`: decoded at 22.05 kHz
+    mono, power in the notebook's mel bands below :data:`DUPLICATE_MAX_HZ` (frames of
+    1024, hop 256), in dB with a floor 60 dB under the loudest, each band centred and the
+    whole scaled to unit norm. Shape (frames, bands), float64.
+
+    Raises :class:`audiodb.errors.DecodeError` (or OSError) when the file cannot be read.
+    """
+    from ..analysis.decode import load
+    from ..analysis.filters import hann_window, hz_to_mel, mel_filters, mel_to_hz
+
+    y = np.asarray(load(path, sr=_ENV_SR).y, dtype=np.float64)
+    if len(y) < _ENV_FFT:
+        y = np.pad(y, (0, _ENV_FFT - len(y)))
+    frames = 1 + (len(y) - _ENV_FFT) // _ENV_HOP
+    idx = np.arange(_ENV_FFT)[None, :] + _ENV_HOP * np.arange(frames)[:, None]
+    power = np.abs(np.fft.rfft(y[idx] * hann_window(_ENV_FFT)[None, :], axis=1)) ** 2
+    n_mels = NOTEBOOK.n_mels
+    mel = power @ mel_filters(sr=_ENV_SR, n_fft=_ENV_FFT, n_mels=n_mels).T
+    edges = mel_to_hz(np.linspace(hz_to_mel(np.array([0.0]))[0], hz_to_mel(np.array([_ENV_SR / 2]))[0], n_mels + 2))
+    db = 10.0 * np.log10(np.maximum(mel[:, edges[2:] <= DUPLICATE_MAX_HZ], 1e-10))
+    db = np.maximum(db, db.max() - 60.0)
+    return _unit(db)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = x - x.mean(axis=0, keepdims=True)
+    norm = float(np.linalg.norm(x))
+    return x / norm if norm > 0 else x
+
+
+def clip_similarity(a: np.ndarray, b: np.ndarray, max_lag_sec: float = _MAX_LAG_SEC) -> float:
+    """How alike two :func:`clip_envelope` are over time: the largest correlation of
+    their log-mel envelopes with one shifted by up to ``max_lag_sec`` against the other
+    (1: the same; copies of a recording measured above 0.9, different sounds at most 0.8)."""
+    lag = int(round(max_lag_sec * _ENV_SR / _ENV_HOP))
+    size = 1 << int(np.ceil(np.log2(max(2, len(a) + len(b)))))
+    corr = np.fft.irfft(np.fft.rfft(a, size, axis=0) * np.conj(np.fft.rfft(b, size, axis=0)), size, axis=0)
+    corr = corr.sum(axis=1)
+    return float(max(corr[: lag + 1].max(), corr[-lag:].max() if lag else -1.0))
+
+
+class _Envelopes:
+    """:func:`clip_envelope` of each row, read once; None for a file that cannot be read."""
+
+    def __init__(self, paths: dict[int, str]):
+        self.paths = paths
+        self.cache: dict[int, np.ndarray | None] = {}
+
+    def __call__(self, row: int) -> np.ndarray | None:
+        if row not in self.cache:
+            from ..errors import DecodeError
+            from ..paths import from_stored
+
+            try:
+                self.cache[row] = clip_envelope(from_stored(self.paths[row]))
+            except (DecodeError, OSError, ValueError):
+                self.cache[row] = None
+        return self.cache[row]
+
+
+def _short(duration: float) -> bool:
+    lo, hi = SHORT_CLIP_SECONDS
+    return lo <= duration < hi
+
+
 class _UnionFind:
     def __init__(self, n: int):
         self.parent = list(range(n))
@@ -114,22 +215,29 @@ def _lossless(codec: str | None, container: str | None) -> bool:
 
 
 def duplicates(
-    file: LibraryFile, *, threshold: float = DUPLICATE_THRESHOLD, where: str | None = None
+    file: LibraryFile,
+    *,
+    threshold: float = DUPLICATE_THRESHOLD,
+    where: str | None = None,
+    audio_check: bool = True,
 ) -> list[list[dict]]:
     """Groups of tracks that are one recording in different files, most certain first.
 
     Two tracks are linked when their lengths agree (:func:`duration_tolerance`)
     and the RMS difference of their z-scored mel bands below 6 kHz is below
     ``threshold``; groups are the connected sets of links, ordered by their
-    largest distance to their first file. In a group the first file is the best copy
+    largest distance to their first file. Pairs whose shorter file is a short clip
+    (:data:`SHORT_CLIP_SECONDS`) are decided by their audio instead, when both files
+    can be read (:func:`clip_similarity`; ``audio_check`` False: by ``threshold``
+    alone, as before). In a group the first file is the best copy
     (lossless, then the largest); each member's ``distance`` is to it, and
     the others follow nearest first.
 
     Returns
     -------
     list of list of dict
-        Each dict: ``group``, ``track_id``, ``path``, ``distance``,
-        ``duration_sec``, ``codec``, ``size``.
+        Each dict: ``group``, ``track_id``, ``path``, ``artist``, ``title``, ``album``
+        (None when the file has no such tag), ``distance``, ``duration_sec``, ``codec``, ``size``.
     """
     if threshold <= 0:
         raise UsageError("--threshold must be positive.")
@@ -139,12 +247,17 @@ def duplicates(
         space = space_for(tracks, "notebook")
         keep = catalog.where_mask(con, space.track_ids, where)
         to_dup = DupSpace(space, file.params)
-        pairs = _duplicate_pairs(space, to_dup, tracks.duration_sec, threshold, keep)
+        short = np.flatnonzero([_short(float(d)) for d in tracks.duration_sec])
+        short_paths = catalog.track_info(con, [int(space.track_ids[i]) for i in short], ("path",))
+    envelopes = _Envelopes({int(i): short_paths[int(space.track_ids[i])][0] for i in short}) if audio_check else None
+    pairs = _duplicate_pairs(space, to_dup, tracks.duration_sec, threshold, keep, envelopes=envelopes)
+    with file.connect() as con:
         if not pairs:
             return []
         members = sorted({i for p in pairs for i in p[:2]})
         ids = [int(space.track_ids[i]) for i in members]
         info = catalog.track_info(con, ids, ("path", "duration_sec", "codec", "container", "size"))
+        words = track_words(con, ids)
     uf = _UnionFind(len(space))
     for i, j, _ in pairs:
         uf.union(i, j)
@@ -168,7 +281,15 @@ def duplicates(
             t = int(space.track_ids[i])
             path, dur, codec, _, size = info[t]
             group.append(
-                {"track_id": t, "path": path, "distance": float(d), "duration_sec": dur, "codec": codec, "size": size}
+                {
+                    "track_id": t,
+                    "path": path,
+                    **words[t],
+                    "distance": float(d),
+                    "duration_sec": dur,
+                    "codec": codec,
+                    "size": size,
+                }
             )
         out.append(group)
     out.sort(key=lambda g: (max(m["distance"] for m in g), g[0]["path"]))
@@ -179,9 +300,22 @@ def duplicates(
 
 
 def _duplicate_pairs(
-    space: Space, to_dup: DupSpace, duration: np.ndarray, threshold: float, keep: np.ndarray | None = None
+    space: Space,
+    to_dup: DupSpace,
+    duration: np.ndarray,
+    threshold: float,
+    keep: np.ndarray | None = None,
+    *,
+    envelopes: Callable[[int], np.ndarray | None] | None = None,
 ) -> list[tuple[int, int, float]]:
-    """(row, row, distance) of every pair closer than ``threshold`` with agreeing durations.
+    """(row, row, distance) of every pair that is one recording, durations agreeing.
+
+    A pair is closer than ``threshold``; or, with ``envelopes`` (row -> its
+    :func:`clip_envelope`, None when unreadable) and a shorter file of
+    :data:`SHORT_CLIP_SECONDS`, closer than :data:`SHORT_GATE` (scaled by ``threshold`` /
+    :data:`DUPLICATE_THRESHOLD`) with a
+    :func:`clip_similarity` of at least :data:`ENVELOPE_THRESHOLD` (the threshold
+    decides for a clip that cannot be read). Identical vectors always pair.
 
     Rows are sorted by duration and each is compared only with the rows whose
     length could match, so the work grows with n times the number of tracks
@@ -189,6 +323,7 @@ def _duplicate_pairs(
     """
     rows = np.arange(len(space)) if keep is None else np.flatnonzero(keep)
     order = rows[np.argsort(duration[rows], kind="stable")]
+    gate = SHORT_GATE * threshold / DUPLICATE_THRESHOLD
     dur = duration[order]
     pairs = []
     block = 512
@@ -197,8 +332,15 @@ def _duplicate_pairs(
         hi = int(np.searchsorted(dur, dur[b - 1] + duration_tolerance(dur[b - 1]), side="right"))
         left = to_dup(space.vectors[order[a:b]])
         right = to_dup(space.vectors[order[a:hi]])
-        d2 = (left**2).sum(1)[:, None] + (right**2).sum(1)[None, :] - 2.0 * left @ right.T
-        ii, jj = np.nonzero(d2 < threshold**2 * 1.5)
+        ln, rn = (left**2).sum(1), (right**2).sum(1)
+        d2 = ln[:, None] + rn[None, :] - 2.0 * left @ right.T
+        # d2 loses digits to cancellation (about 1e-16 of the norms): identical vectors
+        # may come out a little above 0, so the bound allows for it.
+        slack = 1e-9 * (ln[:, None] + rn[None, :]) + 1e-12
+        limit = threshold
+        if envelopes is not None:
+            limit = np.where([_short(float(x)) for x in dur[a:b]], max(threshold, gate), threshold)[:, None]
+        ii, jj = np.nonzero(d2 < limit**2 * 1.5 + slack)
         for i, j in zip(ii, jj):
             gi, gj = a + i, a + j
             if gj <= gi:
@@ -206,6 +348,13 @@ def _duplicate_pairs(
             if dur[gj] - dur[gi] > duration_tolerance(dur[gi]):  # sorted: dur[gi] is the shorter
                 continue
             d = float(np.linalg.norm(left[i] - right[j]))
+            ri, rj = int(order[gi]), int(order[gj])
+            if envelopes is not None and _short(float(dur[gi])) and d < gate:
+                ea, eb = envelopes(ri), envelopes(rj)
+                if ea is not None and eb is not None:
+                    if d == 0.0 or clip_similarity(ea, eb) >= ENVELOPE_THRESHOLD:
+                        pairs.append((ri, rj, d))
+                    continue
             if d < threshold:
-                pairs.append((int(order[gi]), int(order[gj]), d))
+                pairs.append((ri, rj, d))
     return pairs

@@ -19,12 +19,16 @@ from ..paths import from_stored, to_stored
 from ..store import catalog
 from ..store.connection import LibraryFile
 from ..store.vectors import VectorSet, load_tracks, stored_vector
+from ..store.words import SAME_KINDS, WORD_KEYS, check_same, display_name, same_codes, track_words
 from .space import DEFAULT_METRIC, EXTENDED_METRICS, check_metric, space_for
 
 __all__ = [
     "CLUSTER_METHODS",
+    "SAME_KINDS",
     "SIMILAR_COLUMNS",
+    "WORD_KEYS",
     "Query",
+    "display_name",
     "load_for",
     "require_tracks",
     "resolve_metric",
@@ -33,7 +37,16 @@ __all__ = [
 ]
 
 #: Keys of each neighbour ``similar`` returns, in order.
-SIMILAR_COLUMNS = ("rank", "track_id", "path", "distance", "duration_sec", "cluster_kmeans", "cluster_hdbscan")
+SIMILAR_COLUMNS = (
+    "rank",
+    "track_id",
+    "path",
+    *WORD_KEYS,
+    "distance",
+    "duration_sec",
+    "cluster_kmeans",
+    "cluster_hdbscan",
+)
 CLUSTER_METHODS = ("kmeans", "hdbscan")
 
 
@@ -170,11 +183,16 @@ def similar(
     metric: str | None = None,
     where: str | None = None,
     exclude_folder: bool = False,
+    exclude_same: str | None = None,
 ) -> list[dict]:
     """The ``n`` tracks nearest to ``track`` (a path, indexed or not, or a track id).
 
     The query itself is left out; an unindexed file is analysed and not added.
     ``metric`` None is :data:`DEFAULT_METRIC` (see :func:`load_for`).
+    ``exclude_same`` ('artist', 'album' or 'folder') leaves out the tracks that
+    share the query's artist, album or folder (:func:`audiodb.store.words.same_codes`:
+    a track without the tag is never "the same"; an unindexed query file has no
+    stored tags, so only ``folder`` leaves anything out for it).
 
     Returns
     -------
@@ -183,6 +201,9 @@ def similar(
     """
     if n < 1:
         raise UsageError("-n must be at least 1.")
+    check_same(exclude_same, "--exclude-same")
+    if exclude_same == "folder":
+        exclude_folder = True
     with file.connect() as con:
         (metric,), tracks = load_for(con, file, [metric])
         require_tracks(tracks, con)
@@ -196,15 +217,21 @@ def similar(
             mask &= m
         if exclude_folder and query.folder is not None:
             mask &= catalog.folder_mask(con, space.track_ids, [query.folder])
+        if exclude_same in ("artist", "album") and query.track_id is not None:
+            codes = same_codes(con, np.append(space.track_ids, query.track_id), exclude_same)
+            if codes[-1] >= 0:  # the query's own artist (album) is known
+                mask &= codes[:-1] != codes[-1]
         rows, dist = space.nearest(query.vector, n, mask)
         ids = [int(t) for t in space.track_ids[rows]]
         info = catalog.track_info(con, ids, ("path", "duration_sec"))
         labels = catalog.cluster_labels(con, ids, CLUSTER_METHODS)
+        words = track_words(con, ids)
     return [
         {
             "rank": i + 1,
             "track_id": t,
             "path": info[t][0],
+            **words[t],
             "distance": float(d),
             "duration_sec": float(info[t][1]) if info[t][1] is not None else None,
             **labels[t],

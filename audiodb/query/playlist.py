@@ -10,13 +10,14 @@ import numpy as np
 from ..errors import UsageError
 from ..store import catalog
 from ..store.connection import LibraryFile
+from ..store.words import WORD_KEYS, same_codes, track_words
 from .duplicates import DUPLICATE_THRESHOLD, DupSpace, same_duration
 from .neighbours import load_for, require_tracks, resolve_queries
 from .space import EXTENDED_METRICS, Space, space_for
 
 __all__ = ["PLAYLIST_COLUMNS", "playlist"]
 
-PLAYLIST_COLUMNS = ("position", "track_id", "path", "distance", "duration_sec", "seed")
+PLAYLIST_COLUMNS = ("position", "track_id", "path", *WORD_KEYS, "distance", "duration_sec", "seed")
 
 
 @dataclasses.dataclass
@@ -42,6 +43,8 @@ def playlist(
     include_seeds: bool = True,
     where: str | None = None,
     threshold: float = DUPLICATE_THRESHOLD,
+    max_per_artist: int | None = None,
+    max_per_album: int | None = None,
 ) -> list[dict]:
     """A playlist of ``n`` tracks near the ``seeds`` (paths, indexed or not, or track ids).
 
@@ -52,6 +55,11 @@ def playlist(
     with ``smooth``, the rest are ordered so each next track is the nearest
     remaining one to the last.
 
+    ``max_per_artist`` / ``max_per_album``: at most that many tracks of one artist
+    (album, as :func:`audiodb.store.words.same_codes` groups them) in the playlist,
+    the seeds counted; a candidate over the limit is skipped for the next nearest.
+    Tracks without an artist (album) tag are not limited.
+
     Returns
     -------
     list of dict
@@ -61,6 +69,9 @@ def playlist(
         raise UsageError("-n must be at least 1.")
     if not seeds:
         raise UsageError("Give at least one seed track.")
+    for limit, option in ((max_per_artist, "--max-per-artist"), (max_per_album, "--max-per-album")):
+        if limit is not None and limit < 1:
+            raise UsageError(f"{option} must be at least 1.")
     with file.connect() as con:
         (metric,), tracks = load_for(con, file, [metric])
         require_tracks(tracks, con)
@@ -70,15 +81,33 @@ def playlist(
         dup = DupSpace(space, file.params)
         allowed = catalog.where_mask(con, space.track_ids, where)
         info = catalog.track_info(con, None, ("path", "content_hash"))
+        limits = [
+            (
+                same_codes(
+                    con, np.append(space.track_ids, [-1 if q.track_id is None else q.track_id for q in queries]), kind
+                ),
+                limit,
+            )
+            for kind, limit in (("artist", max_per_artist), ("album", max_per_album))
+            if limit is not None
+        ]
     paths = {t: row[0] for t, row in info.items()}
     hashes = {t: row[1] for t, row in info.items()}
 
     chosen: list[_Pick] = []
     seen_paths: set[str] = set()
-    for q in queries:
+    used: list[dict[int, int]] = [{} for _ in limits]  # per limit: {group code: tracks chosen}
+
+    def count(codes_at: list[int]) -> None:
+        for u, c in zip(used, codes_at):
+            if c >= 0:
+                u[c] = u.get(c, 0) + 1
+
+    for k, q in enumerate(queries):
         if q.path in seen_paths:
             continue
         seen_paths.add(q.path)
+        count([int(codes[len(space) + k]) for codes, _ in limits])
         chosen.append(_Pick(q.track_id, q.path, q.vector, q.duration_sec or 0.0, q.content_hash, 0.0, True))
     dist = np.min([space.distances(q.vector) for q in queries], axis=0)
     if allowed is not None:
@@ -93,6 +122,9 @@ def playlist(
         t = int(space.track_ids[i])
         if t in seed_ids:
             continue
+        groups = [int(codes[i]) for codes, _ in limits]
+        if any(c >= 0 and u.get(c, 0) >= limit for c, u, (_, limit) in zip(groups, used, limits)):
+            continue
         duration = tracks.duration_sec[i]
         h = hashes.get(t)
         coords = dup(space.vectors[i])
@@ -104,6 +136,7 @@ def playlist(
             continue
         chosen.append(_Pick(t, paths[t], space.vectors[i], duration, h, float(dist[i]), False))
         picked_coords.append(coords)
+        count(groups)
 
     seeds_part = [c for c in chosen if c.seed]
     rest = [c for c in chosen if not c.seed]
@@ -111,11 +144,15 @@ def playlist(
         rest = _smooth(space, seeds_part[-1].vector, rest)
     items = (seeds_part if include_seeds else []) + rest
     items = items[:n]
+    with file.connect() as con:
+        words = track_words(con, [c.track_id for c in items if c.track_id is not None])
+    unknown = dict.fromkeys(WORD_KEYS)
     return [
         {
             "position": k + 1,
             "track_id": c.track_id,
             "path": c.path,
+            **(words.get(c.track_id, unknown) if c.track_id is not None else unknown),
             "distance": c.distance,
             "duration_sec": float(c.duration_sec) if c.duration_sec is not None else None,
             "seed": c.seed,

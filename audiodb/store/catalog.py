@@ -140,8 +140,8 @@ def map_rows(con, color: str | None, kind: str):
 
     ``color`` is a column of ``tracks`` (checked by the caller) read as ``kind``, one of
     :data:`COLOR_KINDS` (``none``: no column, ``color_value`` is NULL). Returns an Arrow table
-    of ``track_id``, ``path``, ``duration_sec``, ``cluster_kmeans``, ``cluster_hdbscan``,
-    ``color_value``.
+    of ``track_id``, ``path``, ``duration_sec``, ``artist``, ``title``, ``cluster_kmeans``,
+    ``cluster_hdbscan``, ``color_value``.
     """
     if kind == "none":
         value_sql = "NULL"
@@ -154,7 +154,7 @@ def map_rows(con, color: str | None, kind: str):
             "text": f"CAST(t.{quoted} AS VARCHAR)",
         }[kind]
     return con.sql(
-        f"""SELECT t.track_id, t.path, t.duration_sec,
+        f"""SELECT t.track_id, t.path, t.duration_sec, t.artist, t.title,
                    k.cluster AS cluster_kmeans, h.cluster AS cluster_hdbscan, {value_sql} AS color_value
             FROM tracks t
             LEFT JOIN clusters k ON k.track_id = t.track_id AND k.method = 'kmeans'

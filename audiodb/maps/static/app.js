@@ -49,7 +49,9 @@
     return lines;
   }
   function hoverText(i) {
-    return "<b>" + esc(names[i]) + "</b><br>" + infoLines(i).map(esc).join("<br>");
+    var title = D.titles && D.titles[i];
+    var head = title ? "<b>" + esc(title) + "</b><br>" + esc(names[i]) : "<b>" + esc(names[i]) + "</b>";
+    return head + "<br>" + infoLines(i).map(esc).join("<br>");
   }
 
   function webgl() {
@@ -149,8 +151,9 @@
     layer.appendChild(area);
   }
 
+  function shownName(i) { return (D.titles && D.titles[i]) || names[i]; }
   function trackButton(i, onclick) {
-    var b = el("button", names[i], "track");
+    var b = el("button", shownName(i), "track");
     b.type = "button";
     b.title = path(i);
     b.addEventListener("click", function () { onclick(i); });
@@ -159,7 +162,7 @@
   function select(i, play) {
     selected = i;
     var name = document.getElementById("now-name");
-    name.textContent = names[i];
+    name.textContent = shownName(i);
     name.className = "name";
     document.getElementById("now-info").textContent = infoLines(i).join(" · ");
     document.getElementById("now-path").textContent = path(i);
