@@ -90,6 +90,8 @@ class Plan:
     # path, known hash: the stored audio hash (or content hash): the worker re-reads only the tags if it matches
     extract: list[tuple[str, str | None]] = dataclasses.field(default_factory=list)
     existing: set[str] = dataclasses.field(default_factory=set)  # extract paths already indexed
+    # unchanged files indexed before tags were read (005): their tags are read once, they stay unchanged
+    backfill: set[str] = dataclasses.field(default_factory=set)
     moves: list[tuple[Track, str, int, int]] = dataclasses.field(default_factory=list)
     touched: list[tuple[Track, int]] = dataclasses.field(default_factory=list)  # same content, new mtime
     kept: dict[str, int] = dataclasses.field(default_factory=dict)  # unreadable folder -> tracks kept
@@ -133,6 +135,7 @@ def make_plan(
                     # Indexed before tags were read: read them and the audio hash once, not re-analysed.
                     plan.extract.append((path, t.content_hash))
                     plan.existing.add(path)
+                    plan.backfill.add(path)
                 else:
                     plan.unchanged += 1
                 continue

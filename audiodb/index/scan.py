@@ -153,7 +153,9 @@ def scan_file(
 
                         n = max(min(workers, n_tasks), workers_for(plan.extract, workers))
                         pool = opened.enter_context(ProcessPool(n))
-                    writer = BatchWriter(file, plan.existing, report, on_change, batch_size, batch_seconds)
+                    writer = BatchWriter(
+                        file, plan.existing, report, on_change, batch_size, batch_seconds, backfill=plan.backfill
+                    )
                     # The pools are closed before the last batch is written, the lock released after.
                     apply_plan(
                         file, plan, report, pool, writer, opened.pop_all(), progress=progress, should_stop=should_stop

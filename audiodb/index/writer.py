@@ -33,8 +33,10 @@ class BatchWriter:
         on_change: Callable[[Change], None] | None,
         batch_size: int,
         batch_seconds: float,
+        backfill: set[str] | frozenset[str] = frozenset(),
     ):
         self.file, self.existing, self.report, self.on_change = file, existing, report, on_change
+        self.backfill = backfill  # files whose tags are read for the first time: unchanged, not updated
         self.batch_size, self.batch_seconds = batch_size, batch_seconds
         self.pending: dict[str, dict] = {}  # by path: a batch never holds one path twice
         self.last_flush = time.monotonic()
@@ -76,6 +78,9 @@ class BatchWriter:
                 raise
         self.pending.clear()
         self.report.segments_only += len(segmented)
+        filled = [r for r in same if r["path"] in self.backfill]
+        same = [r for r in same if r["path"] not in self.backfill]
+        self.report.unchanged += len(filled)
         for r in ok + same:
             kind = "updated" if r["path"] in self.existing else "added"
             self._emit(Change(kind, to_stored(r["path"])))
