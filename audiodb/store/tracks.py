@@ -172,30 +172,40 @@ def write_results(
 
 def _write_ok(con, params: FeatureParams, extended: ExtendedParams, ok: list[dict], now) -> None:
     import numpy as np
-    import pyarrow as pa
 
     dims = params.dims
-    vectors = np.stack([r["vector"] for r in ok]).astype(np.float32).reshape(-1)
-    extended_vectors = np.stack([r["extended"] for r in ok]).astype(np.float32).reshape(-1)
-    batch = pa.table(
-        {
-            "path": [to_stored(r["path"]) for r in ok],
-            "file_name": [to_stored(os.path.basename(r["path"])) for r in ok],
-            "folder": [to_stored(os.path.dirname(r["path"])) for r in ok],
-            "size": pa.array([r["size"] for r in ok], pa.int64()),
-            "mtime_ns": pa.array([r["mtime_ns"] for r in ok], pa.int64()),
-            "content_hash": [r["content_hash"] for r in ok],
-            "duration_sec": pa.array([r["duration_sec"] for r in ok], pa.float64()),
-            "sample_rate": pa.array([r["sample_rate"] for r in ok], pa.int32()),
-            "native_sample_rate": pa.array([r["native_sample_rate"] for r in ok], pa.int32()),
-            "channels": pa.array([r["channels"] for r in ok], pa.int32()),
-            "codec": [r["codec"] for r in ok],
-            "container": [r["container"] for r in ok],
-            "decoder": [r["decoder"] for r in ok],
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors, pa.float32()), dims),
-            "extended": pa.FixedSizeListArray.from_arrays(pa.array(extended_vectors, pa.float32()), extended.dims),
-        }
-    )
+
+    # Columns as numpy arrays, which DuckDB scans as they are: no pyarrow, which would import pandas
+    # (half a second of a short scan) on its first conversion.
+    def strings(values) -> np.ndarray:
+        out = np.empty(len(ok), dtype=object)
+        out[:] = list(values)
+        return out
+
+    def rows(key: str) -> np.ndarray:  # one float32 array per track: a FLOAT[] column
+        matrix = np.stack([r[key] for r in ok]).astype(np.float32)
+        out = np.empty(len(ok), dtype=object)
+        for i, row in enumerate(matrix):
+            out[i] = row
+        return out
+
+    batch = {
+        "path": strings(to_stored(r["path"]) for r in ok),
+        "file_name": strings(to_stored(os.path.basename(r["path"])) for r in ok),
+        "folder": strings(to_stored(os.path.dirname(r["path"])) for r in ok),
+        "size": np.array([r["size"] for r in ok], np.int64),
+        "mtime_ns": np.array([r["mtime_ns"] for r in ok], np.int64),
+        "content_hash": strings(r["content_hash"] for r in ok),
+        "duration_sec": np.array([r["duration_sec"] for r in ok], np.float64),
+        "sample_rate": np.array([r["sample_rate"] for r in ok], np.int32),
+        "native_sample_rate": np.array([r["native_sample_rate"] for r in ok], np.int32),
+        "channels": np.array([r["channels"] for r in ok], np.int32),
+        "codec": strings(r["codec"] for r in ok),
+        "container": strings(r["container"] for r in ok),
+        "decoder": strings(r["decoder"] for r in ok),
+        "vector": rows("vector"),
+        "extended": rows("extended"),
+    }
     con.register("scan_batch", batch)
     try:
         con.execute(
