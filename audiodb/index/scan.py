@@ -133,12 +133,19 @@ def scan_file(
             if not free:  # asked to stop while waiting
                 report.interrupted = True
             else:
+                early = None
+                if not dry_run and pool is None and _start_early():
+                    # Its first worker loads its libraries while the plan is made; killed if there is no work.
+                    early = opened.enter_context(ProcessPool(workers))
+                    early.start()
                 plan = plan_scan(file, [os.fsdecode(r) for r in roots], report, retry_failed=retry_failed, skip=skip)
                 if dry_run:
                     _record_planned(report, plan)
                 else:
                     if pool is None and plan.extract:
-                        pool = opened.enter_context(ProcessPool(min(workers, len(plan.extract))))
+                        pool = early or opened.enter_context(ProcessPool(min(workers, len(plan.extract))))
+                    elif early is not None:
+                        early.close(kill=True)
                     writer = BatchWriter(file, plan.existing, report, on_change, batch_size, batch_seconds)
                     # The pools are closed before the last batch is written, the lock released after.
                     apply_plan(
@@ -146,6 +153,12 @@ def scan_file(
                     )
     report.seconds = time.monotonic() - started
     return report
+
+
+def _start_early() -> bool:
+    """Start a worker before the plan says there is work? Yes unless AUDIODB_EARLY_WORKER=0: a
+    rescan that finds nothing to do kills it (mid-import, within the plan's time)."""
+    return os.environ.get("AUDIODB_EARLY_WORKER", "1") != "0"
 
 
 def plan_scan(

@@ -25,9 +25,11 @@ __all__ = [
     "THREAD_ENV",
     "WORKER_MARK",
     "analyse",
+    "analyse_many",
     "init_worker",
     "leave_if_worker_bootstrap",
     "one_blas_thread",
+    "ready",
     "worker_env",
 ]
 
@@ -141,6 +143,17 @@ def analyse(path: str, known_hash: str | None = None, params: FeatureParams = NO
     except Exception as e:  # a bug or a decoder surprise must not end the scan
         out.update(status="failed", reason=f"analysis error: {type(e).__name__}: {e}")
     return out
+
+
+def analyse_many(tasks: list[tuple[str, str | None]], params: FeatureParams = NOTEBOOK) -> list[dict]:
+    """:func:`analyse` of several ``(path, known_hash)`` tasks in one call (short files go to the
+    workers in chunks: one round trip, one pickled result list, instead of one per file)."""
+    return [analyse(path, known, params) for path, known in tasks]
+
+
+def ready() -> bool:
+    """A task that does nothing: submitted to start a worker process early (it loads its libraries)."""
+    return True
 
 
 WORKER_MARK = "AUDIODB_SCAN_WORKER"  # set in our workers' environment
