@@ -3,8 +3,11 @@ holds a chunk loses none of its files; a chunk of damaged files records each of 
 
 from __future__ import annotations
 
+import json
 import os
+import pathlib
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -94,3 +97,31 @@ def test_a_chunk_of_damaged_files_records_each_of_them(tmp_path, db_path):
     assert sorted(os.path.basename(c.path) for c in report.changes if c.kind == "failed") == [
         f"bad{i}.wav" for i in range(6)
     ]
+
+
+@pytest.mark.slow
+def test_a_scan_imports_only_what_it_needs_in_the_parent_and_the_workers(tmp_path):
+    """The console script is not run again in each worker (it would import click and every
+    command), and nothing of a scan imports librosa, numba (no JIT compilation), pyarrow or pandas."""
+    script = pathlib.Path(sys.executable).with_name("audiodb")
+    if not script.is_file():
+        pytest.skip("no audiodb console script next to this python")
+    music = tmp_path / "music"
+    music.mkdir()
+    for i in range(3):
+        write_audio(music / f"c{i}.wav", music_like(0.5, 22050, seed=i), 22050)
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1", "AUDIODB_DEBUG": "1"}  # workers keep their stderr
+    done = subprocess.run(
+        [str(script), "scan", str(music), "--db", str(tmp_path / "l.duckdb"), "--workers", "2", "-f", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["added"] == 3
+    imported = [line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
+    assert imported.count("audiodb.cli") == 1  # the parent only
+    assert imported.count("audiodb.analysis.extended") >= 1  # a worker's imports are in the log too
+    for heavy in ("librosa", "numba", "pyarrow", "pandas"):
+        assert heavy not in imported, f"a scan imported {heavy}"
