@@ -3,12 +3,14 @@ holds a chunk loses none of its files; a chunk of damaged files records each of 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from audio import music_like, write_audio
@@ -125,3 +127,67 @@ def test_a_scan_imports_only_what_it_needs_in_the_parent_and_the_workers(tmp_pat
     assert imported.count("audiodb.analysis.extended") >= 1  # a worker's imports are in the log too
     for heavy in ("librosa", "numba", "pyarrow", "pandas"):
         assert heavy not in imported, f"a scan imported {heavy}"
+
+
+def _pids_with(marker: str) -> list[int]:
+    needle = f"AUDIODB_POOL_TEST={marker}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if needle in f.read().split(b"\0"):
+                        with open(f"/proc/{entry}/stat") as s:
+                            if s.read().rsplit(")", 1)[1].split()[0] != "Z":
+                                found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and SIGKILL (Linux)")
+def test_a_worker_started_while_the_plan_is_made_dies_with_a_killed_scan(tmp_path):
+    music = tmp_path / "music"
+    music.mkdir()
+    for i in range(3):
+        write_audio(music / f"c{i}.wav", music_like(0.5, 22050, seed=i), 22050)
+    marker = os.urandom(8).hex()
+    env = {**os.environ, "AUDIODB_POOL_TEST": marker}
+    cmd = [sys.executable, "-c", "import sys; from audiodb.cli import main; sys.exit(main())"]
+    proc = subprocess.Popen(
+        [*cmd, "scan", str(music), "--db", str(tmp_path / "l.duckdb")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_pids_with(marker)) < 3 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)  # the scan, multiprocessing's resource tracker, and the early worker
+        assert proc.poll() is None, "the scan ended before a worker started"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 10  # a worker still loading its libraries notices when they are loaded
+        while _pids_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _pids_with(marker), "a worker outlived the killed scan"
+    finally:
+        for pid in _pids_with(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_a_rescan_with_nothing_to_do_leaves_no_worker_behind(tmp_path, db_path):
+    music = tmp_path / "music"
+    music.mkdir()
+    write_audio(music / "c.wav", music_like(0.5, 22050, seed=1), 22050)
+    lib = audiodb.Library(db_path)
+    lib.scan([music], workers=1)
+    report = lib.scan([music], workers=1)  # its early worker is killed: there is nothing to analyse
+    assert report.unchanged == 1 and not report.changes
+    deadline = time.monotonic() + 10
+    while _worker_pids() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _worker_pids()
