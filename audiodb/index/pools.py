@@ -110,7 +110,7 @@ class ProcessPool:
                 pool = self._executor()
                 # The executor starts a process per submit while none is idle, up to _max_workers
                 # (those already started, e.g. by start(), stay).
-                pool._max_workers = max(n, len(pool._processes))
+                pool._max_workers = max(n, len(pool._processes))  # type: ignore[attr-defined]
                 with worker_env():  # a submit may start a worker process: it inherits this environment
                     while queue and len(inflight) < 2 * n:
                         chunk = queue.pop()
