@@ -1,7 +1,7 @@
 """Scan throughput as a whole process: `audiodb scan` against the notebook's warm loop.
 
-    python benchmarks/bench_throughput.py [AUDIO_ROOT] [--work DIR] [--clips N] [--repeat K] [--only a,b,c,d]
-                                          [--base CHECKOUT]
+    python benchmarks/bench_throughput.py [AUDIO_ROOT] [--work DIR] [--clips N] [--repeat K] [--only a,b,c,d,e]
+                                          [--base CHECKOUT] [--bliss-python PYTHON]
 
 AUDIO_ROOT is where benchmarks/fetch_audio.sh unpacked (default /work/bench-audio). In one run:
   (a) 6 real tracks of mixed formats (mp3, 2x ogg, opus, flac, wav; the opus one 12.5 min, the
@@ -12,7 +12,14 @@ AUDIO_ROOT is where benchmarks/fetch_audio.sh unpacked (default /work/bench-audi
   (b) the same 6 tracks, `--workers 2` against `--workers 1`;
   (c) N 1-s clips (default 400) at 44.1 kHz stereo wav, `audiodb scan --workers 2` against the
       notebook's warm loop on them;
-  (d) one 5-s sound in a folder of its own, `audiodb scan` against `python -c "import duckdb, numpy"`.
+  (d) one 5-s sound in a folder of its own, `audiodb scan` against `python -c "import duckdb, numpy"`;
+  (e) every wesnoth track (41, 2.1 h) transcoded round robin to mp3, ogg (as it is), opus, flac, m4a
+      (AAC) and wav: in-process CPU seconds per core of the notebook's function and of
+      `embed_file(path, extended=True)` (what a scan computes), one warm call first, and of bliss-rs
+      (`bliss_audio.Song(path)`, bliss-audio 0.1.11) in its own Python (--bliss-python, default
+      $BLISS_PYTHON or /work/venvs/bliss/bin/python; the row is skipped with a message without it).
+      bliss runs 7-8 threads per song: its figure is the CPU time of all of them (process_time of
+      its process around the loop), so it is per core too. Per format as well.
 Each scan writes a fresh library in a temporary folder. The built audio is kept in --work
 (default /tmp/bench-throughput) and reused. Every figure is the best of K runs (default 1;
 (d) always best of 5). Ratios: notebook / audiodb, or workers 1 / workers 2 (higher is better).
@@ -33,6 +40,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
 
 from _common import machine, table, warm_page_cache  # noqa: E402
 
@@ -60,7 +68,28 @@ BASELINE = {  # issue 13's table, measured on main before this work
     "c": "0.43x (notebook 6.4 s, scan 14.9 s, 27 files/s)",
     "d": "scan 1.5-1.85 s",
 }
+BASELINE["e"] = "2.1x (notebook 117 s, audiodb 56 s CPU; 24 other tracks, 2.2 h)"
+BASELINE["f"] = "0.64x (bliss 35 s CPU)"
 GOAL = {"a": ">= 3.0x", "b": ">= 1.6x", "c": ">= 4.0x", "d": "<= 2x the import (about 0.6 s)"}
+GOAL["e"] = ">= 3.0x"
+GOAL["f"] = ">= 1.0x"
+MIXED_FORMATS = [  # (extension, ffmpeg output args or None to copy), round robin over the tracks
+    ("mp3", ["-c:a", "libmp3lame", "-b:a", "192k"]),
+    ("ogg", None),
+    ("opus", ["-c:a", "libopus", "-b:a", "128k"]),
+    ("flac", ["-c:a", "flac"]),
+    ("m4a", ["-c:a", "aac", "-b:a", "192k"]),
+    ("wav", ["-c:a", "pcm_s16le"]),
+]
+BLISS_LOOP = """
+import sys, time, bliss_audio
+paths = sys.argv[1:]
+bliss_audio.Song(paths[0])  # warm-up
+for p in paths:
+    t = time.process_time()
+    bliss_audio.Song(p)
+    print(time.process_time() - t, p, flush=True)
+"""
 
 
 def ffmpeg(args: list[str]) -> None:
@@ -119,6 +148,49 @@ def build_short(music: str, dest: str) -> str:
     return path
 
 
+def build_mixed(music: str, dest: str) -> list[str]:
+    """Every wesnoth track in one of six formats (round robin in name order)."""
+    os.makedirs(dest, exist_ok=True)
+    out = []
+    for i, name in enumerate(sorted(f for f in os.listdir(music) if f.endswith(".ogg"))):
+        ext, args = MIXED_FORMATS[i % len(MIXED_FORMATS)]
+        path = os.path.join(dest, f"{os.path.splitext(name)[0]}.{ext}")
+        if not os.path.exists(path):
+            if args is None:
+                shutil.copyfile(os.path.join(music, name), path)
+            else:
+                part = os.path.join(dest, "part." + os.path.basename(path))
+                ffmpeg(["-i", os.path.join(music, name), "-vn", *args, part])
+                os.replace(part, path)
+        out.append(path)
+    return out
+
+
+def cpu_per_file(paths: list[str], fn, results: dict | None = None) -> dict[str, float]:
+    """CPU seconds (this process) of ``fn(path)`` per path, after one warm-up call; what each call
+    returned goes to ``results``."""
+    fn(paths[0])
+    out = {}
+    for p in paths:
+        t = time.process_time()
+        got = fn(p)
+        out[p] = time.process_time() - t
+        if results is not None:
+            results[p] = got
+    return out
+
+
+def bliss_cpu(python: str, paths: list[str]) -> dict[str, float]:
+    done = subprocess.run([python, "-c", BLISS_LOOP, *paths], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bliss failed: {done.stderr[-2000:]}")
+    out = {}
+    for line in done.stdout.splitlines():
+        cpu, path = line.split(" ", 1)
+        out[path] = float(cpu)
+    return out
+
+
 def audiodb_exe() -> list[str]:
     exe = os.path.join(os.path.dirname(sys.executable), "audiodb")
     return [exe] if os.path.exists(exe) else [sys.executable, "-m", "cli"]
@@ -174,7 +246,12 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/bench-throughput")
     ap.add_argument("--clips", type=int, default=400)
     ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--only", default="a,b,c,d")
+    ap.add_argument("--only", default="a,b,c,d,e")
+    ap.add_argument(
+        "--bliss-python",
+        default=os.environ.get("BLISS_PYTHON") or "/work/venvs/bliss/bin/python",
+        help="a python with bliss-audio 0.1.11 installed, for row (e)'s bliss figure",
+    )
     ap.add_argument("--base", default=None, help="a checkout whose scans are timed beside this one's")
     args = ap.parse_args()
     music = os.path.join(args.root, MUSIC)
@@ -272,8 +349,64 @@ def main() -> None:
         )
         on_base("d", imp, scb, lambda r, t: f"{t / r:.2f}x the import")
 
+    formats = []
+    if "e" in only:
+        from audiodb.analysis.embed import embed_file
+        from audiodb.analysis.reference import extract_acoustic_embedding
+
+        mixed = build_mixed(music, os.path.join(args.work, "mixed"))
+        warm_page_cache(mixed)
+        got: dict = {}
+        ad = cpu_per_file(mixed, lambda p: embed_file(p, extended=True), got)
+        seconds = {p: got[p][1]["duration_sec"] for p in mixed}
+        hours = sum(seconds.values()) / 3600
+        print(f"(e) {len(mixed)} tracks, {hours:.2f} h, formats: {', '.join(ext for ext, _ in MIXED_FORMATS)}")
+        with warnings.catch_warnings():  # librosa's audioread fallback (m4a) warns on every file
+            warnings.simplefilter("ignore")
+            nb = cpu_per_file(mixed, extract_acoustic_embedding)
+        have_bliss = os.path.exists(args.bliss_python)
+        bl = bliss_cpu(args.bliss_python, mixed) if have_bliss else None
+        total = sum(seconds.values())
+        rows.append(
+            [
+                f"(e) {len(mixed)} tracks ({hours:.1f} h, 6 formats), in-process CPU per core",
+                f"{sum(nb.values()):.1f} ({total / sum(nb.values()):.0f}x rt)",
+                f"{sum(ad.values()):.1f} ({total / sum(ad.values()):.0f}x rt)",
+                f"{sum(nb.values()) / sum(ad.values()):.2f}x",
+                BASELINE["e"],
+                GOAL["e"],
+            ]
+        )
+        if bl is None:
+            print(f"(e) bliss row skipped: no {args.bliss_python} (set --bliss-python or BLISS_PYTHON)")
+        else:
+            rows.append(
+                [
+                    "(e') the same, audiodb vs bliss-rs (CPU of all its threads)",
+                    f"{sum(bl.values()):.1f} ({total / sum(bl.values()):.0f}x rt)",
+                    f"{sum(ad.values()):.1f}",
+                    f"{sum(bl.values()) / sum(ad.values()):.2f}x",
+                    BASELINE["f"],
+                    GOAL["f"],
+                ]
+            )
+        for ext, _ in MIXED_FORMATS:
+            ps = [p for p in mixed if p.endswith("." + ext)]
+            secs = sum(seconds[p] for p in ps)
+            cells = [f".{ext} ({len(ps)} files, {secs / 60:.0f} min)"]
+            for d in (nb, ad, bl):
+                cells.append(f"{secs / sum(d[p] for p in ps):.0f}x" if d is not None else "-")
+            cells.append(f"{sum(nb[p] for p in ps) / sum(ad[p] for p in ps):.2f}x")
+            cells.append(f"{sum(bl[p] for p in ps) / sum(ad[p] for p in ps):.2f}x" if bl is not None else "-")
+            formats.append(cells)
+
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print(table(["work", "baseline s", "audiodb s", "ratio", "issue's figure (main before)", "goal"], rows, "lrrrll"))
+    if formats:
+        print()
+        print("(e) per format, audio seconds per CPU second (realtime factor) and ratios:")
+        heads = ["format", "notebook", "audiodb", "bliss", "notebook/audiodb", "bliss/audiodb"]
+        print(table(heads, formats))
 
 
 if __name__ == "__main__":

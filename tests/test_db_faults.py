@@ -240,7 +240,8 @@ def test_ctrl_c_during_scan_says_what_was_saved_and_the_next_scan_continues(tmp_
     from conftest import AUDIODB
     from test_watch import wait_for
 
-    music = make_music(tmp_path / "music", 80, seconds=3.0)  # long enough that Ctrl-C lands mid-scan
+    # Long enough that Ctrl-C lands mid-scan (short files go to the workers 5 or so at a time).
+    music = make_music(tmp_path / "music", 80, seconds=8.0)
     db = tmp_path / "lib.duckdb"
     env = {**os.environ, "AUDIODB_DB": str(db), "AUDIODB_BATCH_SIZE": "4"}
     # Its own process group, signalled as a whole: what Ctrl-C in a terminal does.

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from ..analysis.params import FeatureParams
 from ..errors import AudiodbError, UsageError
-from .worker import analyse, init_worker, one_blas_thread, worker_env
+from .worker import analyse, analyse_many, init_worker, one_blas_thread, ready, worker_env
 from .writer import BatchWriter
 
 __all__ = ["AnalysisPool", "DaskPool", "ProcessPool", "analyse_chunk_on_worker", "analyse_on_worker"]
@@ -62,6 +62,12 @@ class ProcessPool:
         self._pool: ProcessPoolExecutor | None = None
         self._started: Any = None  # a spawn-context Event once the pool starts
 
+    def start(self) -> None:
+        """Start one worker now: it loads its libraries while the caller does something else
+        (the scan makes its plan meanwhile)."""
+        with worker_env():
+            self._executor().submit(ready)
+
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context("spawn")
@@ -90,30 +96,37 @@ class ProcessPool:
     def run(self, tasks, params: FeatureParams, writer: BatchWriter, progress=None, should_stop=None) -> bool:
         """Analyse ``tasks`` ((path, known_hash) pairs), handing results to ``writer``.
 
-        Returns False if ``should_stop()`` became true before all were done.
+        Short files go to the workers in chunks (:func:`chunk_tasks`), so a worker's round trip
+        and the parent's writes cost per chunk, not per file; a file in a chunk whose worker died
+        is retried alone. Returns False if ``should_stop()`` became true before all were done.
         """
         tasks, progress, finished = self._long_files_first(tasks, params, writer, progress, should_stop)
         if not finished:
             return False
         total, done = len(tasks), 0
         attempts: dict[str, int] = {}
-        queue = list(reversed(tasks))
+        queue = list(reversed(chunk_tasks(tasks, self.n)))
+        n = min(self.n, len(queue))  # no more workers than chunks
         inflight: dict = {}
         while queue or inflight:
             try:
                 pool = self._executor()
+                # The executor starts a process per submit while none is idle, up to _max_workers
+                # (those already started, e.g. by start(), stay).
+                pool._max_workers = max(n, len(pool._processes))  # type: ignore[attr-defined]
                 with worker_env():  # a submit may start a worker process: it inherits this environment
-                    while queue and len(inflight) < 2 * self.n:
-                        path, known = queue.pop()
-                        inflight[pool.submit(analyse, path, known, params)] = (path, known)
+                    while queue and len(inflight) < 2 * n:
+                        chunk = queue.pop()
+                        inflight[pool.submit(analyse_many, chunk, params)] = chunk
                 finished, _ = wait(list(inflight), timeout=0.25, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    result = fut.result()  # analyse() never raises; a dead worker does, and its file stays in flight
-                    path, _known = inflight.pop(fut)
-                    writer.add(result)
-                    done += 1
-                    if progress:
-                        progress(done, total, path)
+                    results = fut.result()  # analyse() never raises; a dead worker does, and its chunk stays in flight
+                    chunk = inflight.pop(fut)
+                    for result in results:
+                        writer.add(result)
+                        done += 1
+                        if progress:
+                            progress(done, total, result["path"])
                 if should_stop is not None and should_stop():
                     self.close(kill=True)
                     return False
@@ -128,25 +141,29 @@ class ProcessPool:
                         "audiodb.scan) at its top level, put that call under "
                         '`if __name__ == "__main__":` and run it again.'
                     ) from None
-                for fut, (path, known) in list(inflight.items()):
+                for fut, chunk in list(inflight.items()):
                     if fut.done() and not fut.cancelled() and fut.exception() is None:
-                        writer.add(fut.result())
-                        done += 1
+                        for result in fut.result():
+                            writer.add(result)
+                            done += 1
+                            if progress:
+                                progress(done, total, result["path"])
                         continue
-                    attempts[path] = attempts.get(path, 0) + 1
-                    if attempts[path] >= 2:
-                        writer.add(
-                            {
-                                "path": path,
-                                "status": "failed",
-                                "reason": "the decoder crashed on this file (worker process died)",
-                            }
-                        )
-                        done += 1
-                        if progress:
-                            progress(done, total, path)
-                    else:
-                        queue.append((path, known))
+                    for path, known in chunk:
+                        attempts[path] = attempts.get(path, 0) + 1
+                        if attempts[path] >= 2:
+                            writer.add(
+                                {
+                                    "path": path,
+                                    "status": "failed",
+                                    "reason": "the decoder crashed on this file (worker process died)",
+                                }
+                            )
+                            done += 1
+                            if progress:
+                                progress(done, total, path)
+                        else:
+                            queue.append([(path, known)])  # retried alone: one crash fails one file
                 inflight.clear()
         return True
 
@@ -221,6 +238,39 @@ class ProcessPool:
             progress(done + d, done + t, path)
 
         return rest, (counted if progress else None), True
+
+
+#: A chunk of tasks sent to a worker at once holds files of at most CHUNK_BYTES together (a
+#: file larger than that goes alone), at most CHUNK_FILES of them.
+CHUNK_BYTES = 2 << 20
+CHUNK_FILES = 32
+
+
+def chunk_tasks(tasks: Sequence[tuple[str, str | None]], workers: int) -> list[list[tuple[str, str | None]]]:
+    """``tasks`` in order, cut into chunks of short files (a file at or above the size limit alone).
+
+    A chunk holds at most :data:`CHUNK_FILES` files and :data:`CHUNK_BYTES` bytes, and at most a
+    quarter of the tasks' bytes per worker, so the last chunks still spread over the workers.
+    """
+    sizes = []
+    for path, _known in tasks:
+        try:
+            sizes.append(os.stat(path).st_size)
+        except OSError:
+            sizes.append(0)  # the worker records why it cannot be read
+    limit = max(1, min(CHUNK_BYTES, sum(sizes) // (4 * max(1, workers))))
+    chunks: list[list[tuple[str, str | None]]] = []
+    chunk: list[tuple[str, str | None]] = []
+    held = 0
+    for task, size in zip(tasks, sizes):
+        if chunk and (held + size > limit or len(chunk) >= CHUNK_FILES):
+            chunks.append(chunk)
+            chunk, held = [], 0
+        chunk.append(task)
+        held += size
+    if chunk:
+        chunks.append(chunk)
+    return chunks
 
 
 CONNECT_TIMEOUT = float(os.environ.get("AUDIODB_DASK_TIMEOUT", "5"))

@@ -143,6 +143,11 @@ def scan_file(
             else:
                 if segmentation is not None and not dry_run:
                     register_segmentation(file, segmentation)
+                early = None
+                if not dry_run and pool is None and _start_early():
+                    # Its first worker loads its libraries while the plan is made; killed if there is no work.
+                    early = opened.enter_context(ProcessPool(workers))
+                    early.start()
                 plan = plan_scan(file, [os.fsdecode(r) for r in roots], report, retry_failed=retry_failed, skip=skip)
                 if dry_run:
                     _record_planned(report, plan)
@@ -152,7 +157,9 @@ def scan_file(
                         from .chunks import workers_for  # a long file uses every worker
 
                         n = max(min(workers, n_tasks), workers_for(plan.extract, workers))
-                        pool = opened.enter_context(ProcessPool(n))
+                        pool = early or opened.enter_context(ProcessPool(n))
+                    elif early is not None:
+                        early.close(kill=True)
                     writer = BatchWriter(
                         file, plan.existing, report, on_change, batch_size, batch_seconds, backfill=plan.backfill
                     )
@@ -162,6 +169,12 @@ def scan_file(
                     )
     report.seconds = time.monotonic() - started
     return report
+
+
+def _start_early() -> bool:
+    """Start a worker before the plan says there is work? Yes unless AUDIODB_EARLY_WORKER=0: a
+    rescan that finds nothing to do kills it (mid-import, within the plan's time)."""
+    return os.environ.get("AUDIODB_EARLY_WORKER", "1") != "0"
 
 
 def plan_scan(

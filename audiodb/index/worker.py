@@ -28,10 +28,12 @@ __all__ = [
     "THREAD_ENV",
     "WORKER_MARK",
     "analyse",
+    "analyse_many",
     "init_worker",
     "leave_if_worker_bootstrap",
     "one_blas_thread",
     "read_words",
+    "ready",
     "worker_env",
 ]
 
@@ -186,6 +188,17 @@ def read_words(path: str, out: dict) -> None:
 
     out.update(read_tags(path))
     out["audio_hash"] = audio_hash(path)
+
+
+def analyse_many(tasks: list[tuple[str, str | None]], params: FeatureParams = NOTEBOOK) -> list[dict]:
+    """:func:`analyse` of several ``(path, known_hash)`` tasks in one call (short files go to the
+    workers in chunks: one round trip, one pickled result list, instead of one per file)."""
+    return [analyse(path, known, params) for path, known in tasks]
+
+
+def ready() -> bool:
+    """A task that does nothing: submitted to start a worker process early (it loads its libraries)."""
+    return True
 
 
 WORKER_MARK = "AUDIODB_SCAN_WORKER"  # set in our workers' environment

@@ -3,6 +3,7 @@ each in one transaction with its version row."""
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import re
 from pathlib import Path
@@ -12,22 +13,28 @@ from ..errors import DatabaseError, NotALibrary, SchemaTooNew
 __all__ = ["migrate", "migrations", "schema_version"]
 
 
-def migrations() -> list[tuple[int, str, str]]:
-    """``(version, name, sql)`` of every bundled migration, in order."""
+@functools.cache
+def _bundled() -> tuple[tuple[int, str, str], ...]:
     found = []
     for entry in importlib.resources.files("audiodb.migrations").iterdir():
         m = re.match(r"^(\d+)_(.+)\.sql$", entry.name)
         if m:
             found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    return tuple(sorted(found))
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """``(version, name, sql)`` of every bundled migration, in order (read once per process)."""
+    return list(_bundled())
 
 
 def schema_version(con) -> int:
     # fetchall, not fetchone: a half-read result would stay pending on the connection.
-    has = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
-    ).fetchall()[0][0]
-    if not has:
+    # duckdb_tables(), not information_schema.tables: the catalog function is cheaper.
+    rows = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_migrations' AND schema_name = 'main'"
+    ).fetchall()
+    if not rows[0][0]:
         return 0
     return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0]
 

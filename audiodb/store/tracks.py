@@ -217,51 +217,57 @@ _WORD_COLUMNS = (
 )
 
 
+_WORD_TYPES = {
+    **dict.fromkeys(("title", "artist", "album", "album_artist", "genre", "device", "tag_error"), "VARCHAR"),
+    **dict.fromkeys(("year", "track_number", "disc_number"), "INTEGER"),
+    "tags": "JSON",
+    "recorded_at": "TIMESTAMP",
+    "audio_hash": "VARCHAR",
+}
+
+
 def _word_arrays(rows: list[dict]) -> dict:
-    """Arrow columns of the tags and audio hash of ``rows`` (None where a worker sent none)."""
+    """Columns (numpy object arrays, None where a worker sent none) of the tags and audio hash of
+    ``rows``; :func:`_word_selects` casts them to their SQL types."""
     import json
 
-    import pyarrow as pa
+    import numpy as np
 
-    def col(name: str, kind):
-        return pa.array([r.get(name) for r in rows], kind)
+    def col(values) -> np.ndarray:
+        out = np.empty(len(rows), dtype=object)
+        out[:] = list(values)
+        return out
 
-    return {
-        **{k: col(k, pa.string()) for k in ("title", "artist", "album", "album_artist", "genre")},
-        **{k: col(k, pa.int32()) for k in ("year", "track_number", "disc_number")},
-        "tags": pa.array(
-            [json.dumps(r["tags"], ensure_ascii=False) if r.get("tags") else None for r in rows], pa.string()
-        ),
-        "recorded_at": col("recorded_at", pa.timestamp("us")),
-        "device": col("device", pa.string()),
-        "tag_error": col("tag_error", pa.string()),
-        "audio_hash": col("audio_hash", pa.string()),
-    }
+    out = {k: col(r.get(k) for r in rows) for k in _WORD_COLUMNS if k != "tags"}
+    out["tags"] = col(json.dumps(r["tags"], ensure_ascii=False) if r.get("tags") else None for r in rows)
+    return out
 
 
 def _word_selects(prefix: str = "") -> str:
-    return ", ".join(f"{prefix}{c}::JSON" if c == "tags" else f"{prefix}{c}" for c in _WORD_COLUMNS)
+    return ", ".join(f"{prefix}{c}::{_WORD_TYPES[c]}" for c in _WORD_COLUMNS)
 
 
 def _write_retagged(con, rows: list[dict]) -> None:
     """Files whose audio is as stored (a tag edit, or a row from before tags were read): their new
     size, mtime, whole-file hash, tags and audio hash; the vectors are kept."""
-    import pyarrow as pa
+    import numpy as np
 
-    batch = pa.table(
-        {
-            "path": [to_stored(r["path"]) for r in rows],
-            "size": pa.array([r["size"] for r in rows], pa.int64()),
-            "mtime_ns": pa.array([r["mtime_ns"] for r in rows], pa.int64()),
-            "content_hash": [r["content_hash"] for r in rows],
-            **_word_arrays(rows),
-        }
-    )
+    paths = np.empty(len(rows), dtype=object)
+    paths[:] = [to_stored(r["path"]) for r in rows]
+    hashes = np.empty(len(rows), dtype=object)
+    hashes[:] = [r["content_hash"] for r in rows]
+    batch = {
+        "path": paths,
+        "size": np.array([r["size"] for r in rows], np.int64),
+        "mtime_ns": np.array([r["mtime_ns"] for r in rows], np.int64),
+        "content_hash": hashes,
+        **_word_arrays(rows),
+    }
     con.register("retag_batch", batch)
     try:
         sets = ", ".join(
-            f"{c} = b.{c}::JSON" if c == "tags" else f"{c} = b.{c}"
-            for c in ("size", "mtime_ns", "content_hash", *_WORD_COLUMNS)
+            [f"{c} = b.{c}" for c in ("size", "mtime_ns", "content_hash")]
+            + [f"{c} = b.{c}::{_WORD_TYPES[c]}" for c in _WORD_COLUMNS]
         )
         con.execute(f"UPDATE track_files SET {sets} FROM retag_batch b WHERE track_files.path = b.path")
     finally:
@@ -271,31 +277,41 @@ def _write_retagged(con, rows: list[dict]) -> None:
 
 def _write_ok(con, params: FeatureParams, extended: ExtendedParams, ok: list[dict], now) -> None:
     import numpy as np
-    import pyarrow as pa
 
     dims = params.dims
-    vectors = np.stack([r["vector"] for r in ok]).astype(np.float32).reshape(-1)
-    extended_vectors = np.stack([r["extended"] for r in ok]).astype(np.float32).reshape(-1)
-    batch = pa.table(
-        {
-            "path": [to_stored(r["path"]) for r in ok],
-            "file_name": [to_stored(os.path.basename(r["path"])) for r in ok],
-            "folder": [to_stored(os.path.dirname(r["path"])) for r in ok],
-            "size": pa.array([r["size"] for r in ok], pa.int64()),
-            "mtime_ns": pa.array([r["mtime_ns"] for r in ok], pa.int64()),
-            "content_hash": [r["content_hash"] for r in ok],
-            "duration_sec": pa.array([r["duration_sec"] for r in ok], pa.float64()),
-            "sample_rate": pa.array([r["sample_rate"] for r in ok], pa.int32()),
-            "native_sample_rate": pa.array([r["native_sample_rate"] for r in ok], pa.int32()),
-            "channels": pa.array([r["channels"] for r in ok], pa.int32()),
-            "codec": [r["codec"] for r in ok],
-            "container": [r["container"] for r in ok],
-            "decoder": [r["decoder"] for r in ok],
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors, pa.float32()), dims),
-            "extended": pa.FixedSizeListArray.from_arrays(pa.array(extended_vectors, pa.float32()), extended.dims),
-            **_word_arrays(ok),
-        }
-    )
+
+    # Columns as numpy arrays, which DuckDB scans as they are: no pyarrow, which would import pandas
+    # (half a second of a short scan) on its first conversion.
+    def strings(values) -> np.ndarray:
+        out = np.empty(len(ok), dtype=object)
+        out[:] = list(values)
+        return out
+
+    def rows(key: str) -> np.ndarray:  # one float32 array per track: a FLOAT[] column
+        matrix = np.stack([r[key] for r in ok]).astype(np.float32)
+        out = np.empty(len(ok), dtype=object)
+        for i, row in enumerate(matrix):
+            out[i] = row
+        return out
+
+    batch = {
+        "path": strings(to_stored(r["path"]) for r in ok),
+        "file_name": strings(to_stored(os.path.basename(r["path"])) for r in ok),
+        "folder": strings(to_stored(os.path.dirname(r["path"])) for r in ok),
+        "size": np.array([r["size"] for r in ok], np.int64),
+        "mtime_ns": np.array([r["mtime_ns"] for r in ok], np.int64),
+        "content_hash": strings(r["content_hash"] for r in ok),
+        "duration_sec": np.array([r["duration_sec"] for r in ok], np.float64),
+        "sample_rate": np.array([r["sample_rate"] for r in ok], np.int32),
+        "native_sample_rate": np.array([r["native_sample_rate"] for r in ok], np.int32),
+        "channels": np.array([r["channels"] for r in ok], np.int32),
+        "codec": strings(r["codec"] for r in ok),
+        "container": strings(r["container"] for r in ok),
+        "decoder": strings(r["decoder"] for r in ok),
+        "vector": rows("vector"),
+        "extended": rows("extended"),
+        **_word_arrays(ok),
+    }
     words = ", ".join(_WORD_COLUMNS)
     word_updates = ", ".join(f"{c} = excluded.{c}" for c in _WORD_COLUMNS)
     con.register("scan_batch", batch)
