@@ -439,8 +439,9 @@ def token():
             os.kill(pid, signal.SIGKILL)
 
 
-def _segments_committed(db) -> int | None:
-    """Segments committed so far, read under audiodb's shared sidecar lock (None: a writer has it)."""
+def _segments_committed(db, *, wait: bool = False, then=None) -> int | None:
+    """Segments committed so far, read under audiodb's shared sidecar lock (None: a writer has it,
+    and ``wait`` is false). ``then(n)`` runs while the lock is still held."""
     import duckdb
 
     if not os.path.exists(db):
@@ -448,7 +449,7 @@ def _segments_committed(db) -> int | None:
     fd = os.open(str(db) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_SH | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             return None
         try:
@@ -456,11 +457,14 @@ def _segments_committed(db) -> int | None:
         except duckdb.Error:
             return None
         try:
-            return con.execute("SELECT count(*) FROM segments").fetchone()[0]
+            n = con.execute("SELECT count(*) FROM segments").fetchone()[0]
         except duckdb.Error:
-            return 0
+            n = 0
         finally:
             con.close()
+        if then is not None:
+            then(n)
+        return n
     finally:
         os.close(fd)
 
@@ -489,7 +493,11 @@ def test_kill_9_during_a_segment_scan_then_the_next_scan_finishes(pass_, tmp_pat
             stderr=err,
         )
     deadline = time.monotonic() + 120
-    while proc.poll() is None and not (_segments_committed(db) or 0) and time.monotonic() < deadline:
+    while proc.poll() is None and time.monotonic() < deadline:
+        # Under audiodb's shared sidecar lock the scan cannot commit: seeing its first segments and
+        # killing it there lands mid-scan however fast the rest would go.
+        if _segments_committed(db, wait=True, then=lambda n: n and os.kill(proc.pid, signal.SIGKILL)):
+            break
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)

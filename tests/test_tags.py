@@ -535,7 +535,8 @@ def test_rows_indexed_before_tags_get_them_without_reanalysis(tmp_path, db_path)
     con.execute("UPDATE track_files SET audio_hash = NULL, title = NULL, artist = NULL, year = NULL")
     con.close()
     report = scan(db_path, music)
-    assert report.retagged == 1 and _vectors_at(db_path) == at
+    # counted unchanged (the file did not change; its tags are read for the first time), not re-analysed
+    assert report.unchanged == 1 and not report.changes and _vectors_at(db_path) == at
     assert rows(db_path, "SELECT title, year FROM tracks") == [(TAGS["title"], 2019)]
     assert rows(db_path, "SELECT audio_hash FROM track_files") == [(audio_hash(music / "old.mp3"),)]
     assert scan(db_path, music).unchanged == 1

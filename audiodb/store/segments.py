@@ -113,8 +113,6 @@ def replace_segments(con, results: list[dict], *, all_of_track: bool) -> None:
     earlier segments are deleted first: all of them with ``all_of_track`` (a re-analysed
     file), else only those of the segmentations computed (a segments-only pass).
     """
-    import pyarrow as pa
-
     if not results:
         return
     paths = [to_stored(r["path"]) for r in results]
@@ -146,6 +144,8 @@ def replace_segments(con, results: list[dict], *, all_of_track: bool) -> None:
             delete_segments(con, tids, [seg_id])
     if not vectors or dims is None:
         return
+    import pyarrow as pa  # only when there are segments to write: a plain scan never loads it
+
     flat = np.concatenate([v.reshape(-1) for v in vectors])
     table = pa.table(
         {
