@@ -175,17 +175,33 @@ class Library:
         return cluster_library(self.file, method=method, **options)
 
     def plot(
-        self, output: str | os.PathLike, *, projection: str = "pca", color: str = "kmeans", features: str = "notebook"
+        self,
+        output: str | os.PathLike,
+        *,
+        projection: str = "pca",
+        color: str | None = None,
+        features: str = "notebook",
+        segments: bool = False,
+        segmentation: str | None = None,
     ):
         """Write the map of the library as one HTML page; returns a :class:`audiodb.maps.write.PlotResult`.
 
-        ``projection`` is ``'pca'`` or ``'umap'``; ``color`` ``'kmeans'``, ``'hdbscan'`` or a column
-        of ``tracks``; ``features`` ``'notebook'`` or ``'extended'``. See
-        :func:`audiodb.maps.write.plot_library`.
+        ``projection`` is ``'pca'`` or ``'umap'``; ``color`` ``'kmeans'`` (the default), ``'hdbscan'`` or
+        a column of ``tracks``; ``features`` ``'notebook'`` or ``'extended'``. See
+        :func:`audiodb.maps.write.plot_library`. With ``segments``, a point per active segment of
+        ``segmentation`` (default: the first registered), coloured by its latest segment clustering
+        (by default; ``color`` ``'kmeans'`` or ``'hdbscan'``: that method's) or by file
+        (``'file'``); see :func:`audiodb.maps.segments.plot_segments`.
         """
+        if segments:
+            from .maps.segments import plot_segments
+
+            return plot_segments(
+                self.file, projection=projection, color=color, output=output, segmentation=segmentation
+            )
         from .maps.write import plot_library
 
-        return plot_library(self.file, projection=projection, color=color, output=output, features=features)
+        return plot_library(self.file, projection=projection, color=color or "kmeans", output=output, features=features)
 
     def summary(self, *, method: str | None = None, run: int | None = None) -> QueryResult:
         """Per-cluster summaries of the latest run of each method (or of run ``run``)."""
@@ -204,6 +220,26 @@ class Library:
 
         with self.connect() as con:
             return export(con, os.path.expanduser(os.fspath(path)), features=features)
+
+    def export_segments(self, path: str | os.PathLike, *, raven: bool = False, segmentation: str | None = None) -> dict:
+        """Write the segments of ``segmentation`` (default: the first registered).
+
+        ``path`` ending in ``.csv`` or ``.parquet``: every window (path, start_sec, end_sec,
+        rms_db, snr_db, active_fraction, active, the named features, ``cluster_<method>`` of the
+        latest segment runs). With ``raven``, ``path`` is a folder that gets one Raven Pro
+        selection table per recording (its active windows, with their cluster). Returns
+        ``{'segmentation', 'segments'}`` or ``{'segmentation', 'tables'}`` (per recording: path,
+        table, selections). See :mod:`audiodb.store.segment_export`.
+        """
+        from .store import segment_export
+
+        target = os.path.expanduser(os.fspath(path))
+        with self.connect() as con:
+            seg = segment_export.pick_segmentation(con, self.params, segmentation)
+            if raven:
+                tables = segment_export.export_segments_raven(con, target, seg, high_freq_hz=self.params.sr / 2)
+                return {"segmentation": seg.label, "tables": tables}
+            return {"segmentation": seg.label, "segments": segment_export.export_segments(con, target, seg)}
 
     def tracks(self, *, arrow: bool | None = None):
         """The ``tracks`` view as a pandas DataFrame (an Arrow table if ``arrow`` or no pandas)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -177,7 +178,7 @@ def _short(value):
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False, writable=True))
+@click.argument("file", type=click.Path(writable=True))
 @click.option(
     "--features",
     type=click.Choice(["notebook", "extended"]),
@@ -186,8 +187,26 @@ def _short(value):
     help="The notebook's columns, or those plus the second feature set's 42 (contrast, chroma, "
     "onset, tempo: the extended_features view's columns) after the 180 features.",
 )
+@click.option(
+    "--segments",
+    is_flag=True,
+    help="Every segment instead: path, start_sec, end_sec, activity, the named features, a cluster "
+    "column per method of the latest segment runs.",
+)
+@click.option(
+    "--raven",
+    is_flag=True,
+    help="With --segments: FILE is a folder; one Raven Pro selection table per recording (its active "
+    "segments, with their cluster).",
+)
+@click.option(
+    "--segmentation",
+    default=None,
+    metavar="LABEL",
+    help="With --segments: which registered segmentation (1.0/0.5, calls, ...).  [default: the first registered]",
+)
 @db_option
-def export(file, features, db):
+def export(file, features, segments, raven, segmentation, db):
     """Write the notebook's CSV: file_name, file_path, duration_sec, sample_rate,
     the 180 features, cluster_kmeans and cluster_hdbscan (latest runs).
 
@@ -197,6 +216,30 @@ def export(file, features, db):
     audiodb export acoustic_embeddings_with_clusters.csv
     audiodb export library.parquet
     audiodb export library.csv --features extended
+    audiodb export segments.parquet --segments
+    audiodb export raven-tables/ --segments --raven
     """
+    if segments:
+        export_segments(file, raven, segmentation, features, db)
+        return
+    if raven or segmentation:
+        raise click.UsageError("--raven and --segmentation need --segments.")
+    if os.path.isdir(file):
+        raise click.UsageError(f"{file} is a folder: give the .csv or .parquet file to write.")
     n = library(db).export(file, features=features)
     click.echo(f"Wrote {n} tracks to {file}")
+
+
+def export_segments(file, raven, segmentation, features, db):
+    """``export --segments [--raven]``: a table of segments, or a folder of Raven tables."""
+    if features != "notebook":
+        raise click.UsageError("--features is for files; --segments writes the segment features.")
+    result = library(db).export_segments(file, raven=raven, segmentation=segmentation)
+    if raven:
+        tables = result["tables"]
+        n = sum(t["selections"] for t in tables)
+        click.echo(
+            f"Wrote {len(tables)} Raven selection tables ({n} active {result['segmentation']} segments) to {file}"
+        )
+    else:
+        click.echo(f"Wrote {result['segments']} segments of {result['segmentation']} to {file}")

@@ -24,10 +24,10 @@ from .output import human_size
     "-c",
     "--color",
     "color",
-    default="kmeans",
-    show_default=True,
+    default=None,
     metavar="kmeans|hdbscan|COLUMN",
-    help="Colour by the latest k-means or HDBSCAN run, or by a column of tracks (duration_sec, folder, codec, ...).",
+    help="Colour by the latest k-means or HDBSCAN run, or by a column of tracks (duration_sec, folder, codec, ...). "
+    "[default: kmeans; with --segments the latest run over the segments, else by file (--color file)]",
 )
 @click.option(
     "-o",
@@ -44,9 +44,21 @@ from .output import human_size
     help="Map the notebook's 180 features, or those plus the second feature set (contrast, chroma, "
     "onset, tempo), each group weighted alike: the space audiodb similar ranks in.",
 )
+@click.option(
+    "--segments",
+    is_flag=True,
+    help="A point per active segment (moments of recordings, at most 20,000: a uniform sample above); "
+    "a click plays that moment.",
+)
+@click.option(
+    "--segmentation",
+    default=None,
+    metavar="LABEL",
+    help="With --segments: which registered segmentation (1.0/0.5, calls, ...).  [default: the first registered]",
+)
 @click.option("--open", "open_page", is_flag=True, help="Open the page in your browser.")
 @db_option
-def plot(projection, color, output, features, open_page, db):
+def plot(projection, color, output, features, segments, segmentation, open_page, db):
     """Write a map of the library as one HTML page that works offline.
 
     Each point is a track; hover for its name, duration and clusters; click to
@@ -57,15 +69,24 @@ def plot(projection, color, output, features, open_page, db):
     audiodb plot --projection umap --color hdbscan -o umap.html --open
     audiodb plot --color duration_sec -o durations.html
     audiodb plot --features extended -o map.html     # neighbours as audiodb similar ranks them
+    audiodb plot --segments -o moments.html          # a point per active segment (call)
     """
-    output = output or f"audiodb-{projection}-{color}.html"
+    if segments and features != "notebook":
+        raise click.UsageError("--features is for maps of files; a map of --segments uses the segment features.")
+    if segmentation and not segments:
+        raise click.UsageError("--segmentation needs --segments.")
+    output = output or f"audiodb-{'segments-' if segments else ''}{projection}-{color or 'kmeans'}.html"
     if projection == "umap" and sys.stderr.isatty():  # what it is doing, while it works (a terminal only)
         warn("Projecting with UMAP (the first run on this machine compiles it, ~20 s)…")
-    result = library(db).plot(output, projection=projection, color=color, features=features)
+    if segments:
+        result = library(db).plot(output, projection=projection, color=color, segments=True, segmentation=segmentation)
+    else:
+        result = library(db).plot(output, projection=projection, color=color or "kmeans", features=features)
     for line in result.notes:
         note(line)
     click.echo(
-        f"Wrote a map of {result.n_points} tracks to {result.path} ({human_size(result.size_bytes)}, "
+        f"Wrote a map of {result.n_points} {'segments' if segments else 'tracks'} to {result.path} "
+        f"({human_size(result.size_bytes)}, "
         f"{result.seconds:.1f} s). Open it in a browser: {result.path.as_uri()}"
     )
     if open_page:

@@ -95,6 +95,7 @@ def build_page(
     clusters: dict[str, np.ndarray] | None = None,
     plotly_js: str | None = None,
     titles: Sequence[str | None] | None = None,
+    moments: dict | None = None,
 ) -> str:
     """The HTML of one map, self-contained (plotly.js inside).
 
@@ -121,6 +122,10 @@ def build_page(
         plotly.js source; default: the copy bundled with the plotly package.
     titles : sequence of str or None, optional
         ``artist – title`` of each track where its tags say; hover shows it above the file name.
+    moments : dict, optional
+        A map of moments (:mod:`audiodb.maps.segments`): ``start_ms`` and ``end_ms`` (arrays,
+        length n) of each point's window in its file, and ``segmentation`` (its label). A
+        click then plays the file from the start to the end.
 
     Returns
     -------
@@ -170,6 +175,13 @@ def build_page(
         "clusters": {m: _typed(v, "i4") for m, v in (clusters or {}).items() if v is not None},
         "cluster_labels": METHOD_LABELS,
         "titles": list(titles) if titles is not None and any(titles) else None,
+        "moments": None
+        if moments is None
+        else {
+            "start_ms": _typed(moments["start_ms"], "u4"),
+            "end_ms": _typed(moments["end_ms"], "u4"),
+            "segmentation": moments["segmentation"],
+        },
     }
     parts = {
         "TITLE": _html_text(title),

@@ -24,6 +24,13 @@
   var n = D.n, names = D.names, K = D.k;
   var X = decode(D.x), Y = decode(D.y), dur = decode(D.duration), folderOf = decode(D.folder_index);
   var nbrs = decode(D.neighbours);
+  // A map of moments (segments): each point is a window of its file, played from start to end.
+  var M = D.moments, mStart = M ? decode(M.start_ms) : null, mEnd = M ? decode(M.end_ms) : null;
+  function secs(ms) {  // 12500 -> "12.5", 12000 -> "12.0", 12345 -> "12.345"
+    var t = (ms / 1000).toFixed(3).replace(/0+$/, "");
+    return t.charAt(t.length - 1) === "." ? t + "0" : t;
+  }
+  function spanText(i) { return secs(mStart[i]) + "–" + secs(mEnd[i]) + " s"; }
   var clusters = {};
   Object.keys(D.clusters).forEach(function (m) { clusters[m] = decode(D.clusters[m]); });
 
@@ -39,9 +46,12 @@
   function clusterText(c) {
     return c === NO_CLUSTER ? "not clustered" : c === -1 ? "noise (-1)" : String(c);
   }
-  function durationText(i) { return isNaN(dur[i]) ? "?" : dur[i].toFixed(1) + " s"; }
+  function durationText(i) {
+    if (M) return "at " + spanText(i);
+    return isNaN(dur[i]) ? "?" : dur[i].toFixed(1) + " s";
+  }
   function infoLines(i) {
-    var lines = ["duration: " + durationText(i)];
+    var lines = [M ? "at " + spanText(i) + " (" + M.segmentation + ")" : "duration: " + durationText(i)];
     Object.keys(clusters).forEach(function (m) {
       lines.push(D.cluster_labels[m] + " cluster: " + clusterText(clusters[m][i]));
     });
@@ -151,7 +161,10 @@
     layer.appendChild(area);
   }
 
-  function shownName(i) { return (D.titles && D.titles[i]) || names[i]; }
+  function shownName(i) {
+    if (M) return names[i] + " @ " + spanText(i);
+    return (D.titles && D.titles[i]) || names[i];
+  }
   function trackButton(i, onclick) {
     var b = el("button", shownName(i), "track");
     b.type = "button";
@@ -167,7 +180,17 @@
     document.getElementById("now-info").textContent = infoLines(i).join(" · ");
     document.getElementById("now-path").textContent = path(i);
     player.preload = "metadata";
-    player.src = fileUrl(i);
+    if (M) {
+      // The moment only: a media fragment starts it there; the page pauses it at the end (and
+      // seeks, for a browser that ignores the fragment).
+      stopAt = mEnd[i] / 1000;
+      startAt = mStart[i] / 1000;
+      player.src = fileUrl(i) + "#t=" + startAt + "," + stopAt;
+      player.dataset.start = String(startAt);
+      player.dataset.end = String(stopAt);
+    } else {
+      player.src = fileUrl(i);
+    }
     player.dataset.track = String(i);
     if (play) { var p = player.play(); if (p && p.catch) p.catch(function () {}); }
     var list = document.getElementById("neighbours");
@@ -181,6 +204,19 @@
     drawHighlights();
   }
 
+  var startAt = null, stopAt = null;
+  if (M) {
+    player.addEventListener("loadedmetadata", function () {
+      if (startAt != null && Math.abs(player.currentTime - startAt) > 0.05) player.currentTime = startAt;
+    });
+    player.addEventListener("timeupdate", function () {
+      if (stopAt != null && player.currentTime >= stopAt && !player.paused) player.pause();
+    });
+    player.addEventListener("play", function () {  // played again after the end: from the start
+      if (stopAt != null && player.currentTime >= stopAt - 0.01) player.currentTime = startAt;
+    });
+  }
+
   var lower = null;
   function search(q) {
     q = q.trim().toLowerCase();
@@ -190,7 +226,8 @@
     if (q) {
       if (!lower) lower = names.map(function (s) { return s.toLowerCase(); });
       for (var i = 0; i < n; i++) if (lower[i].indexOf(q) !== -1) matched.push(i);
-      count.textContent = (matched.length === 1 ? "1 track" : matched.length + " tracks") +
+      var unit = M ? ["1 moment", " moments"] : ["1 track", " tracks"];
+      count.textContent = (matched.length === 1 ? unit[0] : matched.length + unit[1]) +
         (matched.length > 50 ? " (first 50 listed)" : "") +
         (matched.length > MAX_DRAWN_MATCHES ? "; the first " + MAX_DRAWN_MATCHES + " ringed" : "");
       matched.slice(0, 50).forEach(function (i) {
