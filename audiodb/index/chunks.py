@@ -25,7 +25,7 @@ from ..analysis import chunks as achunks
 from ..analysis.embed import content_hash
 from ..analysis.params import FeatureParams
 from ..errors import DecodeError
-from .worker import Analysis, read_words
+from .worker import Analysis, failure_reason, read_words
 
 __all__ = ["LongFile", "analyse_chunk", "split_long", "workers_for"]
 
@@ -53,16 +53,8 @@ def analyse_chunk(
         out["status"] = "ok"
     except achunks.SplitMismatch:
         out["status"] = "whole"
-    except FileNotFoundError:
-        out.update(status="failed", reason="file vanished before it could be read")
-    except DecodeError as e:
-        out.update(status="failed", reason=e.reason)
-    except MemoryError:
-        out.update(status="failed", reason="not enough memory to analyse this file")
-    except OSError as e:
-        out.update(status="failed", reason=f"cannot read the file ({e.strerror or e})")
     except Exception as e:  # a decoder surprise in one chunk must not end the scan
-        out.update(status="failed", reason=f"analysis error in chunk {index}: {type(e).__name__}: {e}")
+        out.update(status="failed", reason=failure_reason(e, f" in chunk {index}"))
     return out
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "WORKER_MARK",
     "analyse",
     "analyse_many",
+    "failure_reason",
     "init_worker",
     "leave_if_worker_bootstrap",
     "one_blas_thread",
@@ -167,17 +168,23 @@ def analyse(path: str, known_hash: str | None = None, params: FeatureParams | An
         out["extended"] = meta.pop("extended_vector")
         out.update(meta)
         out["status"] = "ok"
-    except FileNotFoundError:
-        out.update(status="failed", reason="file vanished before it could be read")
-    except DecodeError as e:
-        out.update(status="failed", reason=e.reason)
-    except MemoryError:
-        out.update(status="failed", reason="not enough memory to analyse this file")
-    except OSError as e:
-        out.update(status="failed", reason=f"cannot read the file ({e.strerror or e})")
     except Exception as e:  # a bug or a decoder surprise must not end the scan
-        out.update(status="failed", reason=f"analysis error: {type(e).__name__}: {e}")
+        out.update(status="failed", reason=failure_reason(e))
     return out
+
+
+def failure_reason(e: Exception, where: str = "") -> str:
+    """Why a file could not be analysed, in words, from what its analysis raised (``where``: e.g.
+    ' in chunk 3', added to an unexpected error's reason)."""
+    if isinstance(e, FileNotFoundError):
+        return "file vanished before it could be read"
+    if isinstance(e, DecodeError):
+        return e.reason
+    if isinstance(e, MemoryError):
+        return "not enough memory to analyse this file"
+    if isinstance(e, OSError):
+        return f"cannot read the file ({e.strerror or e})"
+    return f"analysis error{where}: {type(e).__name__}: {e}"
 
 
 def read_words(path: str, out: dict) -> None:
