@@ -139,11 +139,13 @@ def clip_envelope(path: str) -> np.ndarray:
         y = np.pad(y, (0, _ENV_FFT - len(y)))
     frames = 1 + (len(y) - _ENV_FFT) // _ENV_HOP
     idx = np.arange(_ENV_FFT)[None, :] + _ENV_HOP * np.arange(frames)[:, None]
-    power = np.abs(np.fft.rfft(y[idx] * hann_window(_ENV_FFT)[None, :], axis=1)) ** 2
     n_mels = NOTEBOOK.n_mels
-    mel = power @ mel_filters(sr=_ENV_SR, n_fft=_ENV_FFT, n_mels=n_mels).T
     edges = mel_to_hz(np.linspace(hz_to_mel(np.array([0.0]))[0], hz_to_mel(np.array([_ENV_SR / 2]))[0], n_mels + 2))
-    db = 10.0 * np.log10(np.maximum(mel[:, edges[2:] <= DUPLICATE_MAX_HZ], 1e-10))
+    weights = mel_filters(sr=_ENV_SR, n_fft=_ENV_FFT, n_mels=n_mels)[edges[2:] <= DUPLICATE_MAX_HZ]
+    bins = int(np.flatnonzero(weights.any(axis=0)).max()) + 1  # the bands kept end below 6 kHz: so do their bins
+    spectrum = np.fft.rfft(y[idx] * hann_window(_ENV_FFT)[None, :], axis=1)[:, :bins]
+    power = spectrum.real**2 + spectrum.imag**2
+    db = 10.0 * np.log10(np.maximum(power @ weights[:, :bins].T, 1e-10))
     db = np.maximum(db, db.max() - 60.0)
     return _unit(db)
 
