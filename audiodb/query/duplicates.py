@@ -403,7 +403,7 @@ def _duplicate_pairs(
         # d2 loses digits to cancellation (about 1e-16 of the norms): identical vectors
         # may come out a little above 0, so the bound allows for it.
         slack = 1e-9 * (ln[:, None] + rn[None, :]) + 1e-12
-        limit = threshold
+        limit: float | np.ndarray = threshold
         if envelopes is not None:
             limit = np.where([_short(float(x)) for x in dur[a:b]], max(threshold, gate), threshold)[:, None]
         ii, jj = np.nonzero(d2 < limit**2 * 1.5 + slack)
