@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 from audio import ffmpeg_encode, music_like, write_audio
 
 from audiodb import Library
-from audiodb.query.duplicates import clip_envelope, clip_similarity
+from audiodb.query.duplicates import ClipEnvelopes, clip_envelope, clip_similarity
 
 SR = 44100
 
@@ -62,6 +63,7 @@ def test_the_mel_band_threshold_alone_misses_them(clips):
     assert not any({"call.wav", "call.m4a", "call.mp3", "call.opus"} <= g for g in before)
 
 
+@pytest.mark.slow
 def test_clip_similarity_of_copies_and_of_different_sounds(clips):
     root = clips["root"]
     call = clip_envelope(str(root / "orig" / "call.wav"))
@@ -102,3 +104,35 @@ def test_an_unreadable_short_clip_falls_back_to_the_threshold(clips, tmp_path):
     lib.scan([root], workers=1)
     (root / "b.wav").unlink()
     assert groups_by_name(lib.duplicates()) == [{"a.wav", "b.wav"}]
+
+
+def shifted_correlation(a, b, lag: int) -> float:
+    """clip_similarity by its definition: the envelopes' products summed over frames and bands,
+    one shifted against the other by each of -lag..lag frames."""
+    best = -np.inf
+    for shift in range(-lag, lag + 1):
+        x, y = (a[shift:], b) if shift >= 0 else (a, b[-shift:])
+        n = min(len(x), len(y))
+        best = max(best, float((x[:n] * y[:n]).sum()))
+    return best
+
+
+@pytest.mark.slow
+def test_clip_similarity_is_the_shifted_correlation_for_one_pair_or_a_batch(clips):
+    """The band-summed cross spectra give each shift's correlation exactly (no wrap-around), for
+    one pair and for a row's candidates at once, clips of different lengths in one batch."""
+    root = clips["root"]
+    files = [root / "orig" / "call.wav", root / "orig" / "song.wav", root / "copies" / "song.opus"]
+    files += [root / "others" / n for n in ("call_next.wav", "other9.wav")]
+    envelopes = ClipEnvelopes({row: str(f) for row, f in enumerate(files)})
+    lag = round(0.3 * 22050 / 256)
+    want = [
+        [shifted_correlation(envelopes(i), envelopes(j), lag) for j in range(len(files))] for i in range(len(files))
+    ]
+    for i in range(len(files)):
+        for j in range(len(files)):
+            assert clip_similarity(envelopes(i), envelopes(j)) == pytest.approx(want[i][j], abs=1e-9)
+        for threshold in (0.5, 0.82, 0.95):
+            got = envelopes.similar(i, list(range(len(files))), threshold)
+            assert got == [w >= threshold for w in want[i]], (i, threshold)
+    assert want[1][2] > 0.9 and want[0][1] < 0.6  # the song and its opus copy; the call and the song

@@ -4,9 +4,9 @@ One tagged library per module, from the demo's synthesized kinds (acoustically d
 alike within a kind): artist A is four "tones" over two albums in two folders, B six
 "chords", C six "drums"; two more "tones" are untagged, and the other kinds too.
 
-The tags are set with an UPDATE of ``track_files`` (the columns of migration 005)
-until the scanner reads them from the files (helper "tags", #15); then this fixture
-should write them into the files with mutagen instead.
+The tags are written into the files with mutagen before the scan (ID3 in the wav and mp3
+files, Vorbis comments in the flac and ogg ones), so the scanner reads them as it would
+a tag editor's.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from audiodb import Library
 from audiodb.demo import write_demo_library
 from audiodb.query.evaluate import EVAL_COLUMNS, FILTERED_COLUMNS, evaluate_vectors
 from audiodb.store.vectors import load_tracks
+from audiodb.store.words import tag_labels
 
 # name -> (demo kind, index, folder, artist, album, genre)
 TRACKS = {
@@ -52,19 +53,53 @@ def tagged(tmp_path_factory):
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(src, dst)
         paths[name] = dst
+        artist, album, genre = _tags
+        if artist:
+            tag_file(dst, {"title": f"Song {name}", "artist": artist, "album": album, "genre": genre, "mood": "calm"})
     db = root / "lib.duckdb"
     lib = Library(db)
     report = lib.scan([music], workers=2)
     assert report.failed == 0 and report.added == len(written)
-    # Until the scanner reads tags (helper "tags"), set them as it would.
-    for name, (_k, _i, _f, artist, album, genre) in TRACKS.items():
-        title = f"Song {name}" if artist else None
-        lib.sql(
-            "UPDATE track_files SET artist = ?, title = ?, album = ?, genre = ?, tags = ? WHERE path = ?",
-            [artist, title, album, genre, json.dumps({"MOOD": "calm"}) if artist else None, str(paths[name])],
-            write=True,
-        )
     return {"db": db, "lib": lib, "paths": paths, "music": music}
+
+
+def tag_file(path, tags: dict[str, str]) -> None:
+    """Write ``tags`` into ``path`` as a tag editor does (mutagen): an ID3 tag in wav and
+    mp3 files (``mood`` as a TXXX frame), Vorbis comments in flac and ogg."""
+    import mutagen
+    from mutagen import id3
+
+    if path.suffix in (".wav", ".mp3"):
+        f = mutagen.File(path) if path.suffix == ".wav" else None
+        frames = id3.ID3() if f is None else (f.tags if f.tags is not None else (f.add_tags() or f.tags))
+        named = {"title": id3.TIT2, "artist": id3.TPE1, "album": id3.TALB, "genre": id3.TCON}
+        for key, value in tags.items():
+            frames.add(
+                named[key](encoding=3, text=value)
+                if key in named
+                else id3.TXXX(encoding=3, desc=key.upper(), text=value)
+            )
+        frames.save(path) if f is None else f.save()
+        return
+    f = mutagen.File(path)
+    for key, value in tags.items():
+        f[key] = [value]
+    f.save()
+
+
+def test_the_scan_reads_the_tags_written_into_the_files(tagged):
+    """ID3 (wav, mp3) and Vorbis comments (flac, ogg) alike: the named columns, and the rest in
+    ``tags``, where ``tag:mood`` finds an ID3 TXXX:MOOD frame as it finds a Vorbis MOOD comment."""
+    lib = tagged["lib"]
+    rows = {name_of(r[0]): r[1:] for r in lib.sql("SELECT path, artist, title, album, genre FROM tracks").rows}
+    for name, (_k, _i, _f, artist, album, genre) in TRACKS.items():
+        want = (artist.strip(), f"Song {name}", album, genre) if artist else (None, None, None, None)
+        assert rows[name] == want, name
+    suffixes = {tagged["paths"][n].suffix for n in TRACKS if TRACKS[n][3]}
+    assert suffixes == {".wav", ".flac", ".ogg", ".mp3"}  # both tag kinds are in the library
+    with lib.file.connect() as con:
+        moods = tag_labels(con, "mood")
+    assert len(moods) == TAGGED and set(moods.values()) == {"calm"}
 
 
 def name_of(path: str) -> str:
@@ -100,6 +135,7 @@ def test_rows_carry_artist_title_album_beside_path(cli, tagged):
     assert "Song a0" in text.splitlines()[1]
 
 
+@pytest.mark.slow
 def test_table_shows_artist_title_and_relative_paths(cli, tagged, monkeypatch):
     monkeypatch.setenv("COLUMNS", "100")
     table = cli("--db", tagged["db"], "similar", tagged["paths"]["a0"], "-n", "50").stdout

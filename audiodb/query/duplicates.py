@@ -13,7 +13,6 @@ decoded and their log-mel envelopes compared over time (:func:`clip_similarity`)
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import cast
 
 import numpy as np
@@ -33,6 +32,7 @@ __all__ = [
     "ENVELOPE_THRESHOLD",
     "SHORT_CLIP_SECONDS",
     "SHORT_GATE",
+    "ClipEnvelopes",
     "DupSpace",
     "clip_envelope",
     "clip_similarity",
@@ -139,11 +139,13 @@ def clip_envelope(path: str) -> np.ndarray:
         y = np.pad(y, (0, _ENV_FFT - len(y)))
     frames = 1 + (len(y) - _ENV_FFT) // _ENV_HOP
     idx = np.arange(_ENV_FFT)[None, :] + _ENV_HOP * np.arange(frames)[:, None]
-    power = np.abs(np.fft.rfft(y[idx] * hann_window(_ENV_FFT)[None, :], axis=1)) ** 2
     n_mels = NOTEBOOK.n_mels
-    mel = power @ mel_filters(sr=_ENV_SR, n_fft=_ENV_FFT, n_mels=n_mels).T
     edges = mel_to_hz(np.linspace(hz_to_mel(np.array([0.0]))[0], hz_to_mel(np.array([_ENV_SR / 2]))[0], n_mels + 2))
-    db = 10.0 * np.log10(np.maximum(mel[:, edges[2:] <= DUPLICATE_MAX_HZ], 1e-10))
+    weights = mel_filters(sr=_ENV_SR, n_fft=_ENV_FFT, n_mels=n_mels)[edges[2:] <= DUPLICATE_MAX_HZ]
+    bins = int(np.flatnonzero(weights.any(axis=0)).max()) + 1  # the bands kept end below 6 kHz: so do their bins
+    spectrum = np.fft.rfft(y[idx] * hann_window(_ENV_FFT)[None, :], axis=1)[:, :bins]
+    power = spectrum.real**2 + spectrum.imag**2
+    db = 10.0 * np.log10(np.maximum(power @ weights[:, :bins].T, 1e-10))
     db = np.maximum(db, db.max() - 60.0)
     return _unit(db)
 
@@ -158,19 +160,49 @@ def clip_similarity(a: np.ndarray, b: np.ndarray, max_lag_sec: float = _MAX_LAG_
     """How alike two :func:`clip_envelope` are over time: the largest correlation of
     their log-mel envelopes with one shifted by up to ``max_lag_sec`` against the other
     (1: the same; copies of a recording measured above 0.9, different sounds at most 0.8)."""
-    lag = int(round(max_lag_sec * _ENV_SR / _ENV_HOP))
-    size = 1 << int(np.ceil(np.log2(max(2, len(a) + len(b)))))
-    corr = np.fft.irfft(np.fft.rfft(a, size, axis=0) * np.conj(np.fft.rfft(b, size, axis=0)), size, axis=0)
-    corr = corr.sum(axis=1)
-    return float(max(corr[: lag + 1].max(), corr[-lag:].max() if lag else -1.0))
+    lag = _lag_frames(max_lag_sec)
+    size = _fft_size(max(len(a), len(b)), lag)
+    return _best_correlation(_spectrum(a, size), _spectrum(b, size)[None], size, lag)[0]
 
 
-class _Envelopes:
-    """:func:`clip_envelope` of each row, read once; None for a file that cannot be read."""
+def _lag_frames(max_lag_sec: float) -> int:
+    return int(round(max_lag_sec * _ENV_SR / _ENV_HOP))
+
+
+def _fft_size(frames: int, lag: int) -> int:
+    """The transform length that gives the circular correlation of two envelopes of up to
+    ``frames`` frames exactly at every shift up to ``lag`` (no wrap-around there)."""
+    return 1 << int(np.ceil(np.log2(max(2, frames + lag + 1))))
+
+
+def _spectrum(env: np.ndarray, size: int) -> np.ndarray:
+    """Each band's FFT over time, zero-padded to ``size``: shape (size // 2 + 1, bands)."""
+    return np.fft.rfft(env, size, axis=0)
+
+
+def _best_correlation(fa: np.ndarray, fbs: np.ndarray, size: int, lag: int) -> list[float]:
+    """:func:`clip_similarity` of one envelope's :func:`_spectrum` against several (m, f, bands).
+
+    The correlation summed over bands is the inverse transform of the band-summed cross
+    spectra (the transform is linear), so one 1-D inverse per pair instead of one per band.
+    """
+    cross = np.einsum("fk,mfk->mf", fa, np.conj(fbs))
+    corr = np.fft.irfft(cross, size, axis=1)
+    best = corr[:, : lag + 1].max(axis=1)
+    if lag:
+        best = np.maximum(best, corr[:, -lag:].max(axis=1))
+    return [float(x) for x in best]
+
+
+class ClipEnvelopes:
+    """:func:`clip_envelope` of each row, decoded once a run, and its :func:`_spectrum`
+    (by transform length); None for a file that cannot be read. :meth:`drop` frees a
+    row's once no later pair needs it."""
 
     def __init__(self, paths: dict[int, str]):
         self.paths = paths
         self.cache: dict[int, np.ndarray | None] = {}
+        self.spectra: dict[tuple[int, int], np.ndarray] = {}
 
     def __call__(self, row: int) -> np.ndarray | None:
         if row not in self.cache:
@@ -182,6 +214,37 @@ class _Envelopes:
             except (DecodeError, OSError, ValueError):
                 self.cache[row] = None
         return self.cache[row]
+
+    def spectrum(self, row: int, size: int) -> np.ndarray:
+        key = (row, size)
+        if key not in self.spectra:
+            env = self(row)
+            assert env is not None
+            self.spectra[key] = _spectrum(env, size)
+        return self.spectra[key]
+
+    def drop(self, row: int) -> None:
+        self.cache.pop(row, None)
+        for key in [k for k in self.spectra if k[0] == row]:
+            del self.spectra[key]
+
+    def similar(self, row: int, others: list[int], threshold: float) -> list[bool]:
+        """Whether :func:`clip_similarity` of ``row`` and each of ``others`` (all readable)
+        reaches ``threshold``, computed from each file's spectra, a batch at a time."""
+        lag = _lag_frames(_MAX_LAG_SEC)
+        env = self(row)
+        assert env is not None
+        sizes = [_fft_size(max(len(env), len(self(o))), lag) for o in others]  # type: ignore[arg-type]
+        out = [False] * len(others)
+        for size in sorted(set(sizes)):
+            picked = [k for k, s in enumerate(sizes) if s == size]
+            fa = self.spectrum(row, size)
+            for start in range(0, len(picked), 64):  # a batch of spectra: 64 x (f, bands) complex
+                batch = picked[start : start + 64]
+                fbs = np.stack([self.spectrum(others[k], size) for k in batch])
+                for k, value in zip(batch, _best_correlation(fa, fbs, size, lag)):
+                    out[k] = value >= threshold
+        return out
 
 
 def _short(duration: float) -> bool:
@@ -249,7 +312,7 @@ def duplicates(
         to_dup = DupSpace(space, file.params)
         short = np.flatnonzero([_short(float(d)) for d in tracks.duration_sec])
         short_paths = catalog.track_info(con, [int(space.track_ids[i]) for i in short], ("path",))
-    envelopes = _Envelopes({int(i): short_paths[int(space.track_ids[i])][0] for i in short}) if audio_check else None
+    envelopes = ClipEnvelopes({int(i): short_paths[int(space.track_ids[i])][0] for i in short}) if audio_check else None
     pairs = _duplicate_pairs(space, to_dup, tracks.duration_sec, threshold, keep, envelopes=envelopes)
     with file.connect() as con:
         if not pairs:
@@ -306,12 +369,12 @@ def _duplicate_pairs(
     threshold: float,
     keep: np.ndarray | None = None,
     *,
-    envelopes: Callable[[int], np.ndarray | None] | None = None,
+    envelopes: ClipEnvelopes | None = None,
 ) -> list[tuple[int, int, float]]:
     """(row, row, distance) of every pair that is one recording, durations agreeing.
 
-    A pair is closer than ``threshold``; or, with ``envelopes`` (row -> its
-    :func:`clip_envelope`, None when unreadable) and a shorter file of
+    A pair is closer than ``threshold``; or, with ``envelopes`` (each row's
+    :func:`clip_envelope`, read once) and a shorter file of
     :data:`SHORT_CLIP_SECONDS`, closer than :data:`SHORT_GATE` (scaled by ``threshold`` /
     :data:`DUPLICATE_THRESHOLD`) with a
     :func:`clip_similarity` of at least :data:`ENVELOPE_THRESHOLD` (the threshold
@@ -326,6 +389,9 @@ def _duplicate_pairs(
     gate = SHORT_GATE * threshold / DUPLICATE_THRESHOLD
     dur = duration[order]
     pairs = []
+    # Short pairs to check by their audio, by the shorter (earlier) row: rows are visited
+    # shortest first, so once a row's pairs are checked its envelope is not needed again.
+    pending: dict[int, list[tuple[int, float]]] = {}
     block = 512
     for a in range(0, len(order), block):
         b = min(len(order), a + block)
@@ -337,7 +403,7 @@ def _duplicate_pairs(
         # d2 loses digits to cancellation (about 1e-16 of the norms): identical vectors
         # may come out a little above 0, so the bound allows for it.
         slack = 1e-9 * (ln[:, None] + rn[None, :]) + 1e-12
-        limit = threshold
+        limit: float | np.ndarray = threshold
         if envelopes is not None:
             limit = np.where([_short(float(x)) for x in dur[a:b]], max(threshold, gate), threshold)[:, None]
         ii, jj = np.nonzero(d2 < limit**2 * 1.5 + slack)
@@ -350,11 +416,42 @@ def _duplicate_pairs(
             d = float(np.linalg.norm(left[i] - right[j]))
             ri, rj = int(order[gi]), int(order[gj])
             if envelopes is not None and _short(float(dur[gi])) and d < gate:
-                ea, eb = envelopes(ri), envelopes(rj)
-                if ea is not None and eb is not None:
-                    if d == 0.0 or clip_similarity(ea, eb) >= ENVELOPE_THRESHOLD:
-                        pairs.append((ri, rj, d))
-                    continue
+                pending.setdefault(gi, []).append((gj, d))
+                continue
             if d < threshold:
                 pairs.append((ri, rj, d))
+    if envelopes is not None:
+        pairs += _checked_by_audio(order, pending, envelopes, threshold)
+    return pairs
+
+
+def _checked_by_audio(
+    order: np.ndarray, pending: dict[int, list[tuple[int, float]]], envelopes: ClipEnvelopes, threshold: float
+) -> list[tuple[int, int, float]]:
+    """The pending short pairs (sorted position -> [(later position, distance)]) that are one
+    recording: identical vectors, or a :func:`clip_similarity` of at least
+    :data:`ENVELOPE_THRESHOLD`; a pair with a file that cannot be read is decided by ``threshold``."""
+    pairs = []
+    held: set[int] = set()  # positions whose envelopes may be cached
+    for gi in sorted(pending):
+        ri = int(order[gi])
+        checked = []
+        for gj, d in pending[gi]:
+            rj = int(order[gj])
+            held.add(gj)
+            if envelopes(ri) is None or envelopes(rj) is None:
+                if d < threshold:
+                    pairs.append((ri, rj, d))
+            elif d == 0.0:
+                pairs.append((ri, rj, d))
+            else:
+                checked.append((rj, d))
+        if checked:
+            same = envelopes.similar(ri, [rj for rj, _ in checked], ENVELOPE_THRESHOLD)
+            pairs += [(ri, rj, d) for (rj, d), ok in zip(checked, same) if ok]
+        envelopes.drop(ri)
+        # Later rows pair only with rows after them: what lies before gi is not needed again.
+        for g in [g for g in held if g < gi]:
+            envelopes.drop(int(order[g]))
+        held = {g for g in held if g > gi}
     return pairs

@@ -90,7 +90,8 @@ def same_codes(con, space_ids: np.ndarray, kind: str) -> np.ndarray:
 
 def tag_labels(con, name: str) -> dict[int, str]:
     """``{track_id: value}`` of the tag ``name`` for the tracks that have it: one of
-    :data:`TAG_COLUMNS`, else a key of the ``tags`` JSON (any case). Empty values are left out."""
+    :data:`TAG_COLUMNS`, else a key of the ``tags`` JSON (any case; ID3's user text frame
+    ``TXXX:NAME`` is the tag NAME too, as in a Vorbis comment). Empty values are left out."""
     name = name.strip()
     if not name:
         raise UsageError("--label-from tag: needs a tag name, e.g. tag:genre or tag:artist.")
@@ -109,7 +110,7 @@ def tag_labels(con, name: str) -> dict[int, str]:
         if not isinstance(obj, dict):
             continue
         for key, value in obj.items():
-            if str(key).lower() == lowered and value not in (None, "", []):
+            if str(key).lower() in (lowered, f"txxx:{lowered}") and value not in (None, "", []):
                 text = "; ".join(map(str, value)) if isinstance(value, list) else str(value)
                 if text.strip():
                     out[tid] = text.strip()
