@@ -367,6 +367,12 @@ def _eval_moments(segments, label_files, label_column, segmentation, metric, fil
             + ", ".join(report.singletons[:5])
             + ("..." if len(report.singletons) > 5 else "")
         )
+    if report.ceilings:
+        note(
+            f"Labels with fewer than k + 1 = {k + 1} moments cannot reach precision_at_k 1: "
+            + ", ".join(f"{label} at most {c:g}" for label, c in sorted(report.ceilings.items()))
+            + "."
+        )
     note(
         f"Segmentation {report.segmentation}. precision_at_k: share of the k moments found that overlap another "
         "moment with the query's label; chance: what k windows drawn at random would score."

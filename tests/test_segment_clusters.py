@@ -190,6 +190,8 @@ def test_eval_on_a_raven_table_and_a_csv(field, tmp_path):
     for r in report.rows:
         assert 0 < r["chance"] < 0.6
         assert r["precision_at_k"] > r["chance"] + 0.3, r
+    assert report.ceilings == {}  # five or more moments a label: each can reach 1 at k = 3
+    assert lib.evaluate_moments([str(t) for t in tables], k=5).ceilings == {"hoot": 0.8, "rattle": 0.8}
     # The same annotations as a CSV of path,start,end,label (with a header, paths relative to it)
     sheet = tmp_path / "labels.csv"
     with open(sheet, "w", newline="") as f:
@@ -308,3 +310,18 @@ def test_cluster_segments_needs_segments(tmp_path, music_dir):
         lib.cluster_segments("kmeans")
     out = run_audiodb("--db", lib.path, "cluster", "--segmentation", "calls", cwd=tmp_path)
     assert out.returncode != 0 and "--segments" in out.stderr
+
+
+def test_a_removed_file_loses_its_segment_assignments(tmp_path):
+    rec = tmp_path / "recordings"
+    _write_recordings(rec, ks=(0, 1))
+    lib = Library(tmp_path / "lib.duckdb")
+    lib.scan([rec], segments="calls", workers=1)
+    run = lib.cluster_segments("kmeans", k=3)
+    gone = rows(lib.path, "SELECT track_id FROM track_files WHERE file_name = 'site1.flac'")[0][0]
+    assert gone in run.track_ids
+    (rec / "site1.flac").unlink()
+    assert lib.scan([rec], workers=1).removed == 1
+    q = "SELECT count(*) FROM segment_cluster_assignments WHERE track_id = ?"
+    assert rows(lib.path, q, gone) == [(0,)]
+    assert rows(lib.path, "SELECT count(DISTINCT path) FROM segment_clusters") == [(1,)]

@@ -63,6 +63,9 @@ class MomentEvalReport:
     unmatched: list[str] = dataclasses.field(default_factory=list)  # "SOURCE: PATH" not in the library
     outside: list[str] = dataclasses.field(default_factory=list)  # SOURCE of spans with no window
     singletons: list[str] = dataclasses.field(default_factory=list)  # labels with one moment: not queried
+    #: {label: the most its precision@k can be} for labels with fewer than k + 1 moments (a query
+    #: finds at most m - 1 others); labels that can reach 1 are not in it.
+    ceilings: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def _norm(name: str) -> str:
@@ -285,6 +288,7 @@ def evaluate_moments(
             "a query needs another moment with its label to find."
         )
     labels = sorted({q[0] for q in per_query})
+    report.ceilings = {label: round((counts[label] - 1) / k, 4) for label in labels if counts[label] - 1 < k}
     for label in [*labels, ALL_LABELS]:
         qs = [q for q in per_query if label in (ALL_LABELS, q[0])]
         report.rows.append(
