@@ -19,6 +19,8 @@ from test_segments import PLACEMENT, SR, background, call, overlaps, recording
 
 from audiodb import Library
 from audiodb.errors import NoClusteringRun, NothingIndexed, UsageError
+from audiodb.query import segment_clusters
+from audiodb.query.kchoice import k_auto_range
 from audiodb.query.moment_eval import read_labels
 from audiodb.store.runs import latest_run, latest_segment_runs
 
@@ -312,12 +314,19 @@ def test_cluster_segments_needs_segments(tmp_path, music_dir):
     assert out.returncode != 0 and "--segments" in out.stderr
 
 
-def test_a_removed_file_loses_its_segment_assignments(tmp_path):
+def test_k_auto_on_a_sample_and_a_removed_file_loses_its_assignments(tmp_path, monkeypatch):
     rec = tmp_path / "recordings"
-    _write_recordings(rec, ks=(0, 1))
+    events = _write_recordings(rec, ks=(0, 1))
     lib = Library(tmp_path / "lib.duckdb")
     lib.scan([rec], segments="calls", workers=1)
-    run = lib.cluster_segments("kmeans", k=3)
+    # Many segments: --k auto chooses k on a sample (here 24 of the ~35 active windows).
+    monkeypatch.setattr(segment_clusters, "K_SAMPLE", 24)
+    run = lib.cluster_segments("kmeans")
+    assert run.parameters["k_sample"] == 24 and run.parameters["k_requested"] == "auto"
+    assert run.parameters["k"] == 3 and set(run.k_scores) == set(k_auto_range(run.n_tracks))
+    got = window_rows(lib, "kmeans")
+    truth = [kind_of(events, p, a, b) or "none" for p, a, b, *_ in got]
+    assert adjusted_rand_score(truth, [c for *_, c, _, _ in got]) >= 0.8
     gone = rows(lib.path, "SELECT track_id FROM track_files WHERE file_name = 'site1.flac'")[0][0]
     assert gone in run.track_ids
     (rec / "site1.flac").unlink()
