@@ -132,6 +132,36 @@ class Library:
 
         return similar_moments(self.file, query, **kwargs)
 
+    def cluster_segments(self, method: str = "kmeans", **options):
+        """Cluster the active segments of a segmentation (call types) and keep the run; returns a
+        :class:`audiodb.query.cluster.ClusterRun` with ``segmentation`` and ``seg_index`` set.
+
+        Options: ``segmentation`` (``'1.0/0.5'``, a preset or an id; default the first registered)
+        and those of :meth:`cluster` but ``features``. See
+        :func:`audiodb.query.segment_clusters.cluster_segments`.
+        """
+        from .query.segment_clusters import cluster_segments
+
+        return cluster_segments(self.file, method=method, **options)
+
+    def segment_summary(
+        self, *, method: str | None = None, segmentation: str | None = None, run: int | None = None
+    ) -> QueryResult:
+        """Per cluster of the latest run over segments of each method (or of run ``run``): moments,
+        segments, total seconds, files and the three moments nearest its centre as ``PATH@START-END``."""
+        from .query.segment_clusters import segment_summary
+
+        with self.connect() as con:
+            return QueryResult(*segment_summary(con, method=method, segmentation=segmentation, run_id=run))
+
+    def evaluate_moments(self, labels, **kwargs):
+        """precision@k of ``similar_moments`` against annotations (Raven selection tables or CSVs of
+        ``path,start,end,label``); see :func:`audiodb.query.moment_eval.evaluate_moments`."""
+        from .query.moment_eval import evaluate_moments
+
+        labels = [labels] if isinstance(labels, (str, os.PathLike)) else list(labels)
+        return evaluate_moments(self.file, [os.fspath(p) for p in labels], **kwargs)
+
     def failures(self) -> QueryResult:
         """Files that could not be analysed: path, reason, when."""
         return self.sql(tracks.FAILURES_QUERY)

@@ -77,9 +77,21 @@ class _K(click.ParamType):
     help="The notebook's 180 features, or those plus the second feature set (contrast, chroma, "
     "onset, tempo), each group weighted alike, as `audiodb similar` ranks.",
 )
+@click.option(
+    "--segments",
+    is_flag=True,
+    help="Cluster moments, not files: the active windows of a segmentation (call types), in the space "
+    "similar --segments searches.",
+)
+@click.option(
+    "--segmentation",
+    metavar="WINDOW/HOP",
+    default=None,
+    help="With --segments: which registered segmentation (default: the first registered).",
+)
 @db_option
 @format_option
-def cluster(method, k, min_cluster_size, min_samples, space, dims, features, db, fmt):
+def cluster(method, k, min_cluster_size, min_samples, space, dims, features, segments, segmentation, db, fmt):
     """Cluster the tracks as the notebook does, and keep the run.
 
     Features are z-scored; k-means uses random_state 42 and n_init 10; HDBSCAN
@@ -93,21 +105,22 @@ def cluster(method, k, min_cluster_size, min_samples, space, dims, features, db,
     audiodb cluster --method hdbscan --min-cluster-size 3 --space pca --dims 5
     audiodb cluster --method kmeans --k 12 --features extended
     audiodb sql "select cluster, count(*) from clusters where method = 'hdbscan' group by 1"
+    audiodb cluster --segments --method kmeans      # call types: view segment_clusters
     """
     lib = library(db)
     methods = ["kmeans", "hdbscan"] if method == "both" else [method]
     on_stage = warn if sys.stderr.isatty() else None  # what it is doing, while it works (a terminal only)
+    if segmentation and not segments:
+        raise click.UsageError("--segmentation needs --segments.")
+    if segments and features != "notebook":
+        raise click.UsageError("--features is for files; --segments clusters the segment features.")
+    options = dict(
+        k=k, min_cluster_size=min_cluster_size, min_samples=min_samples, space=space, dims=dims, on_stage=on_stage
+    )
     runs = [
-        lib.cluster(
-            m,
-            k=k,
-            min_cluster_size=min_cluster_size,
-            min_samples=min_samples,
-            space=space,
-            dims=dims,
-            features=features,
-            on_stage=on_stage,
-        )
+        lib.cluster_segments(m, segmentation=segmentation, **options)
+        if segments
+        else lib.cluster(m, features=features, **options)
         for m in methods
     ]
     for run in runs:
@@ -133,6 +146,13 @@ def _describe(run) -> str:
     sizes = ", ".join(f"{c}: {n}" for c, n in run.sizes().items() if c != -1)
     noise = f", {run.n_noise} noise" if run.method == "hdbscan" else ""
     quality = "" if run.quality is None else f", silhouette {run.quality:.3f}"
+    if run.segmentation is not None:
+        return (
+            f"{run.method} run {run.run_id} over segments {p.get('segmentation')} ({what}; {run.space} space, "
+            f"{p['dims']} dims): {run.n_tracks} active segments in {run.n_clusters} clusters{noise}{quality} "
+            f"({run.seconds:.1f} s)\n  sizes: {sizes or 'none'}\n"
+            "  audiodb summary --segments lists each cluster's moments."
+        )
     return (
         f"{run.method} run {run.run_id} ({what}; {p.get('features', 'notebook')} features, "
         f"{run.space} space, {p['dims']} dims): "
@@ -150,9 +170,21 @@ def _describe(run) -> str:
     help="Only this method's latest run (default: the latest run of each).",
 )
 @click.option("--run", "run_id", type=int, default=None, help="One run by id (see table cluster_runs).")
+@click.option(
+    "--segments",
+    is_flag=True,
+    help="Clusters of moments (cluster --segments): moments, total seconds, files, and the three moments "
+    "nearest each cluster's centre as PATH@START-END.",
+)
+@click.option(
+    "--segmentation",
+    metavar="WINDOW/HOP",
+    default=None,
+    help="With --segments: only the runs over this segmentation.",
+)
 @db_option
 @format_option
-def summary(method, run_id, db, fmt):
+def summary(method, run_id, segments, segmentation, db, fmt):
     """Per-cluster summaries, as the notebook's: tracks, duration and sample rate.
 
     One row per cluster of the latest k-means and HDBSCAN runs: number of
@@ -164,10 +196,32 @@ def summary(method, run_id, db, fmt):
     audiodb summary
     audiodb summary --method hdbscan --format csv > hdbscan.csv
     audiodb summary --run 3
+    audiodb summary --segments        # call types; listen: audiodb similar PATH@START-END --segments
     """
-    result = library(db).summary(method=method, run=run_id)
+    if segmentation and not segments:
+        raise click.UsageError("--segmentation needs --segments.")
+    if segments:
+        result = library(db).segment_summary(method=method, segmentation=segmentation, run=run_id)
+        if fmt == "table":
+            _segment_table(result)
+            return
+    else:
+        result = library(db).summary(method=method, run=run_id)
     rows = result.rows if fmt != "table" else [tuple(map(_short, r)) for r in result.rows]
     render(result.columns, rows, fmt)
+
+
+def _segment_table(result) -> None:
+    """Counts as a table, then each cluster's central moments whole, one a line (to copy into similar)."""
+    central = [i for i, c in enumerate(result.columns) if c.startswith("central_")]
+    keep = [i for i in range(len(result.columns)) if i not in central]
+    render([result.columns[i] for i in keep], [tuple(_short(r[i]) for i in keep) for r in result.rows], "table")
+    click.echo("\nMoments nearest each cluster's centre (listen, or: audiodb similar 'PATH@START-END' --segments):")
+    for r in result.rows:
+        row = dict(zip(result.columns, r))
+        for i in central:
+            if r[i]:
+                click.echo(f"  {row['method']} {row['cluster']}: {r[i]}")
 
 
 def _short(value):

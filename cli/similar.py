@@ -11,6 +11,7 @@ import click
 from audiodb.paths import m3u_entry
 from audiodb.query.duplicates import DUPLICATE_THRESHOLD
 from audiodb.query.evaluate import ALL_LABELS, EVAL_COLUMNS, FILTERED_COLUMNS
+from audiodb.query.moment_eval import MOMENT_EVAL_COLUMNS
 from audiodb.query.moments import MOMENT_COLUMNS, RAVEN_COLUMNS, raven_rows
 from audiodb.query.neighbours import SAME_KINDS, SIMILAR_COLUMNS
 from audiodb.query.playlist import PLAYLIST_COLUMNS
@@ -275,9 +276,35 @@ def ceiling_note(ceilings: dict[str, float], k: int) -> str:
 )
 @click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Neighbours per query.")
 @click.option("--summary", is_flag=True, help="Only the overall figures, one row per metric.")
+@click.option(
+    "--segments",
+    is_flag=True,
+    help="Evaluate moment search (similar --segments) on annotations given with --labels.",
+)
+@click.option(
+    "--labels",
+    "label_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="FILE",
+    help="With --segments: a Raven selection table (Begin Time (s), End Time (s), a label column such as "
+    "Annotation, Species or Label, Begin Path or the file's name), or a CSV of path,start,end,label "
+    "(seconds). Repeat for several.",
+)
+@click.option(
+    "--label-column",
+    default=None,
+    help="With --segments: the Raven column that holds the label (default: Annotation, Species, Label, ...).",
+)
+@click.option(
+    "--segmentation",
+    metavar="WINDOW/HOP",
+    default=None,
+    help="With --segments: which registered segmentation (default: the window closest to the labelled moments).",
+)
 @db_option
 @format_option
-def eval_(label_from, metric, k, summary, filter_same, db, fmt):
+def eval_(label_from, metric, k, summary, filter_same, segments, label_files, label_column, segmentation, db, fmt):
     """Check that "similar" means something: leave-one-out k-NN on labelled tracks.
 
     Each labelled track asks for its k nearest other labelled tracks;
@@ -288,7 +315,11 @@ def eval_(label_from, metric, k, summary, filter_same, db, fmt):
     audiodb eval --label-from folder --metric all --summary
     audiodb eval --label-from labels.csv -k 10 --format json
     audiodb eval --label-from tag:genre --filter-same artist
+    audiodb eval --segments --labels site1.Table.1.selections.txt --labels site2.Table.1.selections.txt
     """
+    if segments or label_files or label_column or segmentation:
+        _eval_moments(segments, label_files, label_column, segmentation, metric, filter_same, k, summary, db, fmt)
+        return
     metrics = METRICS if metric == "all" else (metric,)
     report = library(db).evaluate(label_from, metrics=metrics, k=k, filter_same=filter_same)
     if report.unmatched:
@@ -310,6 +341,44 @@ def eval_(label_from, metric, k, summary, filter_same, db, fmt):
         note(filter_note(filter_same, report.unfiltered))
     rows = [r for r in report.rows if r["label"] == "(all)"] if summary else report.rows
     render(list(EVAL_COLUMNS) + (list(FILTERED_COLUMNS) if filter_same else []), rows, fmt)
+
+
+def _eval_moments(segments, label_files, label_column, segmentation, metric, filter_same, k, summary, db, fmt):
+    """eval --segments: each labelled moment a query; precision@k against moments with its label."""
+    if not segments:
+        raise click.UsageError("--labels, --label-column and --segmentation need --segments.")
+    if not label_files:
+        raise click.UsageError("eval --segments needs --labels FILE (a Raven selection table or a CSV).")
+    if metric or filter_same:
+        raise click.UsageError("eval --segments takes neither --metric nor --filter-same.")
+    report = library(db).evaluate_moments(list(label_files), k=k, segmentation=segmentation, label_column=label_column)
+    if report.unmatched:
+        note(
+            f"{len(report.unmatched)} labelled moments are in files not in the library (first: "
+            f"{report.unmatched[0]}); they were left out."
+        )
+    if report.outside:
+        note(
+            f"{len(report.outside)} labelled moments have no {report.segmentation} window (first: {report.outside[0]})."
+        )
+    if report.singletons:
+        note(
+            f"{len(report.singletons)} labels have one moment only and were not queried: "
+            + ", ".join(report.singletons[:5])
+            + ("..." if len(report.singletons) > 5 else "")
+        )
+    if report.ceilings:
+        note(
+            f"Labels with fewer than k + 1 = {k + 1} moments cannot reach precision_at_k 1: "
+            + ", ".join(f"{label} at most {c:g}" for label, c in sorted(report.ceilings.items()))
+            + "."
+        )
+    note(
+        f"Segmentation {report.segmentation}. precision_at_k: share of the k moments found that overlap another "
+        "moment with the query's label; chance: what k windows drawn at random would score."
+    )
+    rows = [r for r in report.rows if r["label"] == ALL_LABELS] if summary else report.rows
+    render(list(MOMENT_EVAL_COLUMNS), rows, fmt)
 
 
 def filter_note(kind: str, unfiltered: int) -> str:

@@ -101,6 +101,10 @@ class ClusterRun:
     seconds: float = 0.0
     run_id: int | None = None
     created_at: datetime.datetime | None = None
+    #: A run over segments (``audiodb cluster --segments``): the segmentation's id, and each
+    #: clustered segment's index in its track (``track_ids`` then has one entry per segment).
+    segmentation: str | None = None
+    seg_index: np.ndarray | None = None
 
     @property
     def n_tracks(self) -> int:

@@ -32,7 +32,17 @@ from ..store import segments as segment_store
 from ..store.connection import LibraryFile
 from .space import Space
 
-__all__ = ["MOMENT_COLUMNS", "RAVEN_COLUMNS", "Moment", "merge_moments", "raven_rows", "similar_moments"]
+__all__ = [
+    "MOMENT_COLUMNS",
+    "RAVEN_COLUMNS",
+    "Moment",
+    "MomentSearch",
+    "choose_segmentation",
+    "merge_moments",
+    "raven_rows",
+    "similar_moments",
+    "span_windows",
+]
 
 #: The columns of :func:`similar_moments` rows.
 MOMENT_COLUMNS = ("rank", "path", "start_sec", "end_sec", "distance", "track_id")
@@ -101,7 +111,9 @@ def merge_moments(
     return found
 
 
-def _choose(registered: list, name: str | None, length_ms: float | None):
+def choose_segmentation(registered: list, name: str | None, length_ms: float | None):
+    """The segmentation of ``registered`` named ``name`` (label, WINDOW/HOP, preset or id), else the one
+    whose window is closest to ``length_ms`` (the first registered without a length, or on a tie)."""
     if not registered:
         raise NothingIndexed(
             "No segmentation is registered in this library: run audiodb scan DIR --segments calls "
@@ -148,6 +160,58 @@ def _pick_active(vectors: np.ndarray, active: np.ndarray) -> np.ndarray:
     return vectors[active] if active.any() else vectors
 
 
+def span_windows(own, start_ms: int, end_ms: int) -> np.ndarray | None:
+    """The query vectors of a span of one file: of its windows in ``own`` (a
+    :class:`~audiodb.store.segments.SegmentMatrix` of that file, all windows) that overlap
+    the span, the active ones (all of them if none is); None if no window overlaps it."""
+    hit = (own.start_ms < end_ms) & (own.end_ms > start_ms)
+    if not hit.any():
+        return None
+    return _pick_active(own.vectors[hit], own.active[hit])
+
+
+class MomentSearch:
+    """Stored windows of one segmentation in the search space, ready for many queries.
+
+    ``stored`` is a :class:`~audiodb.store.segments.SegmentMatrix`; z-score statistics are
+    those of its windows (see the module).
+    """
+
+    def __init__(self, stored, seg):
+        self.stored, self.seg = stored, seg
+        self.space = Space(np.arange(len(stored.track_ids)), stored.vectors, METRIC, seg.feature_names())
+
+    def distances(self, query_vectors: np.ndarray) -> np.ndarray:
+        """Each stored window's distance to the nearest of ``query_vectors`` (raw, (q, d))."""
+        best = np.full(len(self.stored.track_ids), np.inf)
+        for v in query_vectors:
+            np.minimum(best, self.space.distances(v), out=best)
+        return best
+
+    def own(self, track_id: int, start_ms: int, end_ms: int) -> np.ndarray:
+        """Which stored windows are the moment ``track_id``, ``start_ms``..``end_ms`` (overlap it)."""
+        s = self.stored
+        return (s.track_ids == track_id) & (s.start_ms < end_ms) & (s.end_ms > start_ms)
+
+    def search(
+        self,
+        query_vectors: np.ndarray,
+        n: int,
+        *,
+        own: tuple[int, int, int] | None = None,
+        mask: np.ndarray | None = None,
+    ) -> list[Moment]:
+        """The ``n`` nearest moments; ``own`` (track_id, start_ms, end_ms) is left out, and the windows
+        outside ``mask`` (when given)."""
+        best = self.distances(query_vectors)
+        if mask is not None:
+            best[~mask] = np.inf
+        if own is not None:
+            best[self.own(*own)] = np.inf
+        s = self.stored
+        return merge_moments(s.track_ids, s.start_ms, s.end_ms, best, n)
+
+
 def similar_moments(
     file: LibraryFile,
     query: str,
@@ -189,17 +253,17 @@ def similar_moments(
                     "indexed file; give a clip's path alone to search with a file that is not indexed."
                 )
             _, start_ms, end_ms = span
-            seg = _choose(registered, segmentation, end_ms - start_ms)
+            seg = choose_segmentation(registered, segmentation, end_ms - start_ms)
             own = segment_store.load_segments(con, seg.id, active_only=False, track_ids=[row[0]])
-            hit = (own.start_ms < end_ms) & (own.end_ms > start_ms)
-            if not hit.any():
+            vectors = span_windows(own, start_ms, end_ms)
+            if vectors is None:
                 raise UsageError(
                     f"{query!r}: the file has no {seg.label} segments in that span (is it within the file, "
                     "and has a scan computed the segmentation? see audiodb status)."
                 )
-            q = _Query(_pick_active(own.vectors[hit], own.active[hit]), row[0], start_ms, end_ms)
+            q = _Query(vectors, row[0], start_ms, end_ms)
         else:
-            seg = _choose(registered, segmentation, 1000.0 * len(clip) / file.params.sr)
+            seg = choose_segmentation(registered, segmentation, 1000.0 * len(clip) / file.params.sr)
         stored = segment_store.load_segments(con, seg.id, active_only=not all_segments)
         mask = catalog.where_mask(con, stored.track_ids, where)
     if clip is not None:
@@ -208,16 +272,8 @@ def similar_moments(
         raise NothingIndexed(
             f"No {'' if all_segments else 'active '}segments of {seg.label} are stored yet: run audiodb scan."
         )
-    space = Space(np.arange(len(stored.track_ids)), stored.vectors, METRIC, seg.feature_names())
-    best = np.full(len(stored.track_ids), np.inf)
-    for v in q.vectors:
-        np.minimum(best, space.distances(v), out=best)
-    if mask is not None:
-        best[~mask] = np.inf
-    if q.track_id is not None:
-        own = (stored.track_ids == q.track_id) & (stored.start_ms < q.end_ms) & (stored.end_ms > q.start_ms)
-        best[own] = np.inf
-    moments = merge_moments(stored.track_ids, stored.start_ms, stored.end_ms, best, n)
+    own = None if q.track_id is None else (q.track_id, q.start_ms, q.end_ms)
+    moments = MomentSearch(stored, seg).search(q.vectors, n, own=own, mask=mask)
     with file.connect() as con:
         info = catalog.track_info(con, sorted({m.track_id for m in moments}), ("path",))
     return [

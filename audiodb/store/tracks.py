@@ -105,6 +105,7 @@ def delete_tracks(con, track_ids: list[int]) -> None:
     if track_ids:
         segment_store.delete_segments(con, track_ids)
         con.execute("DELETE FROM cluster_assignments WHERE list_contains(?, track_id)", [track_ids])
+        con.execute("DELETE FROM segment_cluster_assignments WHERE list_contains(?, track_id)", [track_ids])
         con.execute("DELETE FROM embeddings WHERE list_contains(?, track_id)", [track_ids])
         con.execute("DELETE FROM extended_embeddings WHERE list_contains(?, track_id)", [track_ids])
         con.execute("DELETE FROM track_files WHERE list_contains(?, track_id)", [track_ids])
