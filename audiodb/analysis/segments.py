@@ -44,6 +44,7 @@ import dataclasses
 
 import numpy as np
 
+from ..errors import NothingIndexed, UsageError
 from .params import AMIN, NOTEBOOK, ExtendedParams, FeatureParams, IdentifiedParams
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "FileLevels",
     "SegmentParams",
     "SegmentRows",
+    "choose_segmentation",
     "embeddings_and_segments",
     "file_levels",
     "frame_db",
@@ -404,3 +406,28 @@ def embeddings_and_segments(
         return notebook, extended, rows
     notebook = summarize(frames, n_mfcc=base.n_mfcc)
     return notebook, summarize_extended(frames, frames["mel"], params=ext), rows
+
+
+def choose_segmentation(registered: list, name: str | None, length_ms: float | None):
+    """The segmentation of ``registered`` named ``name`` (label, WINDOW/HOP, preset or id), else the one
+    whose window is closest to ``length_ms`` (the first registered without a length, or on a tie)."""
+    if not registered:
+        raise NothingIndexed(
+            "No segmentation is registered in this library: run audiodb scan DIR --segments calls "
+            "(or WINDOW/HOP in seconds) first."
+        )
+    if name:
+        for s in registered:
+            if name in (s.id, s.label) or name == f"{s.window_ms / 1000:g}/{s.hop_ms / 1000:g}":
+                return s
+        if name in PRESETS:
+            win, hop = PRESETS[name]
+            for s in registered:
+                if (s.window_ms, s.hop_ms) == (round(win * 1000), round(hop * 1000)):
+                    return s
+        raise UsageError(
+            f"No segmentation {name!r} is registered; registered: " + ", ".join(s.label for s in registered)
+        )
+    if length_ms is None or len(registered) == 1:
+        return registered[0]
+    return min(registered, key=lambda s: abs(s.window_ms - length_ms))  # min keeps the first on ties

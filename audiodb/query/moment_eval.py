@@ -24,12 +24,13 @@ import re
 
 import numpy as np
 
+from ..analysis.segments import choose_segmentation
 from ..errors import NothingIndexed, UsageError
 from ..paths import to_stored
 from ..store import catalog
 from ..store import segments as segment_store
 from ..store.connection import LibraryFile
-from .moments import MomentSearch, choose_segmentation, span_windows
+from .moments import MomentSearch, span_windows
 
 __all__ = ["ALL_LABELS", "MOMENT_EVAL_COLUMNS", "LabelledMoment", "MomentEvalReport", "evaluate_moments", "read_labels"]
 

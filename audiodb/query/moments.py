@@ -25,6 +25,7 @@ import re
 
 import numpy as np
 
+from ..analysis.segments import choose_segmentation
 from ..errors import NothingIndexed, TrackNotFound, UsageError
 from ..paths import from_stored
 from ..store import catalog
@@ -37,7 +38,6 @@ __all__ = [
     "RAVEN_COLUMNS",
     "Moment",
     "MomentSearch",
-    "choose_segmentation",
     "merge_moments",
     "raven_rows",
     "similar_moments",
@@ -109,33 +109,6 @@ def merge_moments(
         found.append(m)
     found.sort(key=lambda m: (m.distance, m.track_id, m.start_ms))
     return found
-
-
-def choose_segmentation(registered: list, name: str | None, length_ms: float | None):
-    """The segmentation of ``registered`` named ``name`` (label, WINDOW/HOP, preset or id), else the one
-    whose window is closest to ``length_ms`` (the first registered without a length, or on a tie)."""
-    if not registered:
-        raise NothingIndexed(
-            "No segmentation is registered in this library: run audiodb scan DIR --segments calls "
-            "(or WINDOW/HOP in seconds) first."
-        )
-    if name:
-        for s in registered:
-            if name in (s.id, s.label) or name == f"{s.window_ms / 1000:g}/{s.hop_ms / 1000:g}":
-                return s
-        from ..analysis.segments import PRESETS
-
-        if name in PRESETS:
-            win, hop = PRESETS[name]
-            for s in registered:
-                if (s.window_ms, s.hop_ms) == (round(win * 1000), round(hop * 1000)):
-                    return s
-        raise UsageError(
-            f"No segmentation {name!r} is registered; registered: " + ", ".join(s.label for s in registered)
-        )
-    if length_ms is None or len(registered) == 1:
-        return registered[0]
-    return min(registered, key=lambda s: abs(s.window_ms - length_ms))  # min keeps the first on ties
 
 
 @dataclasses.dataclass

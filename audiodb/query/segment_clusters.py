@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..analysis.segments import choose_segmentation
 from ..errors import NoClusteringRun, NothingIndexed, UsageError
 from ..store import segments as segment_store
 from ..store.connection import LibraryFile
@@ -29,7 +30,6 @@ from ..store.runs import latest_segment_runs, save_run, segment_assignments, seg
 from .cluster import ClusterRun, cluster_vectors, reduce
 from .cluster_ids import match_ids
 from .kchoice import edge_note, k_auto_range, silhouette
-from .moments import choose_segmentation
 from .space import group_scale, standardize
 
 __all__ = ["SEGMENT_SUMMARY_COLUMNS", "cluster_segments", "moment_span", "segment_summary"]

@@ -7,15 +7,15 @@ segments' SQL is :mod:`audiodb.store.segments`).
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 
 import numpy as np
 
 from ..analysis.params import FeatureParams
-from ..analysis.segments import PRESETS, SegmentParams
+from ..analysis.segments import SegmentParams, choose_segmentation
 from ..errors import AudiodbError, NothingIndexed, UsageError
+from . import runs as runs_store
 from . import segments as segment_store
 
 __all__ = [
@@ -55,7 +55,8 @@ NO_CLUSTER = np.iinfo(np.int32).min
 
 def pick_segmentation(con, base: FeatureParams, name: str | None = None) -> SegmentParams:
     """The registered segmentation ``name`` names (label such as ``1.0/0.5``, id or preset),
-    or the earliest registered one when ``name`` is None.
+    or the earliest registered one when ``name`` is None
+    (:func:`audiodb.analysis.segments.choose_segmentation`).
 
     Raises
     ------
@@ -64,43 +65,14 @@ def pick_segmentation(con, base: FeatureParams, name: str | None = None) -> Segm
     UsageError
         ``name`` names none of them.
     """
-    registered = segment_store.registered(con, base)
-    if not registered:
-        raise NothingIndexed(
-            "No segmentation is registered in this library: run audiodb scan DIR --segments calls "
-            "(or WINDOW/HOP in seconds) first."
-        )
-    if name is None:
-        return registered[0]
-    for s in registered:
-        if name in (s.id, s.label) or name == f"{s.window_ms / 1000:g}/{s.hop_ms / 1000:g}":
-            return s
-    if name in PRESETS:
-        win, hop = PRESETS[name]
-        for s in registered:
-            if (s.window_ms, s.hop_ms) == (round(win * 1000), round(hop * 1000)):
-                return s
-    raise UsageError(f"No segmentation {name!r} is registered; registered: " + ", ".join(s.label for s in registered))
+    return choose_segmentation(segment_store.registered(con, base), name, None)
 
 
 def latest_segment_runs(con, seg_id: str) -> dict[str, dict]:
-    """The latest clustering run over segments of ``seg_id`` of each method, oldest method first:
-    ``{method: {id, method, space, parameters, n_clusters, n_noise, created_at}}``."""
-    rows = con.execute(
-        """SELECT id, method, space, parameters, n_clusters, n_noise, created_at FROM cluster_runs
-           WHERE id IN (SELECT max(id) FROM cluster_runs WHERE segmentation = ? GROUP BY method)
-           ORDER BY id""",
-        [seg_id],
-    ).fetchall()
-    out = {}
-    for row in rows:
-        run = dict(zip(("id", "method", "space", "parameters", "n_clusters", "n_noise", "created_at"), row))
-        try:
-            run["parameters"] = json.loads(run["parameters"] or "{}")
-        except ValueError:
-            run["parameters"] = {}
-        out[run["method"]] = run
-    return out
+    """The latest clustering run over segments of ``seg_id`` of each method, oldest first:
+    ``{method: run}`` (:func:`audiodb.store.runs.latest_segment_runs`' dicts)."""
+    runs = sorted(runs_store.latest_segment_runs(con, segmentation=seg_id), key=lambda r: r["id"])
+    return {r["method"]: r for r in runs}
 
 
 def segment_cluster_labels(con, seg_id: str, track_ids: np.ndarray, seg_index: np.ndarray) -> dict[str, np.ndarray]:
