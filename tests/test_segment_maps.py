@@ -467,3 +467,34 @@ def test_segment_map_in_a_real_browser(clustered, segment_page, tmp_path):
             assert found["paused"] and found["paused_at"] == pytest.approx(end[target] / 1000, abs=0.3)
     else:
         assert found["audio"] == "no loadedmetadata", found["audio"]
+
+
+def test_raven_tables_carry_the_call_types_of_a_real_cluster_run(recordings, tmp_path):
+    """End to end with the real command: cluster --segments, then export --raven: each table's
+    Cluster column is the run's cluster of each window (as the segment_clusters view has it), and
+    the planted call types come out as clusters."""
+    from sklearn.metrics import adjusted_rand_score
+
+    lib, events = recordings
+    db = tmp_path / "lib.duckdb"
+    shutil.copy(lib.path, db)
+    _run("--db", db, "cluster", "--segments", "--method", "kmeans", "--k", "3")
+    out = tmp_path / "tables"
+    _run("--db", db, "export", out, "--segments", "--raven")
+    view = {
+        (p, float(s)): c
+        for p, s, c in Library(db)
+        .sql("SELECT path, start_sec, cluster FROM segment_clusters WHERE method = 'kmeans'")
+        .rows
+    }
+    got, want = [], []
+    for path in events:
+        folder, name = path.split("/")[-2:]
+        for r in _read_raven(out / f"{folder}__{name}.Table.1.selections.txt"):
+            start, end = float(r["Begin Time (s)"]), float(r["End Time (s)"])
+            assert int(r["Cluster"]) == view[(path, start)]
+            kind = truth(events, path, start, end)
+            if kind < 3:  # windows over a call
+                got.append(int(r["Cluster"]))
+                want.append(kind)
+    assert len(got) > 10 and adjusted_rand_score(want, got) >= 0.8
