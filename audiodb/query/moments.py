@@ -6,7 +6,9 @@ windows that overlap that span). Query windows that are active are used (all of 
 is). Every stored window (active ones unless ``all_segments``) is scored by its distance to
 the nearest query window, in the space of :class:`audiodb.query.space.Space` with the
 ``extended`` metric: each of the segment features z-scored over the windows searched, feature
-groups weighted alike. One float32 matrix-vector product per query window.
+groups weighted alike. One float32 matrix-vector product per query window, over the matrix
+that :mod:`audiodb.store.segment_cache` keeps memory-mapped beside the library (with its
+z-score statistics) until the segments change.
 
 Windows of one file that match (rank before the first window of moment ``n + 1``) and
 overlap or touch are merged into one moment, whose distance is its best window's. The query's
@@ -27,7 +29,7 @@ import numpy as np
 
 from ..errors import NothingIndexed, TrackNotFound, UsageError
 from ..paths import from_stored
-from ..store import catalog
+from ..store import catalog, segment_cache
 from ..store import segments as segment_store
 from ..store.connection import LibraryFile
 from .space import Space
@@ -76,10 +78,29 @@ def merge_moments(
     first window that would start moment ``n + 1`` ends the search, so a moment is made of the
     windows that rank above it. Ties are broken by track id, then start.
     """
-    ok = np.flatnonzero(np.isfinite(distance))
+    finite = np.isfinite(distance)
+    n_ok = int(np.count_nonzero(finite))
+    k = min(n_ok, max(256, 16 * n))
+    while True:
+        # The k nearest windows and every window tied with the k-th: the moments are exact when
+        # the merge ends (a window starting moment n + 1) before it runs out of them.
+        if k < n_ok:
+            cut = np.partition(np.where(finite, distance, np.inf), k - 1)[k - 1]
+            ok = np.flatnonzero(distance <= cut)
+        else:
+            ok = np.flatnonzero(finite)
+        found, ended = _merge(track_ids, start_ms, end_ms, distance, n, ok)
+        if ended or k >= n_ok:
+            return found
+        k = min(n_ok, 4 * k)
+
+
+def _merge(track_ids, start_ms, end_ms, distance, n: int, ok: np.ndarray) -> tuple[list[Moment], bool]:
+    """:func:`merge_moments` over the windows ``ok``; True if a window would start moment n + 1."""
     order = ok[np.lexsort((start_ms[ok], track_ids[ok], distance[ok]))]
     by_track: dict[int, list[Moment]] = {}
     found: list[Moment] = []
+    ended = False
     for i in order:
         t, a, b, d = int(track_ids[i]), int(start_ms[i]), int(end_ms[i]), float(distance[i])
         moments = by_track.setdefault(t, [])
@@ -93,12 +114,13 @@ def merge_moments(
                 found.remove(m)
             continue
         if len(found) >= n:
+            ended = True
             break
         m = Moment(t, a, b, d)
         moments.append(m)
         found.append(m)
     found.sort(key=lambda m: (m.distance, m.track_id, m.start_ms))
-    return found
+    return found, ended
 
 
 def _choose(registered: list, name: str | None, length_ms: float | None):
@@ -200,7 +222,10 @@ def similar_moments(
             q = _Query(_pick_active(own.vectors[hit], own.active[hit]), row[0], start_ms, end_ms)
         else:
             seg = _choose(registered, segmentation, 1000.0 * len(clip) / file.params.sr)
-        stored = segment_store.load_segments(con, seg.id, active_only=not all_segments)
+        stored, saved, keep_stats = segment_cache.cached_segments(
+            file.path, con, seg.id, seg.dims, active_only=not all_segments, stats=METRIC
+        )
+        stored = segment_store.SegmentMatrix(**stored)
         mask = catalog.where_mask(con, stored.track_ids, where)
     if clip is not None:
         q = _clip_query(clip, seg)
@@ -208,10 +233,10 @@ def similar_moments(
         raise NothingIndexed(
             f"No {'' if all_segments else 'active '}segments of {seg.label} are stored yet: run audiodb scan."
         )
-    space = Space(np.arange(len(stored.track_ids)), stored.vectors, METRIC, seg.feature_names())
-    best = np.full(len(stored.track_ids), np.inf)
-    for v in q.vectors:
-        np.minimum(best, space.distances(v), out=best)
+    space = Space(np.arange(len(stored.track_ids)), stored.vectors, METRIC, seg.feature_names(), stats=saved)
+    if saved is None:
+        keep_stats(space.stats())
+    best = space.min_distances(q.vectors)
     if mask is not None:
         best[~mask] = np.inf
     if q.track_id is not None:
