@@ -91,6 +91,32 @@ def _checkpoint(db: str) -> None:
     con.close()
 
 
+def segment_bytes(db: str, work: str) -> tuple[int, float]:
+    """``(segments, bytes per segment)``: the ``segments`` table of ``db`` (its DDL, primary key
+    included) copied alone into a fresh file, checkpointed, less the same file empty."""
+    import duckdb
+
+    ddl = duckdb.connect(db, read_only=True)
+    sql = ddl.execute("SELECT sql FROM duckdb_tables() WHERE table_name = 'segments'").fetchone()[0]
+    ddl.close()
+    sizes = []
+    for fill in (False, True):
+        path = os.path.join(work, f"segments-only-{fill}.duckdb")
+        con = duckdb.connect(path)
+        con.execute("SET enable_progress_bar = false")
+        con.execute(sql)
+        if fill:
+            con.execute(f"ATTACH '{db}' AS src (READ_ONLY)")
+            con.execute("INSERT INTO segments SELECT * FROM src.segments")
+            n = con.execute("SELECT count(*) FROM segments").fetchone()[0]
+            con.execute("DETACH src")
+        con.execute("CHECKPOINT")
+        con.close()
+        sizes.append(_dir_size(path))
+        os.remove(path)
+    return n, (sizes[1] - sizes[0]) / max(n, 1)
+
+
 def scan_and_storage(audio: str, work: str, limit: int) -> None:
     files = _common.audio_files(audio)[:limit]
     folder = os.path.join(work, "music")
@@ -120,9 +146,11 @@ def scan_and_storage(audio: str, work: str, limit: int) -> None:
     n, active = con.execute("SELECT count(*), count(*) FILTER (WHERE active) FROM segments").fetchone()
     con.close()
     grow = runs["calls"]["bytes"] - runs["plain"]["bytes"]
+    _, per = segment_bytes(os.path.join(work, "calls.duckdb"), work)
     print(
         f"(b) storage: {n} segments ({active} active); library {runs['plain']['bytes'] / 1e6:.1f} MB -> "
-        f"{runs['calls']['bytes'] / 1e6:.1f} MB: {grow / n:.0f} bytes per segment (goal <= ~1 KB; the vector "
+        f"{runs['calls']['bytes'] / 1e6:.1f} MB: {grow / n:.0f} bytes per segment with DuckDB's block "
+        f"granularity; the segments table alone: {per:.0f} bytes per segment (goal <= ~1 KB; the vector "
         f"alone is 880)"
     )
 
@@ -151,6 +179,8 @@ def long_file(audio: str, work: str, minutes: float, keep: str | None) -> None:
         f"(c) long: {minutes:g} min FLAC scanned with --segments calls in {r['seconds']:.0f} s, {n} segments; "
         f"peak RSS worker {r['worker_mb']:.0f} MB, scanning process {r['self_mb']:.0f} MB (goal < 1 GB)"
     )
+    n, per = segment_bytes(os.path.join(work, "long.duckdb"), work)
+    print(f"(b) storage of its {n} segments, the segments table alone: {per:.0f} bytes per segment")
 
 
 def build_million(audio: str, work: str, n_segments: int) -> tuple[str, str]:
@@ -213,6 +243,7 @@ def build_million(audio: str, work: str, n_segments: int) -> tuple[str, str]:
     total, act = con.execute("SELECT count(*), count(*) FILTER (WHERE active) FROM segments").fetchone()
     path = con.execute("SELECT path FROM track_files WHERE track_id = ? ", [real[0][0]]).fetchone()[0]
     con.close()
+    print(f"(b) storage at {total} segments, the segments table alone: {segment_bytes(db, work)[1]:.0f} bytes each")
     print(
         f"(d) library: {total} segments ({act} active) over {n_tracks + len(real)} tracks, built in "
         f"{time.perf_counter() - t0:.0f} s, {_dir_size(db) / 1e9:.2f} GB",

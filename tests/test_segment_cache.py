@@ -9,7 +9,7 @@ import numpy as np
 from audio import write_audio
 
 from audiodb import Library
-from audiodb.query.moments import merge_moments
+from audiodb.query.moments import METRIC, merge_moments
 from audiodb.query.space import Space
 from audiodb.store import segment_cache
 from audiodb.store import segments as segment_store
@@ -59,7 +59,7 @@ def test_the_cache_is_rebuilt_when_segments_change_and_searches_agree_with_duckd
     assert _files(lib) != files and len([f for f in _files(lib) if f.endswith(".npy")]) == 1
     with lib.file.connect() as con:
         plain = segment_store.load_segments(con, seg.id, active_only=True)
-    space = Space(np.arange(len(plain.track_ids)), plain.vectors, "extended", seg.feature_names())
+    space = Space(np.arange(len(plain.track_ids)), plain.vectors, METRIC, seg.feature_names())
     own = plain.track_ids == plain.track_ids[0]
     hit = own & (plain.start_ms < 2500) & (plain.end_ms > 2000)
     best = space.min_distances(plain.vectors[hit])
