@@ -28,7 +28,7 @@ import tempfile
 
 import numpy as np
 
-from .vectors import arrow_values
+from .vectors import arrow_values, segment_scan_arrow
 
 __all__ = ["cache_dir", "cached_segments", "content_version", "read_segments"]
 
@@ -55,26 +55,13 @@ def content_version(con, seg_id: str, *, active_only: bool) -> str:
 def read_segments(con, seg_id: str, dims: int, *, active_only: bool) -> dict[str, np.ndarray]:
     """The rows of ``seg_id`` from DuckDB as arrays in (track_id, seg_index) order.
 
-    One unordered scan on one thread (DuckDB then returns one Arrow chunk, used in place), and
-    the order taken in numpy: sorting inside DuckDB with the vectors attached costs three times
-    the scan.
+    One unordered scan (:func:`audiodb.store.vectors.segment_scan_arrow`), ordered in numpy.
     """
     cur = con.cursor()
     try:
-        threads = cur.execute("SELECT current_setting('threads')").fetchone()[0]
-        n = cur.execute(f"SELECT count(*) FROM segments WHERE {_where(active_only)}", [seg_id]).fetchone()[0]
-        cur.execute("SET threads = 1")
-        try:
-            tab = cur.sql(
-                "SELECT track_id, seg_index, start_ms, end_ms, active::UTINYINT AS active, vector FROM segments "
-                "WHERE segmentation = $seg" + (" AND active" if active_only else ""),
-                params={"seg": seg_id},
-            ).to_arrow_table(batch_size=max(n, 1))
-        finally:
-            cur.execute(f"SET threads = {int(threads)}")
+        tab = segment_scan_arrow(cur, seg_id, active_only=active_only)
     finally:
         cur.close()
-    tab = tab.combine_chunks() if tab.num_rows else tab
     n = tab.num_rows
 
     def col(name, dtype):
