@@ -124,6 +124,9 @@ class Space:
     metric : str
         One of :data:`METRICS`.
     feature_names : sequence of str, length d
+    stats : dict, optional
+        ``mean``, ``std`` and ``sqnorms`` as :meth:`stats` gave them for these very vectors
+        and metric (a cache: :mod:`audiodb.store.segment_cache`); not checked beyond shape.
     """
 
     def __init__(
@@ -132,6 +135,8 @@ class Space:
         vectors: np.ndarray,
         metric: str = DEFAULT_METRIC,
         feature_names: Sequence[str] = NOTEBOOK.feature_names(),
+        *,
+        stats: dict[str, np.ndarray] | None = None,
     ):
         self.metric = check_metric(metric)
         self.track_ids = np.asarray(track_ids, dtype=np.int64)
@@ -139,12 +144,18 @@ class Space:
         n, d = vectors.shape
         if len(feature_names) != d:
             raise ValueError(f"{len(feature_names)} feature names for {d}-dimensional vectors")
-        self.mean, self.std = zscore_stats(vectors)
+        if stats is not None and stats["sqnorms"].shape != (n,):
+            raise ValueError("statistics of other vectors")
+        self.mean, self.std = (stats["mean"], stats["std"]) if stats is not None else zscore_stats(vectors)
         std = self.std
         weights = 1.0 / std**2
         if metric in ("blocks", "extended"):
             weights *= group_weights(feature_names)
         self.weights = weights
+        self._row: dict[int, int] | None = None
+        if stats is not None:
+            self.sqnorms = stats["sqnorms"]
+            return
         # |x - mean|_w^2 of every row, and <x, w * mean> to centre the products.
         self.sqnorms = np.empty(n, dtype=np.float64)
         sw = np.sqrt(weights).astype(np.float32)
@@ -153,7 +164,10 @@ class Space:
             block = vectors[a : a + CHUNK] - mean32
             block *= sw
             self.sqnorms[a : a + CHUNK] = np.einsum("ij,ij->i", block, block)  # float32: rel. error ~1e-7
-        self._row: dict[int, int] | None = None
+
+    def stats(self) -> dict[str, np.ndarray]:
+        """What ``Space(..., stats=)`` takes to skip the passes over the vectors (for a cache)."""
+        return {"mean": self.mean, "std": self.std, "sqnorms": self.sqnorms}
 
     def __len__(self) -> int:
         return len(self.track_ids)
@@ -194,6 +208,32 @@ class Space:
         d2 = self.sqnorms + qq - 2.0 * dots
         np.maximum(d2, 0.0, out=d2)
         return np.sqrt(d2, out=d2)
+
+    def min_distances(self, raw_queries: np.ndarray) -> np.ndarray:
+        """Each row's distance to the nearest of several raw vectors (q, d), shape (n,), float64:
+        :meth:`distances` of each, with one pass over the stored vectors (a matrix product by
+        blocks) instead of one per query."""
+        Q = np.atleast_2d(np.asarray(raw_queries, dtype=np.float64))
+        if len(Q) == 1:
+            return self.distances(Q[0])
+        C = Q - self.mean
+        WQ = C * self.weights  # (q, d)
+        shift = WQ @ self.mean  # <mean, w q>
+        qq = np.einsum("ij,ij->i", C, WQ)
+        W32 = np.ascontiguousarray(WQ.T, dtype=np.float32)
+        best = np.empty(len(self.vectors))
+        for a in range(0, len(best), 16 * CHUNK):
+            dots = (self.vectors[a : a + 16 * CHUNK] @ W32).astype(np.float64)
+            dots -= shift
+            sq = self.sqnorms[a : a + 16 * CHUNK, None]
+            if self.metric == "cosine":
+                denom = np.sqrt(sq * qq)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    d = 1.0 - np.where(denom > 0, dots / denom, 0.0)
+            else:
+                d = np.sqrt(np.maximum(sq + qq - 2.0 * dots, 0.0))
+            best[a : a + len(d)] = d.min(axis=1)
+        return best
 
     def exact(self, raw_query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Distances from one raw vector to ``rows``, computed directly in float64."""
