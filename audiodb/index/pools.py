@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from ..analysis.params import FeatureParams
 from ..errors import AudiodbError, UsageError
-from .worker import analyse, analyse_many, init_worker, one_blas_thread, ready, worker_env
+from .worker import Analysis, analyse, analyse_many, init_worker, one_blas_thread, ready, worker_env
 from .writer import BatchWriter
 
 __all__ = ["AnalysisPool", "DaskPool", "ProcessPool", "analyse_chunk_on_worker", "analyse_on_worker"]
@@ -32,7 +32,7 @@ class AnalysisPool(Protocol):
     def run(
         self,
         tasks: Sequence[tuple[str, str | None]],
-        params: FeatureParams,
+        params: FeatureParams | Analysis,
         writer: BatchWriter,
         progress: Callable[[int, int, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
@@ -93,7 +93,9 @@ class ProcessPool:
     def __exit__(self, *exc) -> None:
         self.close(kill=exc[0] is not None)
 
-    def run(self, tasks, params: FeatureParams, writer: BatchWriter, progress=None, should_stop=None) -> bool:
+    def run(
+        self, tasks, params: FeatureParams | Analysis, writer: BatchWriter, progress=None, should_stop=None
+    ) -> bool:
         """Analyse ``tasks`` ((path, known_hash) pairs), handing results to ``writer``.
 
         Short files go to the workers in chunks (:func:`chunk_tasks`), so a worker's round trip
@@ -333,7 +335,9 @@ class DaskPool:
             ) from None
         self.n = max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
 
-    def run(self, tasks, params: FeatureParams, writer: BatchWriter, progress=None, should_stop=None) -> bool:
+    def run(
+        self, tasks, params: FeatureParams | Analysis, writer: BatchWriter, progress=None, should_stop=None
+    ) -> bool:
         from distributed import as_completed
 
         tasks, progress, finished = self._long_files_first(tasks, params, writer, progress, should_stop)

@@ -197,7 +197,7 @@ def read_words(path: str, out: dict) -> None:
     out["audio_hash"] = audio_hash(path)
 
 
-def analyse_many(tasks: list[tuple[str, str | None]], params: FeatureParams = NOTEBOOK) -> list[dict]:
+def analyse_many(tasks: list[tuple[str, str | None]], params: FeatureParams | Analysis = NOTEBOOK) -> list[dict]:
     """:func:`analyse` of several ``(path, known_hash)`` tasks in one call (short files go to the
     workers in chunks: one round trip, one pickled result list, instead of one per file)."""
     return [analyse(path, known, params) for path, known in tasks]

@@ -248,7 +248,7 @@ def evaluate_moments(
         length = float(np.median([m.end_ms - m.start_ms for m in known]))
         seg = choose_segmentation(segment_store.registered(con, file.params), segmentation, length)
         stored = segment_store.load_segments(con, seg.id, active_only=not all_segments)
-        tracks = sorted({m.track_id for m in known})
+        tracks = sorted({m.track_id for m in known if m.track_id is not None})
         own = segment_store.load_segments(con, seg.id, active_only=False, track_ids=tracks)
     report.segmentation = seg.label
     if len(stored.track_ids) == 0:
@@ -262,7 +262,9 @@ def evaluate_moments(
     for i, m in enumerate(known):
         if counts[m.label] < 2:
             continue
-        rows = own.track_ids == m.track_id
+        tid = m.track_id
+        assert tid is not None  # known moments are those in an indexed file
+        rows = own.track_ids == tid
         vectors = span_windows(_subset(own, rows), m.start_ms, m.end_ms)
         if vectors is None:
             report.outside.append(m.source)
@@ -270,9 +272,11 @@ def evaluate_moments(
         others = [j for j in range(len(known)) if j != i and known[j].label == m.label]
         relevant = np.zeros(len(stored.track_ids), dtype=bool)
         for j in others:
-            relevant |= search.own(known[j].track_id, known[j].start_ms, known[j].end_ms)
-        leave_out = search.own(m.track_id, m.start_ms, m.end_ms)
-        found = search.search(vectors, k, own=(m.track_id, m.start_ms, m.end_ms))
+            other = known[j].track_id
+            assert other is not None
+            relevant |= search.own(other, known[j].start_ms, known[j].end_ms)
+        leave_out = search.own(tid, m.start_ms, m.end_ms)
+        found = search.search(vectors, k, own=(tid, m.start_ms, m.end_ms))
         hits = 0
         for f in found:
             if any(

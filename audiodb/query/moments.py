@@ -260,11 +260,12 @@ def similar_moments(
                 )
             q = _Query(vectors, row[0], start_ms, end_ms)
         else:
+            assert clip is not None  # not a PATH@START-END: an audio clip
             seg = choose_segmentation(registered, segmentation, 1000.0 * len(clip) / file.params.sr)
-        stored, saved, keep_stats = segment_cache.cached_segments(
+        rows, saved, keep_stats = segment_cache.cached_segments(
             file.path, con, seg.id, seg.dims, active_only=not all_segments, stats=METRIC
         )
-        stored = segment_store.SegmentMatrix(**stored)
+        stored = segment_store.SegmentMatrix(**rows)
         mask = catalog.where_mask(con, stored.track_ids, where)
     if clip is not None:
         q = _clip_query(clip, seg)
@@ -272,11 +273,11 @@ def similar_moments(
         raise NothingIndexed(
             f"No {'' if all_segments else 'active '}segments of {seg.label} are stored yet: run audiodb scan."
         )
-    own = None if q.track_id is None else (q.track_id, q.start_ms, q.end_ms)
+    own_moment = None if q.track_id is None else (q.track_id, q.start_ms, q.end_ms)
     search = MomentSearch(stored, seg, stats=saved)
     if saved is None:
         keep_stats(search.space.stats())
-    moments = search.search(q.vectors, n, own=own, mask=mask)
+    moments = search.search(q.vectors, n, own=own_moment, mask=mask)
     with file.connect() as con:
         info = catalog.track_info(con, sorted({m.track_id for m in moments}), ("path",))
     return [

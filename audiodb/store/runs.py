@@ -278,7 +278,8 @@ def latest_segment_runs(
             raise UsageError(f'No clustering run {run_id}: see them with audiodb sql "select * from cluster_runs".')
         if row[0] is None:
             raise UsageError(f"Run {run_id} clustered files, not segments: see it with audiodb summary --run {run_id}.")
-        where, args = "r.id = ?", [run_id]
+        where = "r.id = ?"
+        args: list = [run_id]
     else:
         where = (
             "r.id IN (SELECT max(id) FROM cluster_runs WHERE segmentation IS NOT NULL GROUP BY method, segmentation)"

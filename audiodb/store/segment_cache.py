@@ -25,6 +25,7 @@ import glob
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 
 import numpy as np
 
@@ -103,7 +104,7 @@ def _save(path: str, write) -> None:
 
 def cached_segments(
     db_path: str | os.PathLike, con, seg_id: str, dims: int, *, active_only: bool, stats=None
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, callable]:
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, Callable[[dict[str, np.ndarray]], None]]:
     """``(rows, stats, keep_stats)``: the rows :func:`read_segments` gives, from the cache when it
     is current (the vectors memory-mapped), else read and cached.
 
@@ -133,7 +134,8 @@ def cached_segments(
                 with contextlib.suppress(OSError):
                     os.remove(old)
             _save(vec_path, lambda f: np.save(f, rows["vectors"]))
-            _save(rows_path, lambda f: np.savez(f, **{k: v for k, v in rows.items() if k != "vectors"}))
+            others = {k: v for k, v in rows.items() if k != "vectors"}
+            _save(rows_path, lambda f: np.savez(f, **others))  # type: ignore[arg-type]
         except OSError:  # a read-only place: search without a cache
             pass
     saved = None
@@ -147,6 +149,6 @@ def cached_segments(
     def keep_stats(values: dict[str, np.ndarray]) -> None:
         with contextlib.suppress(OSError):
             if os.path.isfile(vec_path):
-                _save(stats_path, lambda f: np.savez(f, **values))
+                _save(stats_path, lambda f: np.savez(f, **values))  # type: ignore[arg-type]
 
     return rows, saved, keep_stats

@@ -156,7 +156,7 @@ def write_results(
     ok: list[dict],
     same: list[dict],
     failed: list[dict],
-    segmented: list[dict] = (),
+    segmented: list[dict] | tuple = (),
 ) -> None:
     """One transaction: analysed files (``ok``, as :func:`audiodb.index.worker.analyse` returns
     them) with their vectors and segments, files found unchanged (``same``: their new size and
