@@ -158,6 +158,7 @@ def test_a_worker_started_while_the_plan_is_made_dies_with_a_killed_scan(tmp_pat
     proc = subprocess.Popen(
         [*cmd, "scan", str(music), "--db", str(tmp_path / "l.duckdb")],
         env=env,
+        cwd=tmp_path,  # not the source tree: the installed package (with its cli) is what runs
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
