@@ -86,6 +86,13 @@ class ProcessPool:
                 with contextlib.suppress(Exception):
                     proc.terminate()
         pool.shutdown(wait=not kill, cancel_futures=True)
+        if kill:
+            # Let the executor's manager thread finish closing its wake-up pipe now: left running, it
+            # races concurrent.futures' exit hook, which then writes to the closed pipe and prints a
+            # traceback (OSError: Bad file descriptor) as the process exits.
+            manager = getattr(pool, "_executor_manager_thread", None)
+            if manager is not None:
+                manager.join(timeout=10)
 
     def __enter__(self) -> ProcessPool:
         return self
