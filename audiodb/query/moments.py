@@ -33,6 +33,7 @@ from ..paths import from_stored
 from ..store import catalog, segment_cache
 from ..store import segments as segment_store
 from ..store.connection import LibraryFile
+from ..store.segment_export import RAVEN_SELECTION_COLUMNS
 from .space import Space
 
 __all__ = [
@@ -50,18 +51,7 @@ __all__ = [
 MOMENT_COLUMNS = ("rank", "path", "start_sec", "end_sec", "distance", "track_id")
 
 #: A Raven Pro selection table's columns, in order (:func:`raven_rows`).
-RAVEN_COLUMNS = (
-    "Selection",
-    "View",
-    "Channel",
-    "Begin Time (s)",
-    "End Time (s)",
-    "Low Freq (Hz)",
-    "High Freq (Hz)",
-    "Begin Path",
-    "File Offset (s)",
-    "Distance",
-)
+RAVEN_COLUMNS = (*RAVEN_SELECTION_COLUMNS, "Distance")
 
 #: The space moments are searched in: 1 - cosine similarity of the z-scored 220 numbers. On real
 #: sounds placed in noise (benchmarks/bench_segment_quality.py, three seeds) it gave precision@5

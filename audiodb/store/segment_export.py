@@ -32,7 +32,7 @@ __all__ = [
 
 #: The columns of each recording's Raven table: ``similar --format raven``'s without
 #: ``Distance`` (there is no query here), then the window's dB above the noise floor and its cluster.
-RAVEN_EXPORT_COLUMNS = (
+RAVEN_SELECTION_COLUMNS = (
     "Selection",
     "View",
     "Channel",
@@ -42,9 +42,8 @@ RAVEN_EXPORT_COLUMNS = (
     "High Freq (Hz)",
     "Begin Path",
     "File Offset (s)",
-    "SNR (dB)",
-    "Cluster",
 )
+RAVEN_EXPORT_COLUMNS = (*RAVEN_SELECTION_COLUMNS, "SNR (dB)", "Cluster")
 
 #: Raven's own name for a saved selection table ends so.
 RAVEN_SUFFIX = ".Table.1.selections.txt"
