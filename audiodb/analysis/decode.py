@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import DecodeError
 from .opus import libopus_matches_libsndfile
 
-__all__ = ["Decoded", "load"]
+__all__ = ["Decoded", "FrameBlocks", "load", "to_mono"]
 
 _BLOCK = 1 << 16
 
@@ -100,8 +100,11 @@ class _Sink:
         return y
 
 
-def _mono(block: np.ndarray) -> np.ndarray:
-    # librosa.to_mono: mean over channels, in float32.
+def to_mono(block: np.ndarray) -> np.ndarray:
+    """``librosa.to_mono`` of a ``(frames, channels)`` float32 block: the mean over channels, in float32.
+
+    A single channel comes back as a view of ``block`` (copy it if ``block`` is a reused buffer).
+    """
     if block.ndim == 1:
         return block
     if block.shape[1] == 1:
@@ -111,6 +114,57 @@ def _mono(block: np.ndarray) -> np.ndarray:
         out *= np.float32(0.5)
         return out
     return cast(np.ndarray, np.mean(block, axis=1, dtype=np.float32))  # an array: block is 2-D
+
+
+class FrameBlocks:
+    """Decoded PyAV audio frames in, mono float32 blocks of at least ``_BLOCK`` samples out.
+
+    A 20-ms Opus or AAC frame at a time, ``to_ndarray`` and the conversion and
+    channel mix cost more than the decoding; here each frame's planes are only
+    viewed (``np.frombuffer``) and gathered, and converted and mixed once per
+    block. Every step is elementwise per sample, so the numbers are the same as
+    frame by frame. ``convert`` takes a ``(channels, n)`` array (:func:`_to_s16_float`; by
+    default the samples are kept in float, :func:`_to_float`).
+    """
+
+    def __init__(self, convert=None):
+        self.convert = convert or _to_float
+        self.views: list[list[np.ndarray]] = []  # per frame: its planes' samples
+        self.key: tuple | None = None  # (format, channels) of the gathered frames
+        self.n = 0
+
+    def add(self, frame) -> np.ndarray | None:
+        """Gather ``frame``; a mono block when enough samples are gathered (or the layout changes)."""
+        import av.audio.frame
+
+        fmt = frame.format
+        ch = len(frame.layout.channels)
+        key = (fmt.name, ch)
+        out = self.flush() if key != self.key and self.views else None
+        self.key = key
+        if fmt.name not in av.audio.frame.format_dtypes:
+            raise ValueError(f"Conversion from {fmt.name!r} format to numpy array is not supported.")
+        dtype = np.dtype(av.audio.frame.format_dtypes[fmt.name])
+        count = frame.samples if fmt.is_planar else frame.samples * ch
+        self.views.append([np.frombuffer(p, dtype=dtype, count=count) for p in frame.planes])
+        self.n += frame.samples
+        if out is None and self.n >= _BLOCK:
+            out = self.flush()
+        return out
+
+    def flush(self) -> np.ndarray | None:
+        """The gathered samples as one mono block (None if there are none)."""
+        if not self.views:
+            return None
+        assert self.key is not None
+        planar = len(self.views[0]) > 1 or self.key[0].endswith("p")
+        ch = self.key[1]
+        if planar:  # (channels, n)
+            arr = np.stack([np.concatenate([v[c] for v in self.views]) for c in range(len(self.views[0]))])
+        else:  # interleaved: (n, channels) -> (channels, n)
+            arr = np.concatenate([v[0] for v in self.views]).reshape(-1, ch).T
+        self.views, self.n = [], 0
+        return to_mono(np.ascontiguousarray(self.convert(arr).T))
 
 
 #: Sample rates outside this range are damaged headers, not audio: refused before
@@ -163,7 +217,7 @@ def _load_soundfile(path: str, sr: int, size: int) -> Decoded:
             want = block if remaining is None else min(block, remaining)
             got = f.read(want, dtype="float32", always_2d=True, out=buf[:want])
             if len(got):
-                sink.push(_mono(got))
+                sink.push(to_mono(got))
             if len(got) < want:
                 break
             if remaining is not None:
@@ -239,7 +293,7 @@ def _load_pyav(path: str, sr: int, size: int, codec_name: str | None = None) -> 
         codec = stream.codec_context.name
         sink = native_sr = channels = None
         first_error = None
-        pending, n_pending = [], 0
+        blocks = FrameBlocks(convert)
         packets = container.demux(stream)
         while True:
             try:
@@ -264,19 +318,15 @@ def _load_pyav(path: str, sr: int, size: int, codec_name: str | None = None) -> 
                     channels = len(frame.layout.channels)
                     _check_rate(path, native_sr)
                     sink = _Sink(native_sr, sr, expected if native_sr == header_sr else None)
-                arr = frame.to_ndarray()
-                if not frame.format.is_planar:  # interleaved: (1, n * ch)
-                    arr = arr.reshape(-1, len(frame.layout.channels)).T
-                pending.append(_mono(np.ascontiguousarray(convert(arr).T)))
-                n_pending += len(pending[-1])
-                if n_pending >= _BLOCK:  # a few large pushes, not one per 20-ms frame
-                    sink.push(np.concatenate(pending))
-                    pending, n_pending = [], 0
+                block = blocks.add(frame)  # a few large pushes, not one per 20-ms frame
+                if block is not None:
+                    sink.push(block)
             if packet is None:
                 break
-        if pending:
-            assert sink is not None  # frames were pending, so the first frame made the sink
-            sink.push(np.concatenate(pending))
+        block = blocks.flush()
+        if block is not None:
+            assert sink is not None  # frames were gathered, so the first frame made the sink
+            sink.push(block)
         if sink is None:
             if header_sr <= 0:
                 raise ValueError("its audio stream has no sample rate")

@@ -15,11 +15,11 @@ import functools
 import math
 import os
 from collections.abc import Generator, Iterator
-from typing import cast
 
 import numpy as np
 
 from ..errors import DecodeError
+from .decode import FrameBlocks, to_mono
 
 __all__ = [
     "SEAM_PERIODS",
@@ -114,10 +114,10 @@ def probe(path: str) -> Source | None:
 
 
 def _mono(block: np.ndarray) -> np.ndarray:
-    # librosa.to_mono, as the whole-file decode mixes: mean over channels in float32.
+    # librosa.to_mono, as the whole-file decode mixes (the same function, the same bits).
     if block.shape[1] == 1:
         return np.array(block[:, 0])  # a copy: ``block`` is a reused read buffer
-    return cast(np.ndarray, np.mean(block, axis=1, dtype=np.float32))  # an array: block is 2-D
+    return to_mono(block)
 
 
 def _period(native_sr: int, sr: int) -> tuple[int, int]:
@@ -277,8 +277,8 @@ def _libopus_blocks(src: Source, start: int) -> Iterator[np.ndarray]:
             first = next(container.demux(stream), None)
             origin = first.pts if first is not None else 0
             container.seek(start - _OPUS_PREROLL + origin, stream=stream, backward=True)
-        pos = None
-        pending, n_pending = [], 0
+        pos = None  # sample index of the first gathered, not yet yielded sample
+        blocks = FrameBlocks()  # libopus's float samples, kept in float
         for packet in container.demux(stream):
             if origin is None:
                 origin = packet.pts or 0
@@ -287,20 +287,21 @@ def _libopus_blocks(src: Source, start: int) -> Iterator[np.ndarray]:
                     continue
                 pos = packet.pts - origin
             for frame in ctx.decode(packet):
-                arr = frame.to_ndarray()
-                if not frame.format.is_planar:
-                    arr = arr.reshape(-1, len(frame.layout.channels)).T
-                mono = _mono(np.ascontiguousarray(arr.astype(np.float32, copy=False).T))
-                lo = max(0, start - pos)
-                pos += len(mono)
-                if lo < len(mono):
-                    pending.append(mono[lo:])
-                    n_pending += len(mono) - lo
-                if n_pending >= _READ:
-                    yield np.concatenate(pending)
-                    pending, n_pending = [], 0
-        if pending:
-            yield np.concatenate(pending)
+                mono = blocks.add(frame)
+                if mono is not None:
+                    pos = yield from _from(mono, pos, start)
+        mono = blocks.flush()
+        if mono is not None:
+            assert pos is not None  # frames were gathered, so a packet set it
+            yield from _from(mono, pos, start)
+
+
+def _from(mono: np.ndarray, pos: int, start: int) -> Generator[np.ndarray, None, int]:
+    """The samples of ``mono`` (sample index ``pos``...) from ``start`` on; returns the index after it."""
+    lo = max(0, start - pos)
+    if lo < len(mono):
+        yield mono[lo:]
+    return pos + len(mono)
 
 
 def decode_range(src: Source, start: int, stop: int, sr: int) -> np.ndarray:
