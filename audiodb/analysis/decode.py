@@ -123,31 +123,35 @@ class FrameBlocks:
     channel mix cost more than the decoding; here each frame's planes are only
     viewed (``np.frombuffer``) and gathered, and converted and mixed once per
     block. Every step is elementwise per sample, so the numbers are the same as
-    frame by frame. ``convert`` takes a ``(channels, n)`` array (:func:`_to_s16_float`; by
+    frame by frame. ``convert`` takes an array of samples (:func:`_to_s16_float`; by
     default the samples are kept in float, :func:`_to_float`).
     """
 
     def __init__(self, convert=None):
         self.convert = convert or _to_float
         self.views: list[list[np.ndarray]] = []  # per frame: its planes' samples
-        self.key: tuple | None = None  # (format, channels) of the gathered frames
+        self.key: tuple[str, int] = ("", 0)  # (format, channels) of the gathered frames
+        self.dtype = np.dtype(np.float32)
+        self.per_sample = 1
         self.n = 0
 
     def add(self, frame) -> np.ndarray | None:
         """Gather ``frame``; a mono block when enough samples are gathered (or the layout changes)."""
-        import av.audio.frame
-
         fmt = frame.format
-        ch = len(frame.layout.channels)
-        key = (fmt.name, ch)
-        out = self.flush() if key != self.key and self.views else None
-        self.key = key
-        if fmt.name not in av.audio.frame.format_dtypes:
-            raise ValueError(f"Conversion from {fmt.name!r} format to numpy array is not supported.")
-        dtype = np.dtype(av.audio.frame.format_dtypes[fmt.name])
-        count = frame.samples if fmt.is_planar else frame.samples * ch
-        self.views.append([np.frombuffer(p, dtype=dtype, count=count) for p in frame.planes])
-        self.n += frame.samples
+        key = (fmt.name, len(frame.layout.channels))
+        out = None
+        if key != self.key:
+            import av.audio.frame
+
+            out = self.flush()
+            if fmt.name not in av.audio.frame.format_dtypes:
+                raise ValueError(f"Conversion from {fmt.name!r} format to numpy array is not supported.")
+            self.key = key
+            self.dtype = np.dtype(av.audio.frame.format_dtypes[fmt.name])
+            self.per_sample = 1 if fmt.is_planar else key[1]  # values per sample in a plane
+        n = frame.samples
+        self.views.append([np.frombuffer(p, dtype=self.dtype, count=n * self.per_sample) for p in frame.planes])
+        self.n += n
         if out is None and self.n >= _BLOCK:
             out = self.flush()
         return out
@@ -156,15 +160,19 @@ class FrameBlocks:
         """The gathered samples as one mono block (None if there are none)."""
         if not self.views:
             return None
-        assert self.key is not None
-        planar = len(self.views[0]) > 1 or self.key[0].endswith("p")
-        ch = self.key[1]
-        if planar:  # (channels, n)
-            arr = np.stack([np.concatenate([v[c] for v in self.views]) for c in range(len(self.views[0]))])
-        else:  # interleaved: (n, channels) -> (channels, n)
-            arr = np.concatenate([v[0] for v in self.views]).reshape(-1, ch).T
+        ch = len(self.views[0])  # planes: one per channel when planar, else one interleaved
+        if ch == 1:  # interleaved (or one channel): (n, channels), as to_mono takes it
+            x = self.convert(np.concatenate([v[0] for v in self.views]))
+            out = to_mono(x.reshape(-1, self.key[1]) if self.key[1] > 1 else x)
+        else:  # planar: one row per channel, mixed without a transposed copy
+            rows = [self.convert(np.concatenate([v[c] for v in self.views])) for c in range(ch)]
+            if ch == 2:  # to_mono's numbers: a + b, halved
+                out = np.add(rows[0], rows[1], dtype=np.float32)
+                out *= np.float32(0.5)
+            else:
+                out = to_mono(np.stack(rows, axis=1))
         self.views, self.n = [], 0
-        return to_mono(np.ascontiguousarray(self.convert(arr).T))
+        return out
 
 
 #: Sample rates outside this range are damaged headers, not audio: refused before
@@ -236,9 +244,11 @@ def _to_s16_float(arr: np.ndarray) -> np.ndarray:
     """
     kind, size = arr.dtype.kind, arr.dtype.itemsize
     if kind == "f":
-        q = np.rint(arr.astype(np.float32, copy=False) * np.float32(32768.0))
+        q = arr.astype(np.float32, copy=False) * np.float32(32768.0)
+        np.rint(q, out=q)
         np.clip(q, -32768.0, 32767.0, out=q)
-        return q * np.float32(1.0 / 32768)
+        q *= np.float32(1.0 / 32768)
+        return q
     if kind == "u" and size == 1:
         q = (arr.astype(np.int16) - 128) << 8
     elif kind == "i" and size > 2:
