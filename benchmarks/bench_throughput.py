@@ -27,7 +27,8 @@ The issue's baseline figures (main before the pipeline work) are printed beside 
 With --base (a checkout of another commit, e.g. `git worktree add --detach /tmp/base main`),
 every scan is also run with that checkout's code (`python -m cli` with PYTHONPATH=CHECKOUT),
 interleaved run by run with this one's, and printed on a row of its own: an A/B in one run, so
-both see the same load on a shared machine.
+both see the same load on a shared machine. For (e), that checkout's embed_file is timed the same
+way in a process of its own, just before this one's (a row and a per-format column of its own).
 """
 
 import _common  # noqa: F401, I001  (first: pins BLAS/OpenMP to one thread before numpy loads)
@@ -88,6 +89,18 @@ bliss_audio.Song(paths[0])  # warm-up
 for p in paths:
     t = time.process_time()
     bliss_audio.Song(p)
+    print(time.process_time() - t, p, flush=True)
+"""
+
+#: (e) on the --base checkout: embed_file's CPU per file in a process of its own (PYTHONPATH=CHECKOUT).
+BASE_LOOP = """
+import _common, sys, time
+from audiodb.analysis.embed import embed_file
+paths = sys.argv[1:]
+embed_file(paths[0], extended=True)  # warm-up
+for p in paths:
+    t = time.process_time()
+    embed_file(p, extended=True)
     print(time.process_time() - t, p, flush=True)
 """
 
@@ -180,10 +193,11 @@ def cpu_per_file(paths: list[str], fn, results: dict | None = None) -> dict[str,
     return out
 
 
-def bliss_cpu(python: str, paths: list[str]) -> dict[str, float]:
-    done = subprocess.run([python, "-c", BLISS_LOOP, *paths], capture_output=True, text=True)
+def bliss_cpu(python: str, paths: list[str], loop: str = BLISS_LOOP, env: dict | None = None) -> dict[str, float]:
+    """CPU seconds per path of ``loop`` run by ``python`` (bliss, or embed_file of the --base checkout)."""
+    done = subprocess.run([python, "-c", loop, *paths], capture_output=True, text=True, env=env)
     if done.returncode != 0:
-        raise SystemExit(f"bliss failed: {done.stderr[-2000:]}")
+        raise SystemExit(f"{python} failed: {done.stderr[-2000:]}")
     out = {}
     for line in done.stdout.splitlines():
         cpu, path = line.split(" ", 1)
@@ -357,6 +371,8 @@ def main() -> None:
         mixed = build_mixed(music, os.path.join(args.work, "mixed"))
         warm_page_cache(mixed)
         got: dict = {}
+        base_env = {**os.environ, "PYTHONPATH": f"{base}{os.pathsep}{os.path.dirname(os.path.abspath(__file__))}"}
+        ab = bliss_cpu(sys.executable, mixed, BASE_LOOP, base_env) if base else None  # before ours: same order
         ad = cpu_per_file(mixed, lambda p: embed_file(p, extended=True), got)
         seconds = {p: got[p][1]["duration_sec"] for p in mixed}
         hours = sum(seconds.values()) / 3600
@@ -377,6 +393,17 @@ def main() -> None:
                 GOAL["e"],
             ]
         )
+        if ab is not None:
+            rows.append(
+                [
+                    "    the same on --base",
+                    f"{sum(nb.values()):.1f}",
+                    f"{sum(ab.values()):.1f} ({total / sum(ab.values()):.0f}x rt)",
+                    f"{sum(nb.values()) / sum(ab.values()):.2f}x",
+                    "",
+                    "",
+                ]
+            )
         if bl is None:
             print(f"(e) bliss row skipped: no {args.bliss_python} (set --bliss-python or BLISS_PYTHON)")
         else:
@@ -394,7 +421,7 @@ def main() -> None:
             ps = [p for p in mixed if p.endswith("." + ext)]
             secs = sum(seconds[p] for p in ps)
             cells = [f".{ext} ({len(ps)} files, {secs / 60:.0f} min)"]
-            for d in (nb, ad, bl):
+            for d in (nb, ad, ab, bl):
                 cells.append(f"{secs / sum(d[p] for p in ps):.0f}x" if d is not None else "-")
             cells.append(f"{sum(nb[p] for p in ps) / sum(ad[p] for p in ps):.2f}x")
             cells.append(f"{sum(bl[p] for p in ps) / sum(ad[p] for p in ps):.2f}x" if bl is not None else "-")
@@ -405,7 +432,7 @@ def main() -> None:
     if formats:
         print()
         print("(e) per format, audio seconds per CPU second (realtime factor) and ratios:")
-        heads = ["format", "notebook", "audiodb", "bliss", "notebook/audiodb", "bliss/audiodb"]
+        heads = ["format", "notebook", "audiodb", "--base", "bliss", "notebook/audiodb", "bliss/audiodb"]
         print(table(heads, formats))
 
 

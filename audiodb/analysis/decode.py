@@ -24,16 +24,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import cast
 
 import numpy as np
 
 from ..errors import DecodeError
+from .blocks import BLOCK, BlockReader, FrameBlocks, to_float, to_mono
 from .opus import libopus_matches_libsndfile
 
-__all__ = ["Decoded", "FrameBlocks", "load", "to_mono"]
-
-_BLOCK = 1 << 16
+__all__ = ["Decoded", "load"]
 
 
 @dataclasses.dataclass
@@ -100,81 +98,6 @@ class _Sink:
         return y
 
 
-def to_mono(block: np.ndarray) -> np.ndarray:
-    """``librosa.to_mono`` of a ``(frames, channels)`` float32 block: the mean over channels, in float32.
-
-    A single channel comes back as a view of ``block`` (copy it if ``block`` is a reused buffer).
-    """
-    if block.ndim == 1:
-        return block
-    if block.shape[1] == 1:
-        return np.ascontiguousarray(block[:, 0])
-    if block.shape[1] == 2:  # the same float32 numbers as np.mean (a + b, halved exactly), 6x faster
-        out = np.add(block[:, 0], block[:, 1], dtype=np.float32)
-        out *= np.float32(0.5)
-        return out
-    return cast(np.ndarray, np.mean(block, axis=1, dtype=np.float32))  # an array: block is 2-D
-
-
-class FrameBlocks:
-    """Decoded PyAV audio frames in, mono float32 blocks of at least ``_BLOCK`` samples out.
-
-    A 20-ms Opus or AAC frame at a time, ``to_ndarray`` and the conversion and
-    channel mix cost more than the decoding; here each frame's planes are only
-    viewed (``np.frombuffer``) and gathered, and converted and mixed once per
-    block. Every step is elementwise per sample, so the numbers are the same as
-    frame by frame. ``convert`` takes an array of samples (:func:`_to_s16_float`; by
-    default the samples are kept in float, :func:`_to_float`).
-    """
-
-    def __init__(self, convert=None):
-        self.convert = convert or _to_float
-        self.views: list[list[np.ndarray]] = []  # per frame: its planes' samples
-        self.key: tuple[str, int] = ("", 0)  # (format, channels) of the gathered frames
-        self.dtype = np.dtype(np.float32)
-        self.per_sample = 1
-        self.n = 0
-
-    def add(self, frame) -> np.ndarray | None:
-        """Gather ``frame``; a mono block when enough samples are gathered (or the layout changes)."""
-        fmt = frame.format
-        key = (fmt.name, len(frame.layout.channels))
-        out = None
-        if key != self.key:
-            import av.audio.frame
-
-            out = self.flush()
-            if fmt.name not in av.audio.frame.format_dtypes:
-                raise ValueError(f"Conversion from {fmt.name!r} format to numpy array is not supported.")
-            self.key = key
-            self.dtype = np.dtype(av.audio.frame.format_dtypes[fmt.name])
-            self.per_sample = 1 if fmt.is_planar else key[1]  # values per sample in a plane
-        n = frame.samples
-        self.views.append([np.frombuffer(p, dtype=self.dtype, count=n * self.per_sample) for p in frame.planes])
-        self.n += n
-        if out is None and self.n >= _BLOCK:
-            out = self.flush()
-        return out
-
-    def flush(self) -> np.ndarray | None:
-        """The gathered samples as one mono block (None if there are none)."""
-        if not self.views:
-            return None
-        ch = len(self.views[0])  # planes: one per channel when planar, else one interleaved
-        if ch == 1:  # interleaved (or one channel): (n, channels), as to_mono takes it
-            x = self.convert(np.concatenate([v[0] for v in self.views]))
-            out = to_mono(x.reshape(-1, self.key[1]) if self.key[1] > 1 else x)
-        else:  # planar: one row per channel, mixed without a transposed copy
-            rows = [self.convert(np.concatenate([v[c] for v in self.views])) for c in range(ch)]
-            if ch == 2:  # to_mono's numbers: a + b, halved
-                out = np.add(rows[0], rows[1], dtype=np.float32)
-                out *= np.float32(0.5)
-            else:
-                out = to_mono(np.stack(rows, axis=1))
-        self.views, self.n = [], 0
-        return out
-
-
 #: Sample rates outside this range are damaged headers, not audio: refused before
 #: anything is decoded or resampled (a 44 KB WAV claiming 1 Hz would otherwise
 #: become a six-hour track).
@@ -219,11 +142,11 @@ def _load_soundfile(path: str, sr: int, size: int) -> Decoded:
         # reused buffer, repeating stale samples up to the claimed length.)
         remaining = f.frames if f.seekable() and 0 <= f.frames < (1 << 62) else None
         sink = _Sink(native_sr, sr, _expected_frames(remaining, size))
-        block = max(1024, min(_BLOCK, (1 << 20) // max(channels, 1)))  # at most ~4 MB, whatever the header's channels
-        buf = np.empty((block, channels), dtype=np.float32)
+        block = max(1024, min(BLOCK, (1 << 20) // max(channels, 1)))  # at most ~4 MB, whatever the header's channels
+        reader = BlockReader(f, block)
         while remaining is None or remaining > 0:
             want = block if remaining is None else min(block, remaining)
-            got = f.read(want, dtype="float32", always_2d=True, out=buf[:want])
+            got = reader.read(want)
             if len(got):
                 sink.push(to_mono(got))
             if len(got) < want:
@@ -258,15 +181,6 @@ def _to_s16_float(arr: np.ndarray) -> np.ndarray:
     return q.astype(np.float32) * np.float32(1.0 / 32768)
 
 
-def _to_float(arr: np.ndarray) -> np.ndarray:
-    """Samples as float32 without passing through 16 bits (a float decoder's own output)."""
-    if arr.dtype.kind == "f":
-        return arr.astype(np.float32, copy=False)
-    if arr.dtype.kind == "u" and arr.dtype.itemsize == 1:
-        return (arr.astype(np.float32) - np.float32(128.0)) * np.float32(1.0 / 128)
-    return arr.astype(np.float32) * np.float32(1.0 / (1 << (8 * arr.dtype.itemsize - 1)))
-
-
 def _load_pyav(path: str, sr: int, size: int, codec_name: str | None = None) -> Decoded:
     """Decode with FFmpeg through PyAV.
 
@@ -293,7 +207,7 @@ def _load_pyav(path: str, sr: int, size: int, codec_name: str | None = None) -> 
             ctx.sample_rate = params.sample_rate  # type: ignore[attr-defined]
             ctx.layout = params.layout  # type: ignore[attr-defined]
             ctx.options = {"request_sample_fmt": "flt"}
-            convert, decoder = _to_float, codec_name
+            convert, decoder = to_float, codec_name
         header_sr = int(stream.rate or stream.codec_context.sample_rate or 0)
         if header_sr > 0:
             _check_rate(path, header_sr)

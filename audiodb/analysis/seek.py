@@ -19,7 +19,7 @@ from collections.abc import Generator, Iterator
 import numpy as np
 
 from ..errors import DecodeError
-from .decode import FrameBlocks, to_mono
+from .blocks import BlockReader, FrameBlocks, to_mono
 
 __all__ = [
     "SEAM_PERIODS",
@@ -242,12 +242,12 @@ def _native_blocks(src: Source, start: int) -> Generator[np.ndarray, None, None]
     with sf.SoundFile(os.fsencode(src.path)) as f:
         if start:
             f.seek(start)
-        buf = np.empty((_READ, f.channels), dtype=np.float32)
+        reader = BlockReader(f, _READ)
         pos = start
         while pos < src.native_frames:
             want = min(_READ, src.native_frames - pos)
             try:
-                got = f.read(want, dtype="float32", always_2d=True, out=buf[:want])
+                got = reader.read(want)
             except (sf.LibsndfileError, RuntimeError) as e:  # damaged data: the whole-file decode decides
                 raise SplitMismatch(src.path, f"libsndfile: {e}") from None
             if len(got):
