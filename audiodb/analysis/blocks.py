@@ -55,7 +55,8 @@ class FrameBlocks:
     def add(self, frame) -> np.ndarray | None:
         """Gather ``frame``; a mono block when enough samples are gathered (or the layout changes)."""
         fmt = frame.format
-        key = (fmt.name, len(frame.layout.channels))
+        layout = frame.layout  # nb_channels: no tuple of channel objects per frame (PyAV >= 13)
+        key = (fmt.name, layout.nb_channels if hasattr(layout, "nb_channels") else len(layout.channels))
         out = None
         if key != self.key:
             import av.audio.frame
