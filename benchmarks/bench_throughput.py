@@ -27,8 +27,9 @@ The issue's baseline figures (main before the pipeline work) are printed beside 
 With --base (a checkout of another commit, e.g. `git worktree add --detach /tmp/base main`),
 every scan is also run with that checkout's code (`python -m cli` with PYTHONPATH=CHECKOUT),
 interleaved run by run with this one's, and printed on a row of its own: an A/B in one run, so
-both see the same load on a shared machine. For (e), that checkout's embed_file is timed the same
-way in a process of its own, just before this one's (a row and a per-format column of its own).
+both see the same load on a shared machine. In (e), audiodb's embed_file runs in a warm process of
+its own (the notebook in this one), and with --base that checkout's too, file by file in turn,
+--repeat-e rounds (default 2), best per file (a row and a per-format column of its own).
 """
 
 import _common  # noqa: F401, I001  (first: pins BLAS/OpenMP to one thread before numpy loads)
@@ -92,17 +93,52 @@ for p in paths:
     print(time.process_time() - t, p, flush=True)
 """
 
-#: (e) on the --base checkout: embed_file's CPU per file in a process of its own (PYTHONPATH=CHECKOUT).
-BASE_LOOP = """
+#: (e) audiodb's side: a warm process that times embed_file on each path it reads from stdin (CPU s).
+EMBED_SERVER = """
 import _common, sys, time
 from audiodb.analysis.embed import embed_file
-paths = sys.argv[1:]
-embed_file(paths[0], extended=True)  # warm-up
-for p in paths:
+for line in sys.stdin:
+    p = line.rstrip("\\n")
     t = time.process_time()
-    embed_file(p, extended=True)
-    print(time.process_time() - t, p, flush=True)
+    _, meta = embed_file(p, extended=True)
+    print(time.process_time() - t, meta["duration_sec"], flush=True)
 """
+
+
+def embed_cpu(
+    paths: list[str], checkouts: list[str | None], rounds: int = 2
+) -> tuple[list[dict[str, float]], dict[str, float]]:
+    """CPU seconds of ``embed_file(path, extended=True)`` per path for each checkout (None: this one), and
+    each path's duration. Each checkout in a warm process of its own; file by file, the checkouts in
+    turn, ``rounds`` times, best kept: an A/B that sees the same load on a shared machine."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    procs = []
+    for c in checkouts:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([c, here] if c else [here])}
+        cmd = [sys.executable, "-c", EMBED_SERVER]
+        pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE}
+        procs.append(subprocess.Popen(cmd, **pipes, text=True, env=env, cwd=tempfile.gettempdir()))
+    best: list[dict[str, float]] = [{} for _ in checkouts]
+    durations: dict[str, float] = {}
+    try:
+        for r in range(rounds + 1):  # round 0 warms each process up on the first file
+            for p in paths[:1] if r == 0 else paths:
+                for proc, out in zip(procs, best, strict=True):
+                    assert proc.stdin is not None and proc.stdout is not None
+                    proc.stdin.write(p + "\n")
+                    proc.stdin.flush()
+                    line = proc.stdout.readline()
+                    if not line:
+                        raise SystemExit(f"embed_file failed on {p}")
+                    cpu, seconds = map(float, line.split())
+                    if r:
+                        out[p] = min(out.get(p, float("inf")), cpu)
+                        durations[p] = seconds
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    return best, durations
 
 
 def ffmpeg(args: list[str]) -> None:
@@ -193,11 +229,10 @@ def cpu_per_file(paths: list[str], fn, results: dict | None = None) -> dict[str,
     return out
 
 
-def bliss_cpu(python: str, paths: list[str], loop: str = BLISS_LOOP, env: dict | None = None) -> dict[str, float]:
-    """CPU seconds per path of ``loop`` run by ``python`` (bliss, or embed_file of the --base checkout)."""
-    done = subprocess.run([python, "-c", loop, *paths], capture_output=True, text=True, env=env)
+def bliss_cpu(python: str, paths: list[str]) -> dict[str, float]:
+    done = subprocess.run([python, "-c", BLISS_LOOP, *paths], capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"{python} failed: {done.stderr[-2000:]}")
+        raise SystemExit(f"bliss failed: {done.stderr[-2000:]}")
     out = {}
     for line in done.stdout.splitlines():
         cpu, path = line.split(" ", 1)
@@ -261,6 +296,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=400)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--only", default="a,b,c,d,e")
+    ap.add_argument("--repeat-e", type=int, default=2, help="rounds of (e), best per file")
     ap.add_argument(
         "--bliss-python",
         default=os.environ.get("BLISS_PYTHON") or "/work/venvs/bliss/bin/python",
@@ -365,16 +401,12 @@ def main() -> None:
 
     formats = []
     if "e" in only:
-        from audiodb.analysis.embed import embed_file
         from audiodb.analysis.reference import extract_acoustic_embedding
 
         mixed = build_mixed(music, os.path.join(args.work, "mixed"))
         warm_page_cache(mixed)
-        got: dict = {}
-        base_env = {**os.environ, "PYTHONPATH": f"{base}{os.pathsep}{os.path.dirname(os.path.abspath(__file__))}"}
-        ab = bliss_cpu(sys.executable, mixed, BASE_LOOP, base_env) if base else None  # before ours: same order
-        ad = cpu_per_file(mixed, lambda p: embed_file(p, extended=True), got)
-        seconds = {p: got[p][1]["duration_sec"] for p in mixed}
+        (ad, *rest), seconds = embed_cpu(mixed, [None, base] if base else [None], args.repeat_e)
+        ab = rest[0] if rest else None
         hours = sum(seconds.values()) / 3600
         print(f"(e) {len(mixed)} tracks, {hours:.2f} h, formats: {', '.join(ext for ext, _ in MIXED_FORMATS)}")
         with warnings.catch_warnings():  # librosa's audioread fallback (m4a) warns on every file
