@@ -210,3 +210,25 @@ def test_pynndescent_s_names_in_umap_are_the_real_ones_when_used():
         "same": True,
         "keys": True,
     }
+
+
+ANOTHER_UMAP = textwrap.dedent(
+    """
+    import json
+    from audiodb.query import compiled
+    # An umap that imports a fourth name from pynndescent: the stand-ins cannot serve it.
+    compiled.PYNNDESCENT_NAMES = {k: v for k, v in compiled.PYNNDESCENT_NAMES.items() if k != "pynndescent.sparse"}
+    umap = compiled.import_umap()
+    import pynndescent.sparse
+    print(json.dumps({"real": umap.umap_.pynn_sparse_named_distances is pynndescent.sparse.sparse_named_distances,
+                      "fit": umap.UMAP is not None}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_an_umap_the_stand_ins_cannot_serve_is_imported_as_it_always_was():
+    """If umap's imports from pynndescent change, the import falls back to the plain one (compiling pynndescent)."""
+    done = subprocess.run([sys.executable, "-c", ANOTHER_UMAP], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"real": True, "fit": True}

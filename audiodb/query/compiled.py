@@ -129,6 +129,11 @@ def _import_without_pynndescent() -> None:
     sys.modules.update(stubs)
     try:
         importlib.import_module("umap.umap_")
+    except ImportError:
+        # Another umap that imports more of pynndescent than these names: forget the half-imported
+        # modules, and the plain ``import umap`` that follows compiles pynndescent as it always did.
+        for name in [m for m in sys.modules if m == "umap" or m.startswith("umap.")]:
+            del sys.modules[name]
     finally:
         for name, stub in stubs.items():
             if sys.modules.get(name) is stub:
