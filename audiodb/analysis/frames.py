@@ -202,8 +202,6 @@ def frame_features(
         float32; with ``contrast_bands``, ``contrast_peak`` and
         ``contrast_valley`` (bands, t) float64.
     """
-    import scipy.fft
-
     y = np.asarray(y, dtype=np.float32)
     if mel_basis is None:
         mel_basis_t = mel_filters_t(sr=sr, n_fft=n_fft, n_mels=n_mels)  # cached per process
@@ -235,7 +233,8 @@ def frame_features(
         frames = _frame_block(y, a, b, frame_length=n_fft, hop_length=hop_length, pad_mode="constant")
         # librosa multiplies float32 frames by a float64 window and keeps complex64.
         windowed = np.multiply(frames, window, out=buf[: b - a])
-        spec = scipy.fft.rfft(windowed, axis=-1).astype(np.complex64)
+        # numpy.fft (librosa's STFT uses it too): numpy 2's pocketfft gives scipy.fft's bits on float64 frames.
+        spec = np.fft.rfft(windowed, axis=-1).astype(np.complex64)
         mag = np.abs(spec)  # (frames, bins) float32
         del spec
         power = mag**2.0
