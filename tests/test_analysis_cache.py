@@ -103,3 +103,24 @@ def test_analysing_a_file_does_not_import_scipy(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
+def test_a_worker_keeps_freed_memory_so_the_next_file_faults_no_pages_in():
+    """The scanner's workers (init_worker) keep freed arrays mapped: a file's temporaries reuse the
+    last file's pages instead of faulting fresh zeroed ones in (a third of a 1-s clip's CPU)."""
+    code = (
+        "import resource, numpy as np\n"
+        "from audiodb.index.worker import init_worker\n"
+        "init_worker()\n"
+        "def churn():\n"
+        "    for size in (1 << 20, 3 << 20, 720 << 10, 5 << 20, 12 << 20):\n"
+        "        a = np.empty(size // 8); a.fill(1.0); del a\n"
+        "churn()\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "for _ in range(20): churn()\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/")
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) < 100  # 0 measured; without the setting, about 1,400
