@@ -7,6 +7,7 @@ status 1 here, once; usage errors exit with 2.
 
 from __future__ import annotations
 
+import importlib
 import importlib.machinery
 import os
 import sys
@@ -49,11 +50,39 @@ class _Command(click.Command):
         return _translated(super().invoke, ctx)
 
 
+#: Each command's module, imported when the command is run or listed: ``audiodb scan`` loads
+#: neither the query side nor the other commands.
+COMMAND_MODULES = {
+    "cluster": "cluster",
+    "summary": "cluster",
+    "export": "cluster",
+    "demo": "demo",
+    "status": "info",
+    "failures": "info",
+    "sql": "info",
+    "plot": "plot",
+    "scan": "scan",
+    "similar": "similar",
+    "duplicates": "similar",
+    "playlist": "similar",
+    "eval": "similar",
+    "watch": "watch",
+}
+
+
 class _Group(click.Group):
     command_class = _Command
 
     def invoke(self, ctx):
         return _translated(super().invoke, ctx)  # what the group itself raises
+
+    def list_commands(self, ctx):
+        return sorted(set(COMMAND_MODULES) | set(self.commands))
+
+    def get_command(self, ctx, cmd_name):
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(f".{COMMAND_MODULES[cmd_name]}", __name__)  # registers it on ``main``
+        return super().get_command(ctx, cmd_name)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,9 +123,6 @@ def _workers_skip_the_console_script() -> None:
 
 
 _workers_skip_the_console_script()
-
-# Each module registers its commands on ``main``; one line per command group.
-from . import cluster, demo, info, plot, scan, similar, watch  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
