@@ -64,6 +64,9 @@ def test_the_choice_counts_the_audio_in_the_headers(tmp_path, monkeypatch):
     monkeypatch.setenv("AUDIODB_IN_PROCESS_SEC", "0")
     assert not inprocess.fits(five) and not inprocess.could_fit([1])
     monkeypatch.delenv("AUDIODB_IN_PROCESS_SEC")
+    monkeypatch.setenv("AUDIODB_LONG_FILE_SEC", "4")  # a long file now: its chunks go to the workers
+    assert not inprocess.fits(five)
+    monkeypatch.delenv("AUDIODB_LONG_FILE_SEC")
     # No header libsndfile reads: counted at 2,000 bytes a second, the tightest any codec packs audio.
     (tmp_path / "odd.m4a").write_bytes(b"\0" * 100_000)  # 50 s
     assert inprocess.fits([(str(tmp_path / "odd.m4a"), None)])

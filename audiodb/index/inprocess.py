@@ -55,7 +55,8 @@ def could_fit(sizes: Iterable[int]) -> bool:
 
 def fits(tasks: Sequence[tuple[str, str | None]]) -> bool:
     """Do the files of ``tasks`` ((path, known hash) pairs) hold at most :func:`in_process_sec`
-    seconds of audio together, by their headers?"""
+    seconds of audio together, by their headers, none of them a long file
+    (:func:`~audiodb.analysis.chunks.long_file_sec`, which is split between the workers)?"""
     sizes = []
     for path, _known in tasks:
         try:
@@ -64,13 +65,15 @@ def fits(tasks: Sequence[tuple[str, str | None]]) -> bool:
             sizes.append(0)  # analysing it records why it cannot be read
     if not could_fit(sizes):
         return False
+    from ..analysis.chunks import long_file_sec
     from ..analysis.decode import header_seconds
 
-    limit, total = in_process_sec(), 0.0
+    limit, long, total = in_process_sec(), long_file_sec(), 0.0
     for (path, _known), size in zip(tasks, sizes):
         seconds = header_seconds(path)
-        total += seconds if seconds is not None else size / MIN_BYTES_PER_SEC
-        if total > limit:
+        seconds = seconds if seconds is not None else size / MIN_BYTES_PER_SEC
+        total += seconds
+        if total > limit or seconds > long:  # a long file is split between the workers
             return False
     return True
 
