@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import DecodeError
 from .opus import libopus_matches_libsndfile
 
-__all__ = ["Decoded", "load"]
+__all__ = ["Decoded", "header_seconds", "load"]
 
 _BLOCK = 1 << 16
 
@@ -204,6 +204,20 @@ def _load_soundfile(path: str, sr: int, size: int) -> Decoded:
             if remaining is not None:
                 remaining -= want
         return Decoded(sink.finish(), sr, native_sr, channels, f.subtype, f.format, "libsndfile")
+
+
+def header_seconds(path: str | os.PathLike) -> float | None:
+    """The length of ``path`` in seconds as libsndfile reads it from the header (nothing is
+    decoded), or None when libsndfile cannot open it or the header gives no length."""
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(os.fsencode(path)) as f:
+            if f.samplerate > 0 and 0 <= f.frames < (1 << 62):
+                return f.frames / f.samplerate
+    except Exception:  # noqa: BLE001 - any reason means "not known from the header"
+        pass
+    return None
 
 
 def _to_s16_float(arr: np.ndarray) -> np.ndarray:

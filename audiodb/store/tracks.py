@@ -162,6 +162,7 @@ def write_results(
     con.execute("BEGIN TRANSACTION")
     try:
         if ok:
+            register_feature_sets(con, params, extended)  # the vectors' feature sets described (once)
             _write_ok(con, params, extended, ok, now)
             segment_store.replace_segments(con, ok, all_of_track=True)
         if segmented:
