@@ -153,16 +153,20 @@ def write_results(
     same: list[dict],
     failed: list[dict],
     segmented: list[dict] | tuple = (),
+    *,
+    describe: bool = True,
 ) -> None:
     """One transaction: analysed files (``ok``, as :func:`audiodb.index.worker.analyse` returns
     them) with their vectors and segments, files found unchanged (``same``: their new size and
     mtime), files that failed (recorded; a changed file that no longer decodes loses its old
-    vector) and indexed files given segments only (``segmented``)."""
+    vector) and indexed files given segments only (``segmented``). ``describe`` False: the
+    feature sets are described already (an earlier batch of the same scan did it)."""
     now = utc_now()
     con.execute("BEGIN TRANSACTION")
     try:
         if ok:
-            register_feature_sets(con, params, extended)  # the vectors' feature sets described (once)
+            if describe:
+                register_feature_sets(con, params, extended)  # the vectors' feature sets described (once)
             _write_ok(con, params, extended, ok, now)
             segment_store.replace_segments(con, ok, all_of_track=True)
         if segmented:
