@@ -2,6 +2,8 @@
 
     python benchmarks/bench_cluster.py scale [--n 100000] [--k 20]
     python benchmarks/bench_cluster.py spaces LIB.duckdb [LIB2.duckdb ...] [--seeds 10]
+    python benchmarks/bench_cluster.py runs LIB.duckdb [--baseline OTHER_VENV/bin/python] [--runs 3]
+    python benchmarks/bench_cluster.py stages LIB.duckdb
 
 ``scale`` writes a library of N synthetic tracks (180-number vectors drawn from
 30 Gaussian blobs, each column on its own scale) into a temporary DuckDB file,
@@ -17,6 +19,18 @@ number of clusters, the fraction labelled noise, and, when the tracks sit in
 more than one folder, the adjusted Rand index and purity against the folder
 names (the demo library: one folder per kind of sound). That is the
 measurement behind the default space (README, "Clustering").
+
+``runs`` times ``audiodb cluster`` (both methods, the defaults) as a user
+meets it: a new process each time, the first with an empty numba cache (a
+fresh ``NUMBA_CACHE_DIR``: nothing compiled yet, as on a fresh install), then
+the second and later runs using what the first kept. Wall and CPU (user +
+system, from the child's rusage) per run. With ``--baseline`` (the python of
+another venv, e.g. one with main installed) the two are interleaved run by run,
+each on its own copy of the library and its own cache folder.
+
+``stages`` breaks one run down in one process (after a first run has filled
+the cache): imports, reading, then each stage the command says on a terminal,
+wall and CPU.
 """
 
 from __future__ import annotations
@@ -205,6 +219,80 @@ def _purity(truth: np.ndarray, labels: np.ndarray) -> float:
     return sum(np.bincount(truth[labels == c]).max() for c in set(labels[mask].tolist())) / mask.sum()
 
 
+def runs(args) -> None:
+    import resource
+    import shutil
+    import subprocess
+
+    pythons = [("this", sys.executable)] + ([("baseline", args.baseline)] if args.baseline else [])
+    print(f"# audiodb cluster on {args.library}, a new process per run ({_machine()})")
+    print(f"load average before: {os.getloadavg()[0]:.2f}\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        setup = {}
+        for name, python in pythons:
+            lib = os.path.join(tmp, f"{name}.duckdb")
+            shutil.copy(args.library, lib)
+            cache = os.path.join(tmp, f"numba-{name}")
+            os.mkdir(cache)
+            env = {**os.environ, "NUMBA_CACHE_DIR": cache, "AUDIODB_DB": lib}
+            setup[name] = (python, env)
+        table: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in pythons}
+        for i in range(args.runs):
+            for name, _ in pythons:  # interleaved: the machine's load falls on both alike
+                python, env = setup[name]
+                command = [python, "-c", "from audiodb.cli import main; main()", "cluster"]
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                started = time.perf_counter()
+                done = subprocess.run(command, env=env, capture_output=True, text=True)
+                wall = time.perf_counter() - started
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                if done.returncode != 0:
+                    raise SystemExit(f"{name} run {i + 1} failed:\n{done.stderr}")
+                cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                table[name].append((wall, cpu))
+                print(f"{name} run {i + 1}: wall {wall:.1f} s, CPU {cpu:.1f} s", flush=True)
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}\n")
+    head = " | ".join(f"{name} wall s | {name} CPU s" for name, _ in pythons)
+    print(f"| run | {head} |" + (" baseline / this (CPU) |" if args.baseline else ""))
+    print("|---|" + "---:|" * (2 * len(pythons) + (1 if args.baseline else 0)))
+    for i in range(args.runs):
+        label = "first (empty numba cache)" if i == 0 else f"run {i + 1}"
+        cells = " | ".join(f"{table[name][i][0]:.1f} | {table[name][i][1]:.1f}" for name, _ in pythons)
+        ratio = f" {table['baseline'][i][1] / table['this'][i][1]:.2f}x |" if args.baseline else ""
+        print(f"| {label} | {cells} |{ratio}")
+
+
+def stages(args) -> None:
+    started, cpu0 = time.perf_counter(), time.process_time()
+    marks: list[tuple[str, float, float]] = []
+    last = ["import duckdb", started, cpu0]  # each mark names the interval that starts there
+
+    def stage(line: str) -> None:
+        now, cpu = time.perf_counter(), time.process_time()
+        marks.append((last[0], now - last[1], cpu - last[2]))
+        last[:] = [line, now, cpu]
+
+    import duckdb  # noqa: F401
+
+    stage("import audiodb")
+    from audiodb.library import Library
+
+    lib = Library(args.library)
+    stage("kmeans: read the vectors, import scikit-learn")
+    lib.cluster("kmeans", on_stage=stage)  # its last stage: the fit, the silhouette, storing the run
+    stage("hdbscan: read the vectors")
+    lib.cluster("hdbscan", on_stage=stage)  # its last stage: import hdbscan, the fit, silhouette, store
+    stage("end")
+    print(f"# One `audiodb cluster` in stages, {args.library} ({_machine()}), load {os.getloadavg()[0]:.2f}\n")
+    print("| stage | wall s | CPU s |\n|---|---:|---:|")
+    for line, wall, cpu in marks:
+        print(f"| {line.rstrip('…')} | {wall:.2f} | {cpu:.2f} |")
+    print(
+        f"| total (after the interpreter started) | {time.perf_counter() - started:.2f} | "
+        f"{time.process_time() - cpu0:.2f} |"
+    )
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -217,6 +305,14 @@ def main(argv=None) -> None:
     p.add_argument("libraries", nargs="+")
     p.add_argument("--seeds", type=int, default=10, help="UMAP seeds to try, for the spread (1: only 42)")
     p.set_defaults(fn=spaces)
+    p = sub.add_parser("runs", help="first (empty numba cache), second, ... `audiodb cluster`, new processes")
+    p.add_argument("library")
+    p.add_argument("--baseline", help="python of another venv to interleave with this one")
+    p.add_argument("--runs", type=int, default=3)
+    p.set_defaults(fn=runs)
+    p = sub.add_parser("stages", help="one run broken down by stage, in one process")
+    p.add_argument("library")
+    p.set_defaults(fn=stages)
     args = parser.parse_args(argv)
     args.fn(args)
 

@@ -12,7 +12,9 @@ AUDIO_ROOT is where benchmarks/fetch_audio.sh unpacked (default /work/bench-audi
   (b) the same 6 tracks, `--workers 2` against `--workers 1`;
   (c) N 1-s clips (default 400) at 44.1 kHz stereo wav, `audiodb scan --workers 2` against the
       notebook's warm loop on them;
-  (d) one 5-s sound in a folder of its own, `audiodb scan` against `python -c "import duckdb, numpy"`;
+  (d) one 5-s sound in a folder of its own, `audiodb scan` against `python -c "import duckdb, numpy"`
+      (run round by round with it, best of 5), in wall time and in CPU time (user + sys of the
+      scan and every process it waited for, its workers);
   (e) every wesnoth track (41, 2.1 h) transcoded round robin to mp3, ogg (as it is), opus, flac, m4a
       (AAC) and wav: in-process CPU seconds per core of the notebook's function and of
       `embed_file(path, extended=True)` (what a scan computes), one warm call first, and of bliss-rs
@@ -30,6 +32,8 @@ interleaved run by run with this one's, and printed on a row of its own: an A/B 
 both see the same load on a shared machine. In (e), audiodb's embed_file runs in a warm process of
 its own (the notebook in this one), and with --base that checkout's too, file by file in turn,
 --repeat-e rounds (default 2), best per file (a row and a per-format column of its own).
+The checkouts' sources are byte-compiled first (``__pycache__``, as an installed wheel has them;
+--no-compile leaves them as they are: with PYTHONDONTWRITEBYTECODE every process compiles them).
 """
 
 import _common  # noqa: F401, I001  (first: pins BLAS/OpenMP to one thread before numpy loads)
@@ -37,6 +41,7 @@ import _common  # noqa: F401, I001  (first: pins BLAS/OpenMP to one thread befor
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -245,8 +250,20 @@ def audiodb_exe() -> list[str]:
     return [exe] if os.path.exists(exe) else [sys.executable, "-m", "cli"]
 
 
-def time_scan(folder: str, workers: int | None, repeat: int, base: str | None = None) -> float:
-    best = float("inf")
+def run_timed(cmd: list[str], **kw) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Run ``cmd``; its wall time, its CPU time (user + sys of it and every process it waited
+    for: a scan's workers), and the finished process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), done
+
+
+def time_scan_cpu(folder: str, workers: int | None, repeat: int, base: str | None = None) -> tuple[float, float]:
+    """Best wall and best CPU seconds of ``repeat`` scans of ``folder`` into a fresh library."""
+    best, best_cpu = float("inf"), float("inf")
     env = {**os.environ, "PYTHONPATH": base} if base else None
     for _ in range(repeat):
         with tempfile.TemporaryDirectory(prefix="bench-tp-db-") as tmp:
@@ -254,17 +271,15 @@ def time_scan(folder: str, workers: int | None, repeat: int, base: str | None = 
             cmd = [*exe, "scan", folder, "--db", os.path.join(tmp, "lib.duckdb"), "--format", "json"]
             if workers:
                 cmd += ["--workers", str(workers)]
-            t = time.perf_counter()
-            done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp)
-            wall = time.perf_counter() - t
+            wall, cpu, done = run_timed(cmd, env=env, cwd=tmp)
             if done.returncode != 0:
                 print(done.stdout[-2000:], done.stderr[-2000:], file=sys.stderr)
                 raise SystemExit(f"scan failed: {cmd}")
             report = json.loads(done.stdout)
             if report["failed"]:
                 print(f"warning: {report['failed']} files failed in {folder}", file=sys.stderr)
-            best = min(best, wall)
-    return best
+            best, best_cpu = min(best, wall), min(best_cpu, cpu)
+    return best, best_cpu
 
 
 def time_notebook(paths: list[str], repeat: int) -> float:
@@ -280,13 +295,18 @@ def time_notebook(paths: list[str], repeat: int) -> float:
     return best
 
 
-def time_command(cmd: list[str], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
-        best = min(best, time.perf_counter() - t)
-    return best
+def compile_sources(base: str | None) -> None:
+    """Byte-compile audiodb's sources here and in ``base``, as installing a wheel does: a checkout
+    run with PYTHONDONTWRITEBYTECODE (as on this project's machine) compiles every module of
+    audiodb from source in every process, about 0.1 s of CPU per scan, while numpy and duckdb
+    load compiled."""
+    import audiodb
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(audiodb.__file__)))
+    folders = [os.path.join(root, part) for root in filter(None, [here, base]) for part in ("audiodb", "cli")]
+    folders = [f for f in folders if os.path.isdir(f)]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *folders], check=True, stdout=subprocess.DEVNULL)
+    print("byte-compiled (--no-compile to keep the sources as they are): " + ", ".join(folders))
 
 
 def main() -> None:
@@ -303,7 +323,14 @@ def main() -> None:
         help="a python with bliss-audio 0.1.11 installed, for row (e)'s bliss figure",
     )
     ap.add_argument("--base", default=None, help="a checkout whose scans are timed beside this one's")
+    ap.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="leave the checkouts' sources as they are (by default they are byte-compiled first)",
+    )
     args = ap.parse_args()
+    if not args.no_compile:
+        compile_sources(args.base)
     music = os.path.join(args.root, MUSIC)
     if not os.path.isdir(music):
         raise SystemExit(f"No wesnoth music under {args.root}: run benchmarks/fetch_audio.sh {args.root}")
@@ -317,13 +344,19 @@ def main() -> None:
     rows = []
     base = os.path.abspath(args.base) if args.base else None
 
+    cpu: dict[str, tuple[float, float | None]] = {}  # folder: best CPU seconds of this code's scans, the base's
+
     def scans(folder: str, workers: int | None, repeat: int) -> tuple[float, float | None]:
-        """This code's best time, and the base checkout's (runs interleaved)."""
+        """This code's best time, and the base checkout's (runs interleaved); their CPU in ``cpu``."""
         mine, theirs = float("inf"), float("inf") if base else None
+        mine_cpu, theirs_cpu = float("inf"), float("inf") if base else None
         for _ in range(repeat):
             if base:
-                theirs = min(theirs, time_scan(folder, workers, 1, base))
-            mine = min(mine, time_scan(folder, workers, 1))
+                wall, used = time_scan_cpu(folder, workers, 1, base)
+                theirs, theirs_cpu = min(theirs, wall), min(theirs_cpu, used)
+            wall, used = time_scan_cpu(folder, workers, 1)
+            mine, mine_cpu = min(mine, wall), min(mine_cpu, used)
+        cpu[folder] = (mine_cpu, theirs_cpu)
         return mine, theirs
 
     def on_base(label: str, ref: float, t: float | None, ratio) -> None:
@@ -383,10 +416,22 @@ def main() -> None:
             ]
         )
         on_base("c", nb, scb, lambda r, t: f"{r / t:.2f}x")
+        sc_cpu, scb_cpu = cpu[clips_dir]
+        rows.append(["    CPU s (workers too)", f"{nb:.2f}", f"{sc_cpu:.2f}", f"{nb / sc_cpu:.2f}x", "", ""])
+        on_base("c", nb, scb_cpu, lambda r, t: f"{r / t:.2f}x")
     if "d" in only:
         build_short(music, short_dir)
-        imp = time_command([sys.executable, "-c", "import duckdb, numpy"], 5)
-        sc, scb = scans(short_dir, None, 5)
+        # Interleaved, round by round: the import, the base checkout's scan, this one's (best of 5 each).
+        imp, imp_cpu, sc, sc_cpu = (float("inf"),) * 4
+        scb, scb_cpu = (float("inf"), float("inf")) if base else (None, None)
+        for _ in range(5):
+            wall, cpu, _done = run_timed([sys.executable, "-c", "import duckdb, numpy"])
+            imp, imp_cpu = min(imp, wall), min(imp_cpu, cpu)
+            if base:
+                wall, cpu = time_scan_cpu(short_dir, None, 1, base)
+                scb, scb_cpu = min(scb, wall), min(scb_cpu, cpu)
+            wall, cpu = time_scan_cpu(short_dir, None, 1)
+            sc, sc_cpu = min(sc, wall), min(sc_cpu, cpu)
         rows.append(
             [
                 "(d) one 5-s sound, scan vs import duckdb, numpy",
@@ -398,6 +443,9 @@ def main() -> None:
             ]
         )
         on_base("d", imp, scb, lambda r, t: f"{t / r:.2f}x the import")
+        cpu_row = ["    the same in CPU s (workers too)", f"{imp_cpu:.2f}", f"{sc_cpu:.2f}", f"{sc_cpu / imp_cpu:.2f}x"]
+        rows.append([*cpu_row, "", ""])
+        on_base("d", imp_cpu, scb_cpu, lambda r, t: f"{t / r:.2f}x")
 
     formats = []
     if "e" in only:

@@ -7,6 +7,7 @@ import datetime
 import decimal
 import io
 import json
+import math
 import os
 import shutil
 import sys
@@ -49,6 +50,24 @@ def _plain(value):
     return value
 
 
+def json_value(value):
+    """``value`` as JSON can hold it: a NaN or an infinity is null (JSON has no such numbers, and
+    ``json.dumps`` would write a bare ``NaN`` that strict parsers reject)."""
+    value = _plain(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: json_value(v) for k, v in value.items()}
+    return value
+
+
+def dumps(value, **kwargs) -> str:
+    """``json.dumps`` of ``value`` as :func:`json_value` makes it (non-ASCII kept as it is)."""
+    return json.dumps(json_value(value), ensure_ascii=False, allow_nan=False, **kwargs)
+
+
 def _cell(value, *, short: bool = False) -> str:
     """A value as CSV text (full precision: ``float(text) == value``) or, ``short``, for the table."""
     if isinstance(value, decimal.Decimal) and not short:
@@ -72,11 +91,10 @@ def render(columns: list[str], rows: list, fmt: str = "table", *, file=None) -> 
     rows = [tuple(r[c] for c in columns) if isinstance(r, dict) else tuple(r) for r in rows]
     fmt = fmt.lower()
     if fmt == "json":
-        json.dump([dict(zip(columns, map(_plain, r))) for r in rows], out, indent=2, ensure_ascii=False)
-        out.write("\n")
+        out.write(dumps([dict(zip(columns, r)) for r in rows], indent=2) + "\n")
     elif fmt == "jsonl":
         for r in rows:
-            out.write(json.dumps(dict(zip(columns, map(_plain, r))), ensure_ascii=False) + "\n")
+            out.write(dumps(dict(zip(columns, r))) + "\n")
     elif fmt == "csv":
         w = csv.writer(out, lineterminator="\n")
         w.writerow(columns)

@@ -77,7 +77,7 @@ def plot(projection, color, output, features, segments, segmentation, open_page,
         raise click.UsageError("--segmentation needs --segments.")
     output = output or f"audiodb-{'segments-' if segments else ''}{projection}-{color or 'kmeans'}.html"
     if projection == "umap" and sys.stderr.isatty():  # what it is doing, while it works (a terminal only)
-        warn("Projecting with UMAP (the first run on this machine compiles it, ~20 s)…")
+        warn("Projecting with UMAP (compiled on its first run on this machine)…")
     if segments:
         result = library(db).plot(output, projection=projection, color=color, segments=True, segmentation=segmentation)
     else:

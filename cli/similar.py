@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -19,7 +18,7 @@ from audiodb.query.space import DEFAULT_METRIC, METRICS
 
 from . import main
 from .common import db_option, library, note, warn
-from .output import format_option, render, track_rows
+from .output import dumps, format_option, render, track_rows
 
 _metric_option = click.option(
     "-m",
@@ -161,10 +160,10 @@ def duplicates(threshold, where, db, fmt):
     groups = library(db).duplicates(threshold=threshold, where=where)
     columns = ["group", "distance", "duration_sec", "codec", "track_id", "path", "artist", "title", "album"]
     if fmt == "json":
-        click.echo(json.dumps(groups, indent=2, ensure_ascii=False))
+        click.echo(dumps(groups, indent=2))
     elif fmt == "jsonl":
         for group in groups:
-            click.echo(json.dumps(group, ensure_ascii=False))
+            click.echo(dumps(group))
     elif fmt == "table":
         render(*track_rows([m for g in groups for m in g], columns), fmt)
     else:

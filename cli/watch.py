@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 
@@ -10,6 +9,7 @@ import click
 
 from . import main
 from .common import db_option, library, warn
+from .output import dumps
 from .scan import Progress
 
 
@@ -68,7 +68,7 @@ def watch(folders, settle, reconcile, poll, workers, quiet, fmt, db):
 
     def on_change(change):
         if fmt == "jsonl":
-            click.echo(json.dumps(change.as_dict(), ensure_ascii=False))
+            click.echo(dumps(change.as_dict()))
             sys.stdout.flush()
         elif not quiet and (caught_up or change.kind == "failed"):
             if change.kind == "moved":

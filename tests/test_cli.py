@@ -9,18 +9,25 @@ import os
 import subprocess
 import sys
 
+import click
 import pytest
 from conftest import run_audiodb
 
-from audiodb.cli import main
+from audiodb.cli import COMMAND_MODULES, main
 
 
 def test_every_command_has_help_with_an_example(cli):
-    for name, command in main.commands.items():
+    ctx = click.Context(main)
+    names = main.list_commands(ctx)
+    for name in names:
+        command = main.get_command(ctx, name)
+        assert command is not None and command.name == name, name
         assert command.help and len(command.help) > 40, name
         result = cli(name, "--help")
         assert "Usage: audiodb" in result.output
         assert "--db" in result.output or name == "demo"  # demo writes audio, not a library
+    # Every module of commands is loaded now: none registers a command the lazy list does not name.
+    assert set(main.commands) == set(COMMAND_MODULES) == set(names)
 
 
 @pytest.mark.slow
@@ -177,3 +184,17 @@ def test_every_note_has_the_one_prefix():
     for path in pathlib.Path(audiodb.cli.__file__).parent.glob("*.py"):
         if path.name != "common.py":
             assert not spelled.search(path.read_text(encoding="utf-8")), path
+
+
+@pytest.mark.process
+def test_the_real_command_exits_with_its_status_and_all_its_output(tmp_path, db_path):
+    """``audiodb`` ends its process without tearing the interpreter down (cli.run): the exit
+    status is the command's and every line written to a pipe arrives."""
+    run_audiodb("--db", db_path, "sql", "select 1", "--write", cwd=tmp_path)  # creates the library
+    out = run_audiodb("--db", db_path, "sql", "select range AS n from range(50000)", "-f", "csv", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["n", *map(str, range(50000))]
+    out = run_audiodb("no-such-command", cwd=tmp_path)
+    assert out.returncode == 2 and "No such command" in out.stderr
+    out = run_audiodb("--db", tmp_path / "none.duckdb", "status", cwd=tmp_path)
+    assert out.returncode == 1 and "No audiodb library" in out.stderr

@@ -74,7 +74,7 @@ def test_a_damaged_library_gives_one_clear_message_and_is_not_written(tmp_path, 
         ["status"],
         ["similar", music / "t000.wav"],
         ["scan", music, "--workers", "1"],
-        ["sql", "select * from features"],
+        ["sql", "select * from features, extended_features"],  # both vector tables: wherever the damage lands
     ):
         result = invoke("--db", db, *command)
         assert result.exit_code == 1, (command, result.output)

@@ -36,6 +36,13 @@ if __name__ == "__main__":
 """
 
 
+@pytest.fixture(autouse=True)
+def _workers(monkeypatch):
+    """These tests are about worker processes: have every scan start them, however little it has to
+    analyse (the scripts and commands run here inherit the environment)."""
+    monkeypatch.setenv("AUDIODB_IN_PROCESS_SEC", "0")
+
+
 def run_script(tmp_path, name: str, text: str) -> subprocess.CompletedProcess:
     script = tmp_path / name
     script.write_text(text)
@@ -60,6 +67,29 @@ def test_a_scan_at_a_scripts_top_level_says_what_to_add_and_records_nothing(tmp_
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["scanned", "5", "0"]
     assert rows(db, "SELECT count(*) FROM failures") == [(0,)]
+
+
+def test_a_small_scan_at_a_scripts_top_level_starts_no_worker_and_so_works(tmp_path, music_dir, monkeypatch):
+    """Five 2-s files are analysed in the scanning process (no worker is spawned, so the unguarded
+    script is not run again); after a scan that died analysing in its own process (its crash mark
+    left behind), the next one uses workers, and the unguarded script gets the guard's message."""
+    monkeypatch.delenv("AUDIODB_IN_PROCESS_SEC")
+    db = tmp_path / "small.duckdb"
+    out = run_script(tmp_path, "unguarded.py", UNGUARDED.format(db=str(db), root=str(music_dir)))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["scanned", "5", "0"]
+    assert not (tmp_path / "small.duckdb.analysing").exists()
+
+    db = tmp_path / "crashed.duckdb"
+    mark = tmp_path / "crashed.duckdb.analysing"
+    mark.write_bytes(os.fsencode(music_dir / "a" / "one.wav") + b"\n")  # as a scan killed mid-analysis leaves it
+    out = run_script(tmp_path, "unguarded.py", UNGUARDED.format(db=str(db), root=str(music_dir)))
+    assert out.returncode == 1 and 'if __name__ == "__main__":' in out.stderr
+    assert mark.exists()  # that scan did not finish: the next one uses workers too
+    out = run_script(tmp_path, "guarded.py", GUARDED.format(db=str(db), root=str(music_dir)))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["scanned", "5", "0"]
+    assert not mark.exists()
 
 
 def _workers_of(pid: int) -> list[int]:

@@ -156,7 +156,7 @@ def test_wheel_contains_the_audiodb_package_and_nothing_else(wheel):
         if "top_level.txt" in meta:
             assert z.read(meta["top_level.txt"]).decode().split() == ["audiodb"]
         entry_points = z.read(meta["entry_points.txt"]).decode()
-    assert "audiodb = audiodb.cli:main" in entry_points.replace("  ", " ")
+    assert "audiodb = audiodb.cli:run" in entry_points.replace("  ", " ")
 
 
 def _venv_env() -> dict[str, str]:

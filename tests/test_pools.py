@@ -65,7 +65,8 @@ def _worker_pids() -> list[int]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and SIGKILL (Linux)")
-def test_a_worker_killed_while_it_holds_a_chunk_loses_none_of_its_files(tmp_path, db_path):
+def test_a_worker_killed_while_it_holds_a_chunk_loses_none_of_its_files(tmp_path, db_path, monkeypatch):
+    monkeypatch.setenv("AUDIODB_IN_PROCESS_SEC", "0")  # workers, however little there is to analyse
     music = tmp_path / "music"
     music.mkdir()
     for i in range(12):
@@ -86,7 +87,8 @@ def test_a_worker_killed_while_it_holds_a_chunk_loses_none_of_its_files(tmp_path
 
 
 @pytest.mark.slow
-def test_a_chunk_of_damaged_files_records_each_of_them(tmp_path, db_path):
+def test_a_chunk_of_damaged_files_records_each_of_them(tmp_path, db_path, monkeypatch):
+    monkeypatch.setenv("AUDIODB_IN_PROCESS_SEC", "0")
     music = tmp_path / "music"
     music.mkdir()
     for i in range(6):
@@ -113,6 +115,7 @@ def test_a_scan_imports_only_what_it_needs_in_the_parent_and_the_workers(tmp_pat
     for i in range(3):
         write_audio(music / f"c{i}.wav", music_like(0.5, 22050, seed=i), 22050)
     env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1", "AUDIODB_DEBUG": "1"}  # workers keep their stderr
+    env["AUDIODB_IN_PROCESS_SEC"] = "0"  # workers, however little there is to analyse
     done = subprocess.run(
         [str(script), "scan", str(music), "--db", str(tmp_path / "l.duckdb"), "--workers", "2", "-f", "json"],
         env=env,
@@ -153,7 +156,7 @@ def test_a_worker_started_while_the_plan_is_made_dies_with_a_killed_scan(tmp_pat
     for i in range(3):
         write_audio(music / f"c{i}.wav", music_like(0.5, 22050, seed=i), 22050)
     marker = os.urandom(8).hex()
-    env = {**os.environ, "AUDIODB_POOL_TEST": marker}
+    env = {**os.environ, "AUDIODB_POOL_TEST": marker, "AUDIODB_IN_PROCESS_SEC": "0"}
     cmd = [sys.executable, "-c", "import sys; from audiodb.cli import main; sys.exit(main())"]
     proc = subprocess.Popen(
         [*cmd, "scan", str(music), "--db", str(tmp_path / "l.duckdb")],
@@ -180,7 +183,8 @@ def test_a_worker_started_while_the_plan_is_made_dies_with_a_killed_scan(tmp_pat
 
 
 @pytest.mark.slow
-def test_a_rescan_with_nothing_to_do_leaves_no_worker_behind(tmp_path, db_path):
+def test_a_rescan_with_nothing_to_do_leaves_no_worker_behind(tmp_path, db_path, monkeypatch):
+    monkeypatch.setenv("AUDIODB_IN_PROCESS_SEC", "0")  # so the rescan starts its early worker
     music = tmp_path / "music"
     music.mkdir()
     write_audio(music / "c.wav", music_like(0.5, 22050, seed=1), 22050)

@@ -132,6 +132,27 @@ def test_csv_and_json_round_trip_doubles_and_floats_exactly(library, db_path):
     assert "0.333333" in table and "0.3333333333333333" not in table  # the table view may shorten
 
 
+def _strict_json(text: str):
+    """``json.loads`` that refuses NaN and Infinity, as JSON itself (and most parsers) do."""
+
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_holds_no_bare_nan_or_infinity(library):
+    """A NaN or an infinity (a constant feature's z-score, a division by zero) is null in JSON."""
+    sql = "select 'nan'::double a, '-inf'::double b, [1.5, 'nan'::double] c, 'inf'::float d, 2.5 e"
+    out = invoke("sql", sql, "-f", "json")
+    assert out.exit_code == 0, out.output
+    assert _strict_json(out.output) == [{"a": None, "b": None, "c": [1.5, None], "d": None, "e": 2.5}]
+    line = invoke("sql", sql, "-f", "jsonl").output.strip()
+    assert _strict_json(line) == {"a": None, "b": None, "c": [1.5, None], "d": None, "e": 2.5}
+    csv_row = invoke("sql", sql, "-f", "csv").output.splitlines()[1]
+    assert csv_row.startswith("nan,-inf,")  # CSV keeps them: float("nan") reads them back
+
+
 @pytest.mark.slow
 def test_features_csv_is_the_stored_vectors(tmp_path, db_path):
     music = tmp_path / "music"

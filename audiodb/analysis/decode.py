@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import threading
 
 import numpy as np
 
@@ -31,7 +32,7 @@ from ..errors import DecodeError
 from .blocks import BLOCK, BlockReader, FrameBlocks, to_float, to_mono
 from .opus import libopus_matches_libsndfile
 
-__all__ = ["Decoded", "load"]
+__all__ = ["Decoded", "header_seconds", "load"]
 
 
 @dataclasses.dataclass
@@ -60,9 +61,7 @@ class _Sink:
         self.n_in = 0
         self.stream = None
         if native_sr != sr:
-            import soxr
-
-            self.stream = soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="HQ")
+            self.stream = _resampler(native_sr, sr)
         guess = expected_in if expected_in and expected_in > 0 else 30 * native_sr
         self.buf: np.ndarray | None = np.empty(int(math.ceil(guess * sr / native_sr)) + 16, dtype=np.float32)
         self.n_out = 0
@@ -98,6 +97,31 @@ class _Sink:
         return y
 
 
+_streams = threading.local()  # each thread's soxr streams, by (native rate, rate)
+
+
+def _resampler(native_sr: int, sr: int):
+    """A soxr HQ mono float32 stream ``native_sr`` -> ``sr``, cleared, reused per thread.
+
+    Building one costs 25-50 us and the first chunk through it more (its filter is set up),
+    a tenth of a 1-s clip's resampling. ``clear()`` makes it a fresh stream: the samples out
+    are the bits a new one gives (tested). Per thread, as Dask runs analyses in threads.
+    """
+    cache = getattr(_streams, "by_rates", None)
+    if cache is None:
+        cache = _streams.by_rates = {}
+    stream = cache.get((native_sr, sr))
+    if stream is None:
+        import soxr
+
+        if len(cache) >= 8:  # a handful of rate pairs per process; never many streams
+            cache.clear()
+        stream = cache[(native_sr, sr)] = soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="HQ")
+    else:
+        stream.clear()  # also after a decode that stopped midway (an error)
+    return stream
+
+
 #: Sample rates outside this range are damaged headers, not audio: refused before
 #: anything is decoded or resampled (a 44 KB WAV claiming 1 Hz would otherwise
 #: become a six-hour track).
@@ -127,6 +151,10 @@ def _expected_frames(claimed: int | None, size: int) -> int | None:
     return min(claimed, size * _MAX_FRAMES_PER_BYTE)
 
 
+_LE_PCM = frozenset({"WAV", "WAVEX", "W64", "RF64"})  # libsndfile's little-endian PCM containers
+_S16_SCALE = np.float32(1.0 / 0x8000)
+
+
 def _load_soundfile(path: str, sr: int, size: int) -> Decoded:
     import soundfile as sf
 
@@ -144,9 +172,16 @@ def _load_soundfile(path: str, sr: int, size: int) -> Decoded:
         sink = _Sink(native_sr, sr, _expected_frames(remaining, size))
         block = max(1024, min(BLOCK, (1 << 20) // max(channels, 1)))  # at most ~4 MB, whatever the header's channels
         reader = BlockReader(f, block)
+        # 16-bit little-endian PCM: read the integers and scale them here, libsndfile's own float
+        # conversion (x * (1 / 0x8000), exact) in one vectorised pass: the same bits, 2.7x faster.
+        ibuf = np.empty((block, channels), dtype=np.int16) if f.subtype == "PCM_16" and f.format in _LE_PCM else None
         while remaining is None or remaining > 0:
             want = block if remaining is None else min(block, remaining)
-            got = reader.read(want)
+            if ibuf is None:
+                got = reader.read(want)
+            else:
+                ints = f.read(want, dtype="int16", always_2d=True, out=ibuf[:want])
+                got = np.multiply(ints, _S16_SCALE, out=reader.buf[: len(ints)])
             if len(got):
                 sink.push(to_mono(got))
             if len(got) < want:
@@ -154,6 +189,20 @@ def _load_soundfile(path: str, sr: int, size: int) -> Decoded:
             if remaining is not None:
                 remaining -= want
         return Decoded(sink.finish(), sr, native_sr, channels, f.subtype, f.format, "libsndfile")
+
+
+def header_seconds(path: str | os.PathLike) -> float | None:
+    """The length of ``path`` in seconds as libsndfile reads it from the header (nothing is
+    decoded), or None when libsndfile cannot open it or the header gives no length."""
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(os.fsencode(path)) as f:
+            if f.samplerate > 0 and 0 <= f.frames < (1 << 62):
+                return f.frames / f.samplerate
+    except Exception:  # noqa: BLE001 - any reason means "not known from the header"
+        pass
+    return None
 
 
 def _to_s16_float(arr: np.ndarray) -> np.ndarray:

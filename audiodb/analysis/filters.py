@@ -1,7 +1,8 @@
 """Filterbanks, windows and the per-frame band reductions, as librosa computes them.
 
-Pure numpy, no I/O, never librosa: the mel scale and filterbank
-(``librosa.filters.mel``), the periodic Hann window, the chroma filterbank
+Pure numpy, no I/O, never librosa (nor scipy): the mel scale and filterbank
+(``librosa.filters.mel``), the periodic Hann window, the orthonormal DCT-II
+that turns mel dB into MFCCs, the chroma filterbank
 (``librosa.filters.chroma``), the spectral-contrast bands, and what each STFT
 block is reduced to for chroma and contrast. :mod:`audiodb.analysis.frames`
 applies them to each block of the one transform.
@@ -23,11 +24,13 @@ __all__ = [
     "chroma_frames",
     "contrast_bands",
     "contrast_peaks",
+    "dct_matrix",
     "hann_window",
     "hz_to_mel",
     "mel_filters",
     "mel_filters_t",
     "mel_to_hz",
+    "mfcc_of",
 ]
 
 
@@ -124,6 +127,29 @@ def hann_window(n_fft: int) -> np.ndarray:
     w += 0.5 * np.cos(0 * fac)
     w += 0.5 * np.cos(1 * fac)
     return w[:-1]
+
+
+@_cached_per_process
+def dct_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """The first ``n_out`` rows of the orthonormal DCT-II of length ``n_in``, float64; cached.
+
+    ``dct_matrix(n, k) @ x`` is ``scipy.fft.dct(x, type=2, norm='ortho', axis=0)[:k]`` (what
+    ``librosa.feature.mfcc`` takes of the mel dB) without importing scipy.fft (0.15-0.2 s per
+    process). Applied in float64 to float32 input and rounded once to float32, it stays within
+    2.2e-7 of the largest coefficient of scipy's float32 transform (measured on real files).
+    """
+    k = np.arange(n_out, dtype=np.float64)[:, np.newaxis]
+    n = np.arange(n_in, dtype=np.float64)[np.newaxis, :]
+    basis = np.cos(np.pi * k * (2.0 * n + 1.0) / (2.0 * n_in))
+    basis *= np.sqrt(2.0 / n_in)
+    basis[0] *= np.sqrt(0.5)
+    return basis
+
+
+def mfcc_of(mel_db: np.ndarray, n_mfcc: int) -> np.ndarray:
+    """MFCCs (n_mfcc, t) of mel dB frames (n_mels, t): :func:`dct_matrix` in float64, in ``mel_db``'s dtype."""
+    basis = dct_matrix(mel_db.shape[0], n_mfcc)
+    return (basis @ mel_db.astype(np.float64)).astype(mel_db.dtype)
 
 
 @_cached_per_process

@@ -62,8 +62,10 @@ def _frame_block(
     if pad_l or pad_r:
         if pad_mode == "edge":
             seg = np.pad(seg, (pad_l, pad_r), mode="edge")
-        else:
-            seg = np.pad(seg, (pad_l, pad_r), mode="constant")
+        else:  # np.pad's zeros without its set-up (a tenth of a short clip's framing)
+            padded = np.zeros(pad_l + len(seg) + pad_r, dtype=seg.dtype)
+            padded[pad_l : pad_l + len(seg)] = seg
+            seg = padded
     view = np.lib.stride_tricks.sliding_window_view(seg, frame_length)
     return view[::hop_length]
 
@@ -175,6 +177,7 @@ def frame_features(
     block: int = 1024,
     chroma_basis: np.ndarray | None = None,
     contrast_bands: Sequence[tuple[np.ndarray, int]] | None = None,
+    rms: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-frame values of every feature, from one centred STFT of ``y``.
 
@@ -192,6 +195,9 @@ def frame_features(
         From :func:`audiodb.analysis.filters.chroma_filters` and
         :func:`audiodb.analysis.filters.contrast_bands`: also compute the per-frame
         values of the second feature set from the same transform.
+    rms : np.ndarray, optional
+        ``y``'s per-frame RMS when the caller has it already (:func:`analysis_frames`, from
+        the trim decision), so it is not computed twice.
 
     Returns
     -------
@@ -202,8 +208,6 @@ def frame_features(
         float32; with ``contrast_bands``, ``contrast_peak`` and
         ``contrast_valley`` (bands, t) float64.
     """
-    import scipy.fft
-
     y = np.asarray(y, dtype=np.float32)
     if mel_basis is None:
         mel_basis_t = mel_filters_t(sr=sr, n_fft=n_fft, n_mels=n_mels)  # cached per process
@@ -219,7 +223,8 @@ def frame_features(
     bandwidth = np.empty(n)
     rolloff = np.empty(n)
     flatness = np.empty(n, dtype=np.float32)
-    rms = _rms_frames(y, frame_length=n_fft, hop_length=hop_length)
+    if rms is None:
+        rms = _rms_frames(y, frame_length=n_fft, hop_length=hop_length)
     zcr = np.empty(n)
     buf = np.empty((min(block, n), n_fft))  # windowed frames, reused
     extra: dict[str, np.ndarray] = {}
@@ -235,7 +240,8 @@ def frame_features(
         frames = _frame_block(y, a, b, frame_length=n_fft, hop_length=hop_length, pad_mode="constant")
         # librosa multiplies float32 frames by a float64 window and keeps complex64.
         windowed = np.multiply(frames, window, out=buf[: b - a])
-        spec = scipy.fft.rfft(windowed, axis=-1).astype(np.complex64)
+        # numpy.fft (librosa's STFT uses it too): numpy 2's pocketfft gives scipy.fft's bits on float64 frames.
+        spec = np.fft.rfft(windowed, axis=-1).astype(np.complex64)
         mag = np.abs(spec)  # (frames, bins) float32
         del spec
         power = mag**2.0
@@ -290,7 +296,8 @@ def analysis_frames(
     """
     if y.ndim != 1 or len(y) == 0:
         raise ValueError("the embedding needs a non-empty mono waveform")
-    start, end = trim_bounds(y, top_db=params.top_db, frame_length=params.n_fft, hop_length=params.hop_length)
+    rms = _rms_frames(y, frame_length=params.n_fft, hop_length=params.hop_length)
+    start, end = trim_bounds_from_rms(rms, len(y), top_db=params.top_db, hop_length=params.hop_length)
     y_trim = y[start:end]
     if len(y_trim) < int(params.min_trimmed_sec * params.sr):
         y_trim = y
@@ -302,5 +309,7 @@ def analysis_frames(
         n_mels=params.n_mels,  # the cached filterbank
         roll_percent=params.roll_percent,
         block=block,
+        # untrimmed (most short clips): the frames whose RMS the trim decision computed
+        rms=rms if len(y_trim) == len(y) and y.dtype == np.float32 else None,
         **extra,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .filters import mfcc_of
 from .frames import analysis_frames
 from .params import AMIN, NOTEBOOK, FeatureParams
 
@@ -29,8 +30,6 @@ def summarize(frames: dict[str, np.ndarray], *, n_mfcc: int = 20) -> np.ndarray:
         ``mel_mean_*``, ``mel_std_*``, ``mfcc_mean_*``, ``mfcc_std_*`` then
         mean and std of centroid, bandwidth, rolloff, flatness, RMS, ZCR.
     """
-    import scipy.fft
-
     # power_to_db(S, ref=np.max) with amin 1e-10 and top_db 80, in float32, in place
     # (``frames['mel']`` becomes dB): a long recording holds one (n_mels, t) array.
     s_db = frames["mel"]
@@ -50,7 +49,7 @@ def summarize(frames: dict[str, np.ndarray], *, n_mfcc: int = 20) -> np.ndarray:
     mel_std = np.concatenate([np.std(s_db[i : i + rows], axis=1) for i in range(0, len(s_db), rows)])
     mfcc = np.empty((n_mfcc, t), dtype=s_db.dtype)
     for a in range(0, t, 8192):
-        mfcc[:, a : a + 8192] = scipy.fft.dct(s_db[:, a : a + 8192], axis=-2, type=2, norm="ortho")[:n_mfcc]
+        mfcc[:, a : a + 8192] = mfcc_of(s_db[:, a : a + 8192], n_mfcc)
 
     # Mean and std of each spectral series: one row-wise reduction per dtype (float64
     # and float32 rows), the same sums as over each series alone, in its own dtype.

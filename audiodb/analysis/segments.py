@@ -45,6 +45,7 @@ import dataclasses
 import numpy as np
 
 from ..errors import NothingIndexed, UsageError
+from .filters import mfcc_of
 from .params import AMIN, NOTEBOOK, ExtendedParams, FeatureParams, IdentifiedParams
 
 __all__ = [
@@ -206,15 +207,13 @@ def frame_matrix(frames: dict[str, np.ndarray], params: SegmentParams, levels: F
     ZCR, spectral contrast (dB, n_bands + 1), chroma (n_chroma), onset strength (the mean
     positive rise of the mel dB from the previous frame; 0 for the first frame given).
     """
-    import scipy.fft
-
     base = params.base
     mel = np.asarray(frames["mel"], dtype=np.float32)
     mel_db = 10.0 * np.log10(np.maximum(AMIN, mel))
     if params.db_reference == "file":
         mel_db = np.maximum(mel_db - levels.mel_max_db, -80.0)
     t = mel_db.shape[1]
-    mfcc = scipy.fft.dct(mel_db, axis=0, type=2, norm="ortho")[: base.n_mfcc]
+    mfcc = mfcc_of(mel_db, base.n_mfcc)
     contrast = 10.0 * np.log10(np.maximum(AMIN, frames["contrast_peak"])) - 10.0 * np.log10(
         np.maximum(AMIN, frames["contrast_valley"])
     )

@@ -23,7 +23,9 @@ from ..paths import to_stored
 from ..store import connection, tracks
 from ..store import segments as segment_store
 from ..store.connection import LibraryFile
-from .discover import discover
+from . import inprocess
+from .discover import Found, discover
+from .inprocess import InProcessPool, crash_mark
 from .plan import Change, Plan, ScanReport, Track, make_plan
 from .pools import AnalysisPool, DaskPool, ProcessPool
 from .worker import Analysis, leave_if_worker_bootstrap
@@ -127,8 +129,10 @@ def scan_file(
             "taken to mean its tracks were deleted; check the path or mount the drive)."
         )
     workers = max(1, workers or os.cpu_count() or 1)
-    # Results are written every batch_size results or batch_seconds, whichever first.
-    batch_size = batch_size or int(os.environ.get("AUDIODB_BATCH_SIZE", "64"))
+    # Results are written every batch_size results or batch_seconds, whichever first. A batch costs
+    # about 80 ms of this process's CPU whatever its size (open, write, checkpoint): on short clips,
+    # which come back at a hundred or more a second, the 2 s bound decides, not the count.
+    batch_size = batch_size or int(os.environ.get("AUDIODB_BATCH_SIZE", "512"))
     batch_seconds = batch_seconds or float(os.environ.get("AUDIODB_BATCH_SECONDS", "2"))
     report = ScanReport(dry_run=dry_run)
     # ``opened`` closes the pools this scan opens, and only those (a caller's pool is the caller's).
@@ -143,20 +147,30 @@ def scan_file(
             else:
                 if segmentation is not None and not dry_run:
                     register_segmentation(file, segmentation)
+                decoded = [os.fsdecode(r) for r in roots]
+                found = discover(decoded)
+                # A scan that died analysing in its own process (a decoder crash?) left this: use workers.
+                mark = crash_mark(file.path)
+                crashed = not dry_run and pool is None and mark.exists()
                 early = None
-                if not dry_run and pool is None and _start_early():
+                small = not crashed and inprocess.could_fit(size for size, _ in found.files.values())
+                if not dry_run and pool is None and not small and _start_early():
                     # Its first worker loads its libraries while the plan is made; killed if there is no work.
                     early = opened.enter_context(ProcessPool(workers))
                     early.start()
-                plan = plan_scan(file, [os.fsdecode(r) for r in roots], report, retry_failed=retry_failed, skip=skip)
+                plan = plan_scan(file, decoded, report, retry_failed=retry_failed, skip=skip, found=found)
                 if dry_run:
                     _record_planned(report, plan)
                 else:
-                    n_tasks = len(plan.extract) + sum(len(t) for t in plan.segment_tasks.values())
-                    if pool is None and n_tasks:
+                    tasks = plan.extract + [t for ts in plan.segment_tasks.values() for t in ts]
+                    if pool is None and tasks and not crashed and inprocess.fits(tasks):
+                        pool = InProcessPool(mark)  # a few short files: less work than starting a worker
+                        if early is not None:
+                            early.close(kill=True)
+                    elif pool is None and tasks:
                         from .chunks import workers_for  # a long file uses every worker
 
-                        n = max(min(workers, n_tasks), workers_for(plan.extract, workers))
+                        n = max(min(workers, len(tasks)), workers_for(plan.extract, workers))
                         pool = early or opened.enter_context(ProcessPool(n))
                     elif early is not None:
                         early.close(kill=True)
@@ -167,6 +181,8 @@ def scan_file(
                     apply_plan(
                         file, plan, report, pool, writer, opened.pop_all(), progress=progress, should_stop=should_stop
                     )
+                    if crashed and not report.interrupted:
+                        mark.unlink(missing_ok=True)  # its files are done, by workers
     report.seconds = time.monotonic() - started
     return report
 
@@ -184,16 +200,18 @@ def plan_scan(
     *,
     retry_failed: bool = False,
     skip: Callable[[str], bool] | None = None,
+    found: Found | None = None,
 ) -> Plan:
     """What a scan of ``roots`` (absolute) would do; writes nothing (it creates a library that
-    does not exist yet). Fills ``report``'s unchanged and skipped counts and its problems."""
+    does not exist yet). Fills ``report``'s unchanged and skipped counts and its problems.
+    ``found``: what :func:`~audiodb.index.discover.discover` saw under ``roots`` already."""
     exists = file.path.exists()
     with file.connect(read_only=exists) as con:
         rows, failures = tracks.load_state(con, file.params, file.extended)
         segmentations = tuple(segment_store.registered(con, file.params))
         lacking = segment_store.missing_segmentations(con, [s.id for s in segmentations])
     indexed = {r[1]: Track(*r) for r in rows}
-    found = discover(roots)
+    found = discover(roots) if found is None else found
     report.problems = found.problems
     report.skipped = len(found.skipped)
     report.skipped_files = [(to_stored(p), why) for p, why in found.skipped]
@@ -298,6 +316,8 @@ def apply_plan(
 
 
 def _apply_moves_and_removals(file: LibraryFile, plan: Plan, report: ScanReport, on_change) -> None:
+    if not (plan.moves or plan.touched or plan.removes or plan.forget_failures):
+        return  # nothing to write: the library is not opened (the feature sets go in with the first vectors)
     with file.connect(read_only=False) as con:
         tracks.apply_moves_and_removals(
             con,

@@ -41,6 +41,7 @@ class BatchWriter:
         self.pending: dict[str, dict] = {}  # by path: a batch never holds one path twice
         self.last_flush = time.monotonic()
         self.broken = False  # a batch failed to write: the error is on its way to the caller
+        self.described = False  # the feature sets are in the library (written with the first vectors)
 
     def add(self, result: dict) -> None:
         if result["status"] == "ok" and "extended" not in result:
@@ -70,13 +71,16 @@ class BatchWriter:
         segmented = [r for r in results if r["status"] == "segments"]  # files whose vectors are current
         with self.file.connect(read_only=False) as con:
             try:
-                tracks.write_results(con, self.file.params, self.file.extended, ok, same, failed, segmented)
+                tracks.write_results(
+                    con, self.file.params, self.file.extended, ok, same, failed, segmented, describe=not self.described
+                )
             except Exception:
                 # scan()'s closing flush must not try a batch that failed to write again (after
                 # Ctrl-C it does: what finished is kept).
                 self.broken = True
                 raise
         self.pending.clear()
+        self.described = self.described or bool(ok)
         self.report.segments_only += len(segmented)
         filled = [r for r in same if r["path"] in self.backfill]
         same = [r for r in same if r["path"] not in self.backfill]

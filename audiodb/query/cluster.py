@@ -41,7 +41,7 @@ from ..store.runs import save_run
 from ..store.vectors import load_tracks
 from .cluster_ids import match_ids
 from .compiled import import_umap
-from .kchoice import choose_k, edge_note, k_auto_range, one_thread, silhouette
+from .kchoice import choose_k, edge_note, k_auto_range, one_thread, silhouette, tie_note
 from .space import group_scale, standardize  # standardize: the one z-score rule, kept in __all__
 
 __all__ = [
@@ -312,7 +312,7 @@ def cluster_vectors(
     if weights is not None:
         X_scaled *= weights
     if space == "umap":
-        _say(on_stage, f"{method}: reducing {n} tracks with UMAP (the first run on this machine compiles it, ~20 s)…")
+        _say(on_stage, f"{method}: reducing {n} tracks with UMAP (compiled on its first run on this machine)…")
     elif space == "pca":
         _say(on_stage, f"{method}: reducing {n} tracks with PCA…")
     Y, space_info = reduce(X_scaled, space, dims=dims)
@@ -320,14 +320,15 @@ def cluster_vectors(
     run = ClusterRun(
         method=method, space=space, parameters=params, track_ids=np.arange(n), labels=np.zeros(n, dtype=np.int64)
     )
+    k_notes: list[str] = []  # what --k auto says about its choice
     if method == "kmeans":
-        k_scores, requested, edge = None, str(k), None
+        k_scores, requested = None, str(k)
         with one_thread(n):
             if k == "auto":
                 ks = k_auto_range(n)
                 _say(on_stage, f"{method}: choosing k among {ks.start}..{ks.stop - 1} by silhouette…")
-                k, k_scores = choose_k(Y, ks)
-                edge = edge_note(int(k), ks, n)
+                k, k_scores, ties = choose_k(Y, ks)
+                k_notes = [line for line in (edge_note(int(k), ks, n), tie_note(int(k), ties)) if line]
             _say(on_stage, f"{method}: clustering with k = {k}…")
             labels, dist = _kmeans(Y, int(k))
         params.update(k=int(k), k_requested=requested, random_state=SEED, n_init=10)
@@ -349,8 +350,7 @@ def cluster_vectors(
     with one_thread(n):
         run.quality = silhouette(Y, labels)
     run.advice = _advice(run, min_cluster_size, min_samples)
-    if method == "kmeans" and edge:
-        run.advice.append(edge)
+    run.advice.extend(k_notes)
     run.seconds = time.monotonic() - started
     return run
 

@@ -19,6 +19,8 @@ __all__ = [
     "k_auto_range",
     "one_thread",
     "silhouette",
+    "silhouette_values",
+    "tie_note",
 ]
 
 SEED = 42  # the notebook's random_state
@@ -52,6 +54,23 @@ def silhouette(Y: np.ndarray, labels: np.ndarray) -> float | None:
     return float(silhouette_score(Y[mask], labels[mask], sample_size=sample, random_state=SEED))
 
 
+def silhouette_values(Y: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
+    """Each track's silhouette (no noise here), whose mean is :func:`silhouette`; None when it is undefined.
+
+    Above 5,000 tracks, those of the seeded sample :func:`silhouette` uses (the
+    same tracks for every labelling of ``Y``, so two labellings compare track by track).
+    """
+    k = len(set(labels.tolist()))
+    if k < 2 or k >= len(labels):
+        return None
+    from sklearn.metrics import silhouette_samples
+
+    if len(labels) > SILHOUETTE_SAMPLE:  # the sample silhouette_score(..., random_state=SEED) draws
+        pick = np.random.RandomState(SEED).permutation(len(labels))[:SILHOUETTE_SAMPLE]
+        Y, labels = Y[pick], labels[pick]
+    return silhouette_samples(Y, labels)
+
+
 def k_auto_range(n: int) -> range:
     """The k ``--k auto`` tries on ``n`` tracks: 2 up to ``max(10, min(2·√n, n // 3, 30))``, at most ``n - 1``.
 
@@ -67,9 +86,12 @@ def k_auto_range(n: int) -> range:
     return range(lo, max(lo, min(top, n - 1)) + 1)
 
 
-def choose_k(Y: np.ndarray, ks: range) -> tuple[int, dict[int, float]]:
-    """The k in ``ks`` with the best silhouette, and every k's score.
+def choose_k(Y: np.ndarray, ks: range) -> tuple[int, dict[int, float], list[int]]:
+    """The k in ``ks`` with the best silhouette, every k's score, and the k that tie with it.
 
+    A k ties with the best when its silhouette is below the best's by at most one
+    standard error of the difference, paired over the tracks (each track's
+    silhouette under both): on these tracks the two cannot be told apart.
     Above 20,000 tracks the candidates are fitted on a seeded sample of 20,000,
     and scored on 5,000 of those.
     """
@@ -77,19 +99,43 @@ def choose_k(Y: np.ndarray, ks: range) -> tuple[int, dict[int, float]]:
 
     if len(Y) > SAMPLE:
         Y = Y[np.random.default_rng(SEED).choice(len(Y), SAMPLE, replace=False)]
-    scores = {}
+    scores, values = {}, {}
     for k in ks:
         labels = KMeans(n_clusters=k, random_state=SEED, n_init=10).fit_predict(Y)
-        score = silhouette(Y, labels)
-        scores[k] = -1.0 if score is None else score
+        each = silhouette_values(Y, labels)
+        scores[k] = -1.0 if each is None else float(np.mean(each))
+        if each is not None:
+            values[k] = each
     best = max(scores, key=lambda k: (scores[k], -k))
-    return best, scores
+    ties = []
+    if best in values:
+        for k, each in values.items():
+            diff = values[best] - each
+            if k != best and diff.mean() <= diff.std(ddof=1) / np.sqrt(len(diff)):
+                ties.append(k)
+    return best, scores, ties
+
+
+def tie_note(k: int, ties: list[int]) -> str | None:
+    """A line for the run's advice when other k score as well as the chosen one, within the noise."""
+    if not ties:
+        return None
+    others = ", ".join(map(str, ties[:-1])) + (" and " if len(ties) > 1 else "") + str(ties[-1])
+    return (
+        f"--k auto chose k={k}, but k={others} score within one standard error of it (silhouettes "
+        f"paired over the tracks): these tracks do not single out one k. Compare with --k {ties[0]}."
+    )
 
 
 def one_thread(n: int):
     """One thread for k-means and silhouettes on a small library (see :data:`ONE_THREAD`)."""
     if n > ONE_THREAD:
         return contextlib.nullcontext()
+    # threadpoolctl limits the thread pools loaded when it is called: import sklearn's k-means and
+    # silhouette first, or their OpenMP (and scipy's BLAS) keep every core (measured on the demo:
+    # 0.93 s of CPU for the 13 candidate fits instead of 0.08 s).
+    import sklearn.cluster  # noqa: F401
+    import sklearn.metrics  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1)

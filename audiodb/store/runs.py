@@ -11,7 +11,6 @@ segments, :func:`latest_segment_runs` and :func:`segment_assignments` see only t
 
 from __future__ import annotations
 
-import datetime
 import json
 from collections.abc import Callable
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from ..analysis.params import FEATURE_NAMES
 from ..errors import NoClusteringRun, NothingIndexed, UsageError
+from .clock import utc_now
 
 __all__ = [
     "SUMMARY_COLUMNS",
@@ -33,10 +33,6 @@ __all__ = [
 
 _CENT = FEATURE_NAMES.index("spec_cent_mean") + 1  # DuckDB arrays are 1-based
 _RMS = FEATURE_NAMES.index("rms_mean") + 1
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
 def latest_run_id(con, method: str, segmentation: str | None = None) -> int | None:
@@ -98,7 +94,7 @@ def save_run(con, run, renumber: Callable[[tuple[np.ndarray, np.ndarray]], np.nd
                     [previous],
                 ).fetchnumpy()
                 run.labels = renumber((segment_keys(prev["track_id"], prev["seg_index"]), prev["cluster"]))
-        run.created_at = _now()
+        run.created_at = utc_now()
         run.run_id = con.execute(
             "INSERT INTO cluster_runs (method, parameters, feature_set, space, created_at, n_tracks, "
             "n_clusters, n_noise, quality, seconds, segmentation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "

@@ -9,7 +9,6 @@ a segmentation or none.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 
 import numpy as np
@@ -17,6 +16,7 @@ import numpy as np
 from ..analysis.params import FeatureParams
 from ..analysis.segments import SegmentParams
 from ..paths import to_stored
+from .clock import utc_now
 from .vectors import arrow_values, segment_arrow
 
 __all__ = [
@@ -32,10 +32,6 @@ __all__ = [
 ]
 
 _COLUMNS = ("seg_index", "start_ms", "end_ms", "rms_db", "snr_db", "active_fraction", "active")
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
 def _has_table(con) -> bool:
@@ -58,7 +54,7 @@ def register_segmentation(con, seg: SegmentParams) -> bool:
             seg.dims,
             seg.as_json(),
             seg.feature_names(),
-            _now(),
+            utc_now(),
         ],
     )
     return True

@@ -9,13 +9,13 @@ leaves the library as it was before it, or after.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 from collections.abc import Iterable
 
 from ..analysis.params import ExtendedParams, FeatureParams
 from ..paths import from_stored, to_stored
 from . import segments as segment_store
+from .clock import utc_now
 from .vectors import count_stale
 
 __all__ = [
@@ -36,10 +36,6 @@ FAILURES_QUERY = "SELECT path, reason, failed_at, size FROM failures ORDER BY fa
 #: One indexed file as a scan sees it: (track_id, real path, size, mtime_ns, content_hash, current,
 #: audio_hash), current when both feature sets' vectors are there; audio_hash None until read (005).
 StoredTrack = tuple[int, str, int, int, str, bool, "str | None"]
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
 def status_counts(con, params: FeatureParams, extended: ExtendedParams) -> dict:
@@ -96,7 +92,7 @@ def register_feature_sets(con, *feature_sets) -> None:
     for fs in feature_sets:
         con.execute(
             "INSERT INTO feature_sets VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [fs.id, fs.name, fs.dims, fs.as_json(), fs.feature_names(), _now()],
+            [fs.id, fs.name, fs.dims, fs.as_json(), fs.feature_names(), utc_now()],
         )
 
 
@@ -126,7 +122,7 @@ def apply_moves_and_removals(
     failures of files gone (paths)."""
     con.execute("BEGIN TRANSACTION")
     register_feature_sets(con, params, extended)
-    now = _now()
+    now = utc_now()
     for track_id, new_path, size, mtime in moves:
         con.execute(
             "UPDATE track_files SET path = ?, file_name = ?, folder = ?, size = ?, mtime_ns = ?, "
@@ -157,15 +153,20 @@ def write_results(
     same: list[dict],
     failed: list[dict],
     segmented: list[dict] | tuple = (),
+    *,
+    describe: bool = True,
 ) -> None:
     """One transaction: analysed files (``ok``, as :func:`audiodb.index.worker.analyse` returns
     them) with their vectors and segments, files found unchanged (``same``: their new size and
     mtime), files that failed (recorded; a changed file that no longer decodes loses its old
-    vector) and indexed files given segments only (``segmented``)."""
-    now = _now()
+    vector) and indexed files given segments only (``segmented``). ``describe`` False: the
+    feature sets are described already (an earlier batch of the same scan did it)."""
+    now = utc_now()
     con.execute("BEGIN TRANSACTION")
     try:
         if ok:
+            if describe:
+                register_feature_sets(con, params, extended)  # the vectors' feature sets described (once)
             _write_ok(con, params, extended, ok, now)
             segment_store.replace_segments(con, ok, all_of_track=True)
         if segmented:
