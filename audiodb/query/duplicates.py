@@ -13,14 +13,17 @@ decoded and their log-mel envelopes compared over time (:func:`clip_similarity`)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import cast
 
 import numpy as np
 
+from ..analysis.envelope import CLIP_SECONDS, ENVELOPE_SR, MAX_HZ, clip_envelope_of, decode_envelope
 from ..analysis.params import NOTEBOOK, FeatureParams
 from ..errors import UsageError
 from ..store import catalog
 from ..store.connection import LibraryFile
+from ..store.envelopes import load_envelopes
 from ..store.vectors import load_tracks
 from ..store.words import track_words
 from .neighbours import require_tracks
@@ -44,7 +47,7 @@ __all__ = [
 
 #: Duplicates are judged on the mel bands below this frequency (Hz): lossy
 #: codecs and resamplers change the top of the spectrum, not what is below.
-DUPLICATE_MAX_HZ = 6000.0
+DUPLICATE_MAX_HZ = MAX_HZ
 
 #: Two tracks whose RMS z-score difference over those bands is below this (and
 #: whose durations agree, see :func:`same_duration`) are one recording. Measured
@@ -61,7 +64,7 @@ DUPLICATE_THRESHOLD = 0.06
 #: 0.01-0.56 in the mel-band space, different recordings from 0.055, so no threshold
 #: there finds the copies without joining other sounds. Below 0.5 s the envelope has too
 #: few frames to tell (the averages decide); from 10 s the averages do (README).
-SHORT_CLIP_SECONDS = (0.5, 10.0)
+SHORT_CLIP_SECONDS = CLIP_SECONDS
 
 #: Short clips closer than this in the mel-band space are compared by their audio
 #: (copies measured up to 0.56), at the default threshold; the gate scales with
@@ -74,7 +77,7 @@ SHORT_GATE = 0.6
 #: 0.80 (one voice saying "front left" and "front right").
 ENVELOPE_THRESHOLD = 0.82
 
-_ENV_SR, _ENV_FFT, _ENV_HOP = 22050, 1024, 256
+_ENV_SR, _ENV_HOP = ENVELOPE_SR, 256
 _MAX_LAG_SEC = 0.3  # encoders shift the start by tens of milliseconds
 
 
@@ -124,36 +127,15 @@ class DupSpace:
 
 
 def clip_envelope(path: str) -> np.ndarray:
-    """The log-mel envelope of a file for :func:`clip_similarity`: decoded at 22.05 kHz
-    mono, power in the notebook's mel bands below :data:`DUPLICATE_MAX_HZ` (frames of
-    1024, hop 256), in dB with a floor 60 dB under the loudest, each band centred and the
-    whole scaled to unit norm. Shape (frames, bands), float64.
+    """The envelope of a file for :func:`clip_similarity`, decoded now: what a scan stores
+    (:func:`audiodb.analysis.envelope.clip_envelope_of` of the file at 22.05 kHz mono) as
+    compared (:func:`audiodb.analysis.envelope.decode_envelope`). Shape (frames, bands), float64.
 
     Raises :class:`audiodb.errors.DecodeError` (or OSError) when the file cannot be read.
     """
     from ..analysis.decode import load
-    from ..analysis.filters import hann_window, hz_to_mel, mel_filters, mel_to_hz
 
-    y = np.asarray(load(path, sr=_ENV_SR).y, dtype=np.float64)
-    if len(y) < _ENV_FFT:
-        y = np.pad(y, (0, _ENV_FFT - len(y)))
-    frames = 1 + (len(y) - _ENV_FFT) // _ENV_HOP
-    idx = np.arange(_ENV_FFT)[None, :] + _ENV_HOP * np.arange(frames)[:, None]
-    n_mels = NOTEBOOK.n_mels
-    edges = mel_to_hz(np.linspace(hz_to_mel(np.array([0.0]))[0], hz_to_mel(np.array([_ENV_SR / 2]))[0], n_mels + 2))
-    weights = mel_filters(sr=_ENV_SR, n_fft=_ENV_FFT, n_mels=n_mels)[edges[2:] <= DUPLICATE_MAX_HZ]
-    bins = int(np.flatnonzero(weights.any(axis=0)).max()) + 1  # the bands kept end below 6 kHz: so do their bins
-    spectrum = np.fft.rfft(y[idx] * hann_window(_ENV_FFT)[None, :], axis=1)[:, :bins]
-    power = spectrum.real**2 + spectrum.imag**2
-    db = 10.0 * np.log10(np.maximum(power @ weights[:, :bins].T, 1e-10))
-    db = np.maximum(db, db.max() - 60.0)
-    return _unit(db)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = x - x.mean(axis=0, keepdims=True)
-    norm = float(np.linalg.norm(x))
-    return x / norm if norm > 0 else x
+    return decode_envelope(clip_envelope_of(load(path, sr=ENVELOPE_SR).y))
 
 
 def clip_similarity(a: np.ndarray, b: np.ndarray, max_lag_sec: float = _MAX_LAG_SEC) -> float:
@@ -195,21 +177,35 @@ def _best_correlation(fa: np.ndarray, fbs: np.ndarray, size: int, lag: int) -> l
 
 
 class ClipEnvelopes:
-    """:func:`clip_envelope` of each row, decoded once a run, and its :func:`_spectrum`
-    (by transform length); None for a file that cannot be read. :meth:`drop` frees a
-    row's once no later pair needs it."""
+    """:func:`clip_envelope` of each row, read once a run, and its :func:`_spectrum`
+    (by transform length); None for a file that cannot be read. The envelopes a scan stored
+    (``stored``: given the rows needed, their stored envelopes by row, read by :meth:`prefetch`)
+    are used as they are; a clip without one (indexed before the library stored them) is decoded.
+    :meth:`drop` frees a row's once no later pair needs it."""
 
-    def __init__(self, paths: dict[int, str]):
+    def __init__(self, paths: dict[int, str], stored: Callable[[list[int]], dict[int, np.ndarray]] | None = None):
         self.paths = paths
+        self.stored_reader = stored
+        self.stored: dict[int, np.ndarray] = {}
         self.cache: dict[int, np.ndarray | None] = {}
         self.spectra: dict[tuple[int, int], np.ndarray] = {}
+        self.decoded = 0  # files decoded: clips without a stored envelope
+
+    def prefetch(self, rows: list[int]) -> None:
+        """Read the stored envelopes of ``rows`` (those that have one) in one go."""
+        if self.stored_reader is not None and rows:
+            self.stored.update(self.stored_reader(rows))
 
     def __call__(self, row: int) -> np.ndarray | None:
         if row not in self.cache:
             from ..errors import DecodeError
             from ..paths import from_stored
 
+            if row in self.stored:
+                self.cache[row] = decode_envelope(self.stored[row])
+                return self.cache[row]
             try:
+                self.decoded += 1
                 self.cache[row] = clip_envelope(from_stored(self.paths[row]))
             except (DecodeError, OSError, ValueError):
                 self.cache[row] = None
@@ -225,6 +221,7 @@ class ClipEnvelopes:
 
     def drop(self, row: int) -> None:
         self.cache.pop(row, None)
+        self.stored.pop(row, None)
         for key in [k for k in self.spectra if k[0] == row]:
             del self.spectra[key]
 
@@ -312,7 +309,15 @@ def duplicates(
         to_dup = DupSpace(space, file.params)
         short = np.flatnonzero([_short(float(d)) for d in tracks.duration_sec])
         short_paths = catalog.track_info(con, [int(space.track_ids[i]) for i in short], ("path",))
-    envelopes = ClipEnvelopes({int(i): short_paths[int(space.track_ids[i])][0] for i in short}) if audio_check else None
+    envelopes = None
+    if audio_check:
+
+        def stored(rows: list[int]) -> dict[int, np.ndarray]:
+            ids = {int(space.track_ids[r]): r for r in rows}
+            with file.connect() as con:
+                return {ids[t]: env for t, env in load_envelopes(con, list(ids)).items()}
+
+        envelopes = ClipEnvelopes({int(i): short_paths[int(space.track_ids[i])][0] for i in short}, stored)
     pairs = _duplicate_pairs(space, to_dup, tracks.duration_sec, threshold, keep, envelopes=envelopes)
     with file.connect() as con:
         if not pairs:
@@ -432,6 +437,7 @@ def _checked_by_audio(
     recording: identical vectors, or a :func:`clip_similarity` of at least
     :data:`ENVELOPE_THRESHOLD`; a pair with a file that cannot be read is decided by ``threshold``."""
     pairs = []
+    envelopes.prefetch(sorted({int(order[g]) for gi, later in pending.items() for g in (gi, *(gj for gj, _ in later))}))
     held: set[int] = set()  # positions whose envelopes may be cached
     for gi in sorted(pending):
         ri = int(order[gi])

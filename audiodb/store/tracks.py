@@ -12,8 +12,10 @@ import contextlib
 import os
 from collections.abc import Iterable
 
+from ..analysis.envelope import ENVELOPE_VERSION
 from ..analysis.params import ExtendedParams, FeatureParams
 from ..paths import from_stored, to_stored
+from . import envelopes as envelope_store
 from . import segments as segment_store
 from .clock import utc_now
 from .vectors import count_stale
@@ -70,14 +72,17 @@ def load_state(
 ) -> tuple[list[StoredTrack], dict[str, tuple[int, int]]]:
     """The indexed files, and the failures by real path: (size, mtime_ns) when they failed."""
     # Current: both feature sets' vectors are there (a library from before the second set
-    # gets it on its next scan, one decode per file).
+    # gets it on its next scan, one decode per file), and a clip's envelope of this version
+    # (at the rate the scan decodes at: see envelope_store.wanted_sql).
     rows = con.execute(
-        """SELECT t.track_id, t.path, t.size, t.mtime_ns, t.content_hash,
-                  e.track_id IS NOT NULL AND x.track_id IS NOT NULL, t.audio_hash
+        f"""SELECT t.track_id, t.path, t.size, t.mtime_ns, t.content_hash,
+                  e.track_id IS NOT NULL AND x.track_id IS NOT NULL
+                  AND NOT ({envelope_store.wanted_sql(params, "t")} AND c.track_id IS NULL), t.audio_hash
            FROM track_files t
            LEFT JOIN embeddings e ON e.track_id = t.track_id AND e.feature_set = ?
-           LEFT JOIN extended_embeddings x ON x.track_id = t.track_id AND x.feature_set = ?""",
-        [params.id, extended.id],
+           LEFT JOIN extended_embeddings x ON x.track_id = t.track_id AND x.feature_set = ?
+           LEFT JOIN clip_envelopes c ON c.track_id = t.track_id AND c.version = ?""",
+        [params.id, extended.id, ENVELOPE_VERSION],
     ).fetchall()
     # Keyed by the real path (what discover sees); see audiodb.paths.
     tracks = [(r[0], from_stored(r[1]), *r[2:]) for r in rows]
@@ -100,6 +105,7 @@ def delete_tracks(con, track_ids: list[int]) -> None:
     """Tracks gone, with their vectors, segments and cluster assignments."""
     if track_ids:
         segment_store.delete_segments(con, track_ids)
+        envelope_store.delete_envelopes(con, track_ids)
         con.execute("DELETE FROM cluster_assignments WHERE list_contains(?, track_id)", [track_ids])
         con.execute("DELETE FROM segment_cluster_assignments WHERE list_contains(?, track_id)", [track_ids])
         con.execute("DELETE FROM embeddings WHERE list_contains(?, track_id)", [track_ids])
@@ -169,6 +175,7 @@ def write_results(
                 register_feature_sets(con, params, extended)  # the vectors' feature sets described (once)
             _write_ok(con, params, extended, ok, now)
             segment_store.replace_segments(con, ok, all_of_track=True)
+            envelope_store.replace_envelopes(con, ok)
         if segmented:
             segment_store.replace_segments(con, list(segmented), all_of_track=False)
         retagged = [r for r in same if "audio_hash" in r]
