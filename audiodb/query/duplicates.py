@@ -167,8 +167,10 @@ def _best_correlation(fa: np.ndarray, fbs: np.ndarray, size: int, lag: int) -> l
 
     The correlation summed over bands is the inverse transform of the band-summed cross
     spectra (the transform is linear), so one 1-D inverse per pair instead of one per band.
+    Conjugating the one spectrum and then the (m, f) sums, not the m spectra, gives the same
+    numbers bit for bit (a conjugate is a sign) without copying the batch.
     """
-    cross = np.einsum("fk,mfk->mf", fa, np.conj(fbs))
+    cross = np.conj(np.einsum("fk,mfk->mf", np.conj(fa), fbs))
     corr = np.fft.irfft(cross, size, axis=1)
     best = corr[:, : lag + 1].max(axis=1)
     if lag:
