@@ -10,10 +10,11 @@ before: the stored envelopes hidden). Each split into decoding, envelopes (compu
 them, and turning them into what is compared) and the rest (pairs, correlations). The groups
 of the two audio checks must be the same.
 
-Part 2, the scan's extra cost per 1-s clip: N excerpts of 1 s (every other one as Vorbis q4; kept in WORK/clips1s-N) cut
-from the music; per clip, interleaved, CPU of ``embed_file`` without and with the envelope, and
-of the envelope alone; then the bytes stored per clip: the ``clip_envelopes`` table of a scan
-of them copied into a fresh DuckDB file (less the empty file), and the raw envelope bytes.
+Part 2, the scan's extra cost per 1-s clip: N excerpts of 1 s (every other one as Vorbis q4;
+kept in WORK/clips1s-N) cut from the music; per clip, interleaved, CPU of ``embed_file``
+without and with the envelope, and of the envelope alone (glibc's malloc thresholds set as the
+scan's workers set them); then the bytes stored per clip: the ``clip_envelopes`` table of a
+scan of them copied into a fresh DuckDB file (less the empty file), and the raw envelope bytes.
 """
 
 from _common import DEFAULT_AUDIO_DIR  # noqa: I001  (pins BLAS threads)
@@ -159,6 +160,9 @@ def part2(work: str, music: str, n: int, rounds: int) -> None:
                 os.remove(out)
         open(os.path.join(clips, ".complete"), "w").close()
     files = sorted(os.path.join(clips, f) for f in os.listdir(clips) if f.endswith((".wav", ".ogg")))
+    from audiodb.analysis.heap import retain_freed_memory
+
+    retain_freed_memory()  # as in the scan's workers: no page faults per file
     with tempfile.TemporaryDirectory() as tmp:
         for p in files[:3]:  # warm-up: imports, filters
             embed_file(p, extended=True, clip_envelope=True)
