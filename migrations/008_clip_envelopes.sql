@@ -1,7 +1,7 @@
--- 008: the log-mel envelope over time of each short clip (issue #15), stored by the scan from the
--- waveform it decodes anyway, so that `duplicates` compares clips without decoding them again
--- (audiodb.analysis.envelope). One row per clip of 0.5-10 s; none for other files. A row of
--- another version than the running audiodb's is stale: the next scan analyses the file again.
+-- 008: the log-mel envelope over time of short clips (issue #15), kept by `duplicates` the first
+-- time it decodes a clip to compare it, so that later runs compare clips without decoding them
+-- again (audiodb.analysis.envelope). At most one row per 0.5-10 s clip; a scan that analyses the
+-- file again deletes it. A row of another version than the running audiodb's is not used.
 
 CREATE TABLE clip_envelopes (
     track_id  BIGINT PRIMARY KEY,

@@ -1,5 +1,5 @@
-"""Short clips' envelopes stored at scan time (migration 008): ``duplicates`` reads them instead of
-decoding every clip again.
+"""Short clips' envelopes kept in the library (migration 008): ``duplicates`` decodes a clip the
+first time it compares it and keeps its envelope; later runs read it instead of decoding again.
 
 Real files written by the tests: 2-s and 4-s sounds with low-bitrate AAC and MP3 copies made by the
 ffmpeg program, a different 2-s sound, a 0.3-s blip and a 12-s piece (no envelope for those two).
@@ -53,35 +53,40 @@ def stored(db) -> dict[str, tuple]:
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
+    """A scanned library (no envelope yet: a scan keeps none) and a copy after one ``duplicates``."""
     base = tmp_path_factory.mktemp("env")
     make_library(base / "audio")
     db = base / "lib.duckdb"
     report = Library(db).scan([base / "audio"], workers=2)
     assert report.failed == 0 and report.added == 9
-    return base, db
+    assert rows(db, "SELECT count(*) FROM clip_envelopes") == [(0,)]  # the scan pays nothing for them
+    kept = base / "kept.duckdb"
+    shutil.copy(db, kept)
+    assert names(Library(kept).duplicates()) == WANT
+    return base, db, kept
 
 
 @pytest.mark.slow
-def test_a_scan_stores_the_envelope_of_short_files_only(library):
-    base, db = library
-    env = stored(db)
-    assert set(env) == {"call.wav", "call.m4a", "call.mp3", "call_next.wav", "song.wav", "song.m4a", "song.mp3"}
+def test_duplicates_keeps_the_envelopes_of_the_clips_it_decoded(library):
+    base, _, kept = library
+    env = stored(kept)
+    # The clips with a candidate; not the 0.3-s blip nor the 12-s piece (no envelope is compared there).
+    assert {"call.wav", "call.m4a", "call.mp3", "song.wav", "song.m4a", "song.mp3"} <= set(env)
+    assert not {"blip.wav", "piece.wav"} & set(env)
     for name, (version, frames, bands, blob) in env.items():
         assert version == ENVELOPE_VERSION and bands == envelope_bands() and len(blob) == frames * bands
-        # Exactly what the file gives decoded again (the scan's own waveform, no second decode).
-        want = clip_envelope_of(load(str(base / "audio" / name)).y)
+        want = clip_envelope_of(load(str(base / "audio" / name)).y)  # what a decode gives now
         assert np.array_equal(np.frombuffer(blob, np.uint8).reshape(frames, bands), want)
 
 
 @pytest.mark.slow
-def test_duplicates_reads_the_stored_envelopes_and_opens_no_audio_file(library, tmp_path):
-    base, db = library
+def test_the_next_duplicates_reads_them_and_opens_no_audio_file(library, tmp_path):
+    base, _, kept = library
     copy = tmp_path / "lib.duckdb"
-    shutil.copy(db, copy)
+    shutil.copy(kept, copy)
     lib = Library(copy)
-    assert names(lib.duplicates()) == WANT
-    # Without the audio files: a decode would fail and leave the pairs to the mel-band threshold,
-    # which misses the low-bitrate copies; the stored envelopes find the same groups.
+    # Without the audio files a decode would fail and leave the pairs to the mel-band threshold,
+    # which misses the low-bitrate copies; the kept envelopes find the same groups.
     assert names(lib.duplicates(audio_check=False)) != WANT
     moved = tmp_path / "elsewhere"
     shutil.move(base / "audio", moved)
@@ -89,6 +94,26 @@ def test_duplicates_reads_the_stored_envelopes_and_opens_no_audio_file(library, 
         assert names(lib.duplicates()) == WANT
     finally:
         shutil.move(moved, base / "audio")
+
+
+@pytest.mark.slow
+def test_a_file_analysed_again_or_removed_loses_its_envelope(library, tmp_path):
+    base, _, kept = library
+    audio = tmp_path / "audio"
+    shutil.copytree(base / "audio", audio)
+    copy = tmp_path / "lib.duckdb"
+    shutil.copy(kept, copy)
+    con = duckdb.connect(str(copy))
+    con.execute("UPDATE track_files SET path = replace(path, ?, ?)", [str(base / "audio"), str(audio)])
+    con.close()
+    before = stored(copy)
+    write_audio(audio / "song.wav", music_like(4.0, SR, seed=99, channels=1), SR)  # other audio, same name
+    (audio / "call.mp3").unlink()
+    report = Library(copy).scan([audio], workers=1)
+    assert (report.updated, report.removed) == (1, 1)
+    after = stored(copy)
+    assert set(after) == set(before) - {"song.wav", "call.mp3"}
+    assert all(after[n] == before[n] for n in after)
 
 
 def as_before_008(db) -> None:
@@ -100,48 +125,25 @@ def as_before_008(db) -> None:
 
 
 @pytest.mark.slow
-def test_a_library_from_before_008_decodes_until_its_next_scan_stores_the_envelopes(library, tmp_path):
-    base, db = library
+def test_a_library_from_before_008_migrates_and_nothing_is_analysed_again(library, tmp_path):
+    base, db, kept = library
     old = tmp_path / "old.duckdb"
     shutil.copy(db, old)
     as_before_008(old)
     lib = Library(old)
-    assert names(lib.duplicates()) == WANT  # migrated on open; the clips are decoded as before
+    assert lib.scan([base / "audio"], workers=1).unchanged == 9  # migrated on open; no file analysed again
     assert rows(old, "SELECT max(version) FROM schema_migrations") == [(8,)]
-    assert rows(old, "SELECT count(*) FROM clip_envelopes") == [(0,)]
-    # The next scan analyses the clips again (their envelopes are missing), the rest stays.
-    report = lib.scan([base / "audio"], workers=1)
-    assert (report.updated, report.unchanged, report.added) == (7, 2, 0)
-    assert stored(old) == stored(db)
-    assert lib.scan([base / "audio"], workers=1).unchanged == 9
+    assert names(lib.duplicates()) == WANT
+    assert stored(old) == stored(kept)
 
 
 @pytest.mark.slow
-def test_an_envelope_of_another_version_is_computed_again(library, tmp_path):
-    base, db = library
+def test_an_envelope_of_another_version_is_not_used_and_is_replaced(library, tmp_path):
+    base, _, kept = library
     copy = tmp_path / "lib.duckdb"
-    shutil.copy(db, copy)
+    shutil.copy(kept, copy)
     con = duckdb.connect(str(copy))
-    con.execute(
-        "UPDATE clip_envelopes SET version = 'clipenv-older' "
-        "WHERE track_id = (SELECT min(track_id) FROM clip_envelopes)"
-    )
+    con.execute("UPDATE clip_envelopes SET version = 'clipenv-older', envelope = repeat('\\x00', frames * bands)::BLOB")
     con.close()
-    report = Library(copy).scan([base / "audio"], workers=1)
-    assert (report.updated, report.unchanged) == (1, 8)
-    assert {v for v, *_ in stored(copy).values()} == {ENVELOPE_VERSION}
-
-
-@pytest.mark.slow
-def test_a_clip_analysed_in_chunks_is_not_asked_for_an_envelope(tmp_path, monkeypatch):
-    """With a low AUDIODB_LONG_FILE_SEC a 4-s file is read in chunks (no whole waveform): it gets
-    no envelope, and the next scan does not analyse it again for one."""
-    monkeypatch.setenv("AUDIODB_LONG_FILE_SEC", "3")
-    root = tmp_path / "audio"
-    root.mkdir()
-    write_audio(root / "song.wav", music_like(4.0, SR, seed=8, channels=1), SR)
-    write_audio(root / "call.wav", music_like(2.0, SR, seed=7, channels=1), SR)
-    lib = Library(tmp_path / "lib.duckdb")
-    assert lib.scan([root], workers=1).added == 2
-    assert set(stored(tmp_path / "lib.duckdb")) == {"call.wav"}
-    assert lib.scan([root], workers=1).unchanged == 2
+    assert names(Library(copy).duplicates()) == WANT  # all-zero envelopes would say nothing alike
+    assert stored(copy) == stored(kept)

@@ -178,9 +178,8 @@ def test_migration_004_doubles_old_backslashes_so_their_tracks_keep_their_identi
     file is the same track (unchanged, same id), not a removal plus an addition."""
     root = tmp_path / "m"
     root.mkdir()
-    # 12 s: not clips, whose envelopes (migration 008) a library from before it lacks and its next scan adds.
-    write_audio(root / "back\\slash.wav", music_like(12.0, 22050, seed=1), 22050)
-    write_audio(root / "plain.wav", music_like(12.0, 22050, seed=2), 22050)
+    write_audio(root / "back\\slash.wav", music_like(1.0, 22050, seed=1), 22050)
+    write_audio(root / "plain.wav", music_like(1.0, 22050, seed=2), 22050)
     audiodb.Library(db_path).scan([root])
     before = dict(rows(db_path, "SELECT path, track_id FROM track_files"))
     # Make it what audiodb stored at schema 003: a library built by migrations 001-003 only, holding

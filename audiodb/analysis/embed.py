@@ -34,7 +34,6 @@ def embed_file(
     extended: bool = False,
     segmentations=(),
     long_file_sec: float | None = None,
-    clip_envelope: bool = False,
 ) -> tuple[np.ndarray, dict]:
     """Decode ``path`` and compute its embedding.
 
@@ -47,10 +46,6 @@ def embed_file(
     :func:`audiodb.analysis.chunks.long_file_sec`, 5 minutes) is analysed in
     chunks (:mod:`audiodb.analysis.chunks`), never decoded whole, so memory stays
     bounded; the numbers are the whole-file ones within float32 rounding.
-
-    With ``clip_envelope``, ``meta['clip_envelope']`` is the envelope that ``duplicates``
-    compares short clips by (:func:`audiodb.analysis.envelope.envelope_if_clip`: None for a
-    file that is not such a clip).
 
     Returns
     -------
@@ -97,10 +92,6 @@ def embed_file(
     }
     if ext is not None:
         meta["extended_vector"] = ext.astype(np.float32)
-    if clip_envelope:  # a short clip's envelope, from this decode (None for other files)
-        from .envelope import envelope_if_clip
-
-        meta["clip_envelope"] = envelope_if_clip(decoded.y, decoded.sr)
     if segmentations:
         if segments is None:
             from .segments import segment_signal

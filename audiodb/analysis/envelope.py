@@ -2,13 +2,14 @@
 
 A pure function of the decoded waveform (:func:`clip_envelope_of`), kept compact as whole
 quarter-decibels below the clip's loudest point, one byte a value (:func:`encode_envelope`):
-the scan stores it for every clip of :data:`CLIP_SECONDS` from the waveform it already
-decoded, so ``duplicates`` reads it instead of decoding the file again.
+``duplicates`` keeps the envelope of each clip of :data:`CLIP_SECONDS` it decodes in the
+library, so a later run reads it instead of decoding the file again.
 :data:`ENVELOPE_VERSION` names every parameter below: a change makes stored envelopes stale.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 
@@ -23,9 +24,7 @@ __all__ = [
     "decode_envelope",
     "encode_envelope",
     "envelope_bands",
-    "envelope_if_clip",
     "is_clip",
-    "stored_clip_range",
 ]
 
 #: Files lasting this long (seconds, from, up to) are clips whose envelope is kept. Below 0.5 s
@@ -70,33 +69,13 @@ def is_clip(duration_sec: float) -> bool:
     return lo <= duration_sec < hi
 
 
-def stored_clip_range(sr: int) -> tuple[float, float] | None:
-    """The lengths (seconds, from, up to) of the files whose envelope a scan decoding at ``sr``
-    stores: the clips it decodes whole (not past :func:`audiodb.analysis.chunks.long_file_sec`),
-    none unless it decodes at :data:`ENVELOPE_SR` (the envelope is of that waveform)."""
-    from .chunks import long_file_sec
-
-    if sr != ENVELOPE_SR:
-        return None
-    lo, hi = CLIP_SECONDS
-    return lo, min(hi, long_file_sec())
-
-
+@functools.cache
 def _weights() -> np.ndarray:
     from .filters import hz_to_mel, mel_filters, mel_to_hz
 
     top = hz_to_mel(np.array([ENVELOPE_SR / 2]))[0]
     edges = mel_to_hz(np.linspace(hz_to_mel(np.array([0.0]))[0], top, _N_MELS + 2))
     return mel_filters(sr=ENVELOPE_SR, n_fft=_FFT, n_mels=_N_MELS)[edges[2:] <= MAX_HZ]
-
-
-def envelope_if_clip(y: np.ndarray, sr: int) -> np.ndarray | None:
-    """:func:`clip_envelope_of` a decoded waveform at ``sr`` when a scan stores it (its length in
-    :func:`stored_clip_range`), else None."""
-    span = stored_clip_range(sr)
-    if span is None or not span[0] <= len(y) / sr < span[1]:
-        return None
-    return clip_envelope_of(y)
 
 
 def envelope_bands() -> int:

@@ -132,8 +132,7 @@ class Analysis:
 def analyse(path: str, known_hash: str | None = None, params: FeatureParams | Analysis = NOTEBOOK) -> dict:
     """Everything the scanner needs about one file, as plain values; never raises.
 
-    ``status`` is 'ok' (with ``vector``, ``extended`` (the second feature set), ``clip_envelope`` (a short
-    clip's, for duplicates; None for other files) and metadata), 'same' (content hash
+    ``status`` is 'ok' (with ``vector``, ``extended`` (the second feature set) and metadata), 'same' (content hash
     or audio hash equals ``known_hash``: no decoding done; a tag edit) or 'failed' (with ``reason``). 'ok' and
     'same' carry the tags and ``audio_hash`` (:func:`read_words`).
     ``size`` and ``mtime_ns`` are taken before reading, so a file that changes
@@ -166,9 +165,7 @@ def analyse(path: str, known_hash: str | None = None, params: FeatureParams | An
         if known_hash is not None and known_hash in (out["content_hash"], out["audio_hash"]):
             out["status"] = "same"
             return out
-        out["vector"], meta = embed_file(
-            path, params, extended=True, segmentations=spec.segmentations, clip_envelope=True
-        )
+        out["vector"], meta = embed_file(path, params, extended=True, segmentations=spec.segmentations)
         out["extended"] = meta.pop("extended_vector")
         out.update(meta)
         out["status"] = "ok"

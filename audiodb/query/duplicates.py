@@ -23,7 +23,7 @@ from ..analysis.params import NOTEBOOK, FeatureParams
 from ..errors import UsageError
 from ..store import catalog
 from ..store.connection import LibraryFile
-from ..store.envelopes import load_envelopes
+from ..store.envelopes import keep_envelopes, load_envelopes
 from ..store.vectors import load_tracks
 from ..store.words import track_words
 from .neighbours import require_tracks
@@ -127,15 +127,21 @@ class DupSpace:
 
 
 def clip_envelope(path: str) -> np.ndarray:
-    """The envelope of a file for :func:`clip_similarity`, decoded now: what a scan stores
-    (:func:`audiodb.analysis.envelope.clip_envelope_of` of the file at 22.05 kHz mono) as
-    compared (:func:`audiodb.analysis.envelope.decode_envelope`). Shape (frames, bands), float64.
+    """The envelope of a file for :func:`clip_similarity`, decoded now: what the library keeps
+    (:func:`stored_envelope`) as compared (:func:`audiodb.analysis.envelope.decode_envelope`).
+    Shape (frames, bands), float64.
 
     Raises :class:`audiodb.errors.DecodeError` (or OSError) when the file cannot be read.
     """
+    return decode_envelope(stored_envelope(path))
+
+
+def stored_envelope(path: str) -> np.ndarray:
+    """The envelope the library keeps of a clip: :func:`audiodb.analysis.envelope.clip_envelope_of`
+    of the file decoded at 22.05 kHz mono. Shape (frames, bands), uint8."""
     from ..analysis.decode import load
 
-    return decode_envelope(clip_envelope_of(load(path, sr=ENVELOPE_SR).y))
+    return clip_envelope_of(load(path, sr=ENVELOPE_SR).y)
 
 
 def clip_similarity(a: np.ndarray, b: np.ndarray, max_lag_sec: float = _MAX_LAG_SEC) -> float:
@@ -180,10 +186,11 @@ def _best_correlation(fa: np.ndarray, fbs: np.ndarray, size: int, lag: int) -> l
 
 class ClipEnvelopes:
     """:func:`clip_envelope` of each row, read once a run, and its :func:`_spectrum`
-    (by transform length); None for a file that cannot be read. The envelopes a scan stored
-    (``stored``: given the rows needed, their stored envelopes by row, read by :meth:`prefetch`)
-    are used as they are; a clip without one (indexed before the library stored them) is decoded.
-    :meth:`drop` frees a row's once no later pair needs it."""
+    (by transform length); None for a file that cannot be read. The envelopes the library
+    keeps (``stored``: given the rows needed, their kept envelopes by row, read by :meth:`prefetch`)
+    are used as they are; a clip without one is decoded, and its envelope is in :attr:`fresh`
+    (row -> :func:`stored_envelope`) for the caller to keep. :meth:`drop` frees a row's once no
+    later pair needs it."""
 
     def __init__(self, paths: dict[int, str], stored: Callable[[list[int]], dict[int, np.ndarray]] | None = None):
         self.paths = paths
@@ -191,7 +198,7 @@ class ClipEnvelopes:
         self.stored: dict[int, np.ndarray] = {}
         self.cache: dict[int, np.ndarray | None] = {}
         self.spectra: dict[tuple[int, int], np.ndarray] = {}
-        self.decoded = 0  # files decoded: clips without a stored envelope
+        self.fresh: dict[int, np.ndarray] = {}  # envelopes decoded this run, to keep
 
     def prefetch(self, rows: list[int]) -> None:
         """Read the stored envelopes of ``rows`` (those that have one) in one go."""
@@ -207,8 +214,8 @@ class ClipEnvelopes:
                 self.cache[row] = decode_envelope(self.stored[row])
                 return self.cache[row]
             try:
-                self.decoded += 1
-                self.cache[row] = clip_envelope(from_stored(self.paths[row]))
+                self.fresh[row] = stored_envelope(from_stored(self.paths[row]))
+                self.cache[row] = decode_envelope(self.fresh[row])
             except (DecodeError, OSError, ValueError):
                 self.cache[row] = None
         return self.cache[row]
@@ -321,6 +328,8 @@ def duplicates(
 
         envelopes = ClipEnvelopes({int(i): short_paths[int(space.track_ids[i])][0] for i in short}, stored)
     pairs = _duplicate_pairs(space, to_dup, tracks.duration_sec, threshold, keep, envelopes=envelopes)
+    if envelopes is not None and envelopes.fresh:
+        keep_envelopes(file, {int(space.track_ids[r]): env for r, env in envelopes.fresh.items()})
     with file.connect() as con:
         if not pairs:
             return []

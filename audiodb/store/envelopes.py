@@ -1,8 +1,10 @@
-"""Short clips' envelopes in the library (migration 008): written with the file, read by ``duplicates``.
+"""Short clips' envelopes in the library (migration 008): kept by ``duplicates``, read by it next time.
 
-Functions of an open connection; the only module that speaks SQL about ``clip_envelopes``. A file's
-envelope is written by :func:`replace_envelopes` inside the transaction that writes the file
-(:func:`audiodb.store.tracks.write_results`).
+Functions of an open connection; the only module that speaks SQL about ``clip_envelopes``.
+``duplicates`` decodes a clip the first time it needs its envelope and keeps it
+(:func:`save_envelopes`); later runs read it (:func:`load_envelopes`). A scan that analyses a file
+again (its audio changed) forgets its envelope (:func:`forget_envelopes`, in the transaction that
+writes the file), as does removing the track (:func:`delete_envelopes`).
 """
 
 from __future__ import annotations
@@ -11,20 +13,12 @@ import contextlib
 
 import numpy as np
 
-from ..analysis.envelope import ENVELOPE_VERSION, stored_clip_range
-from ..analysis.params import FeatureParams
+from ..analysis.envelope import ENVELOPE_VERSION
+from ..errors import AudiodbError
 from ..paths import to_stored
+from .connection import LibraryFile
 
-__all__ = ["delete_envelopes", "load_envelopes", "replace_envelopes", "wanted_sql"]
-
-
-def wanted_sql(params: FeatureParams, alias: str) -> str:
-    """A SQL condition on ``alias``'s ``duration_sec``: the track is a clip whose envelope a scan
-    with ``params`` stores (:func:`audiodb.analysis.envelope.stored_clip_range`)."""
-    span = stored_clip_range(params.sr)
-    if span is None:
-        return "FALSE"
-    return f"({alias}.duration_sec >= {float(span[0])!r}::DOUBLE AND {alias}.duration_sec < {float(span[1])!r}::DOUBLE)"
+__all__ = ["delete_envelopes", "forget_envelopes", "keep_envelopes", "load_envelopes", "save_envelopes"]
 
 
 def delete_envelopes(con, track_ids: list[int]) -> None:
@@ -32,44 +26,69 @@ def delete_envelopes(con, track_ids: list[int]) -> None:
         con.execute("DELETE FROM clip_envelopes WHERE list_contains(?, track_id)", [track_ids])
 
 
-def replace_envelopes(con, results: list[dict]) -> None:
-    """Write the ``clip_envelope`` (frames x bands uint8, :func:`audiodb.analysis.envelope.clip_envelope_of`)
-    of each analysed file that has one, after its track row is written, in the caller's transaction.
-    A re-analysed file's earlier envelope is deleted whatever it brings (a clip that grew long)."""
-    if not results:
+def forget_envelopes(con, results: list[dict]) -> None:
+    """The envelopes of the files of ``results`` (analysed again: their audio changed) are stale."""
+    if results:
+        con.execute(
+            "DELETE FROM clip_envelopes WHERE track_id IN "
+            "(SELECT track_id FROM track_files WHERE list_contains(?, path))",
+            [[to_stored(r["path"]) for r in results]],
+        )
+
+
+def save_envelopes(con, envelopes: dict[int, np.ndarray]) -> None:
+    """Keep ``envelopes`` (track_id -> frames x bands uint8, :func:`audiodb.analysis.envelope.clip_envelope_of`)
+    of tracks still in the library, replacing any they had, in one transaction."""
+    if not envelopes:
         return
-    paths = [to_stored(r["path"]) for r in results]
-    ids = dict(con.execute("SELECT path, track_id FROM track_files WHERE list_contains(?, path)", [paths]).fetchall())
-    delete_envelopes(con, sorted(ids.values()))
-    rows = [
-        (ids[p], np.asarray(r["clip_envelope"]))
-        for r, p in zip(results, paths)
-        if p in ids and r.get("clip_envelope") is not None
-    ]
-    if not rows:
-        return
-    blobs = np.empty(len(rows), dtype=object)
-    blobs[:] = [np.ascontiguousarray(env, dtype=np.uint8).tobytes() for _, env in rows]
+    ids = sorted(envelopes)
+    blobs = np.empty(len(ids), dtype=object)
+    blobs[:] = [np.ascontiguousarray(envelopes[t], dtype=np.uint8).tobytes() for t in ids]
     batch = {
-        "track_id": np.array([t for t, _ in rows], np.int64),
-        "frames": np.array([env.shape[0] for _, env in rows], np.int32),
-        "bands": np.array([env.shape[1] for _, env in rows], np.int16),
+        "track_id": np.array(ids, np.int64),
+        "frames": np.array([envelopes[t].shape[0] for t in ids], np.int32),
+        "bands": np.array([envelopes[t].shape[1] for t in ids], np.int16),
         "envelope": blobs,
     }
+    con.execute("BEGIN TRANSACTION")
     con.register("envelope_batch", batch)
     try:
+        con.execute("DELETE FROM clip_envelopes WHERE list_contains(?, track_id)", [ids])
         con.execute(
-            "INSERT INTO clip_envelopes SELECT track_id, ?, frames, bands, envelope::BLOB FROM envelope_batch",
+            "INSERT INTO clip_envelopes SELECT b.track_id, ?, b.frames, b.bands, b.envelope::BLOB "
+            "FROM envelope_batch b WHERE b.track_id IN (SELECT track_id FROM track_files)",
             [ENVELOPE_VERSION],
         )
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            con.execute("ROLLBACK")
+        raise
     finally:
         with contextlib.suppress(Exception):
             con.unregister("envelope_batch")
 
 
+def keep_envelopes(file: LibraryFile, envelopes: dict[int, np.ndarray]) -> bool:
+    """:func:`save_envelopes` in one short write of ``file``; False if it could not be written now.
+
+    Best effort: a library that cannot be written (a read-only file or folder, a full disk)
+    only means that the next ``duplicates`` decodes those clips again.
+    """
+    import duckdb
+
+    try:
+        with file.connect(read_only=False) as con:
+            save_envelopes(con, envelopes)
+    except (AudiodbError, OSError, duckdb.Error):
+        return False
+    return True
+
+
 def load_envelopes(con, track_ids: list[int]) -> dict[int, np.ndarray]:
-    """The stored envelopes of the current version among ``track_ids``: track_id -> (frames, bands)
-    uint8. Tracks without one (indexed before migration 008, or of another version) are left out."""
+    """The kept envelopes of the current version among ``track_ids``: track_id -> (frames, bands)
+    uint8. Tracks without one (never compared yet, analysed again since, or of another version)
+    are left out."""
     if not track_ids:
         return {}
     rows = con.execute(

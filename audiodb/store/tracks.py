@@ -12,7 +12,6 @@ import contextlib
 import os
 from collections.abc import Iterable
 
-from ..analysis.envelope import ENVELOPE_VERSION
 from ..analysis.params import ExtendedParams, FeatureParams
 from ..paths import from_stored, to_stored
 from . import envelopes as envelope_store
@@ -72,17 +71,14 @@ def load_state(
 ) -> tuple[list[StoredTrack], dict[str, tuple[int, int]]]:
     """The indexed files, and the failures by real path: (size, mtime_ns) when they failed."""
     # Current: both feature sets' vectors are there (a library from before the second set
-    # gets it on its next scan, one decode per file), and a clip's envelope of this version
-    # (at the rate the scan decodes at: see envelope_store.wanted_sql).
+    # gets it on its next scan, one decode per file).
     rows = con.execute(
-        f"""SELECT t.track_id, t.path, t.size, t.mtime_ns, t.content_hash,
-                  e.track_id IS NOT NULL AND x.track_id IS NOT NULL
-                  AND NOT ({envelope_store.wanted_sql(params, "t")} AND c.track_id IS NULL), t.audio_hash
+        """SELECT t.track_id, t.path, t.size, t.mtime_ns, t.content_hash,
+                  e.track_id IS NOT NULL AND x.track_id IS NOT NULL, t.audio_hash
            FROM track_files t
            LEFT JOIN embeddings e ON e.track_id = t.track_id AND e.feature_set = ?
-           LEFT JOIN extended_embeddings x ON x.track_id = t.track_id AND x.feature_set = ?
-           LEFT JOIN clip_envelopes c ON c.track_id = t.track_id AND c.version = ?""",
-        [params.id, extended.id, ENVELOPE_VERSION],
+           LEFT JOIN extended_embeddings x ON x.track_id = t.track_id AND x.feature_set = ?""",
+        [params.id, extended.id],
     ).fetchall()
     # Keyed by the real path (what discover sees); see audiodb.paths.
     tracks = [(r[0], from_stored(r[1]), *r[2:]) for r in rows]
@@ -175,7 +171,7 @@ def write_results(
                 register_feature_sets(con, params, extended)  # the vectors' feature sets described (once)
             _write_ok(con, params, extended, ok, now)
             segment_store.replace_segments(con, ok, all_of_track=True)
-            envelope_store.replace_envelopes(con, ok)
+            envelope_store.forget_envelopes(con, ok)  # re-analysed: their audio changed
         if segmented:
             segment_store.replace_segments(con, list(segmented), all_of_track=False)
         retagged = [r for r in same if "audio_hash" in r]
