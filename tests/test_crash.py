@@ -153,33 +153,6 @@ def _writer_holds_lock(db: Path) -> bool:
     return False
 
 
-def _peek_committed(db: Path) -> int | None:
-    """Embeddings committed so far, read as an audiodb reader would (shared sidecar lock).
-
-    None when a writer has the library right now (we do not wait).
-    """
-    if not db.exists():
-        return 0
-    fd = os.open(db.with_name(db.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return None
-        try:
-            con = duckdb.connect(str(db), read_only=True)
-        except duckdb.Error:
-            return None
-        try:
-            return con.execute("SELECT count(*) FROM embeddings").fetchone()[0]
-        except duckdb.Error:
-            return 0  # not migrated yet
-        finally:
-            con.close()
-    finally:
-        os.close(fd)
-
-
 def _wait_for(cond, proc: subprocess.Popen, what: str, interval: float, limit: float = 60.0) -> bool:
     """Poll ``cond`` until true (True) or the scan exits first (False)."""
     deadline = time.monotonic() + limit
@@ -208,26 +181,63 @@ def _kill_scan_at(moment: str, proc: subprocess.Popen, db: Path, marker: str, rn
         reached = reached and _wait_for(lambda: _writer_holds_lock(db), proc, "the first batch write", 0.0005)
         delay = 0.0
     elif moment == "after_first_batch":
-        counts: list[int] = []
-
-        def committed() -> bool:
-            n = _peek_committed(db)
-            if n:
-                counts.append(n)
-            return bool(n)
-
         reached = _wait_for(pool_up, proc, "the worker pool", 0.01)
-        reached = reached and _wait_for(committed, proc, "a committed batch", 0.05)
+        # Between two batches: hold the readers' lock once some are committed, so the writer waits
+        # on its next batch (the workers go on) and the kill lands mid-scan however fast it runs.
+        held, n = _hold_between_batches(db, proc) if reached else (None, 0)
+        reached = held is not None
         delay = rng.uniform(0.0, 0.15)
-        seen = f"{counts[-1]} committed before the kill; " if counts else ""
+        seen = f"{n} committed before the kill; "
     else:  # pragma: no cover
         raise ValueError(moment)
-    if reached:
-        time.sleep(delay)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=TIMEOUT)
+    try:
+        if reached:
+            time.sleep(delay)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=TIMEOUT)
+    finally:
+        if moment == "after_first_batch" and held is not None:
+            os.close(held)  # frees the readers' lock
     return seen + f"reached={reached} delay={delay:.3f}s returncode={proc.returncode}"
+
+
+def _hold_between_batches(db: Path, proc: subprocess.Popen) -> tuple[int | None, int]:
+    """Take the readers' (shared) sidecar lock as soon as the writer lets go of it, until some but
+    not all files are committed; return the lock's open descriptor (still held) and the count, or
+    (None, count) if the scan ended first."""
+    deadline = time.monotonic() + TIMEOUT
+    n = 0
+    while proc.poll() is None and time.monotonic() < deadline:
+        fd = os.open(db.with_name(db.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            time.sleep(0.0005)
+            continue
+        n = _count_embeddings(db)
+        if 0 < n < N_FILES:
+            return fd, n
+        os.close(fd)
+        if n >= N_FILES:
+            break
+        time.sleep(0.005)
+    return None, n
+
+
+def _count_embeddings(db: Path) -> int:
+    """Embeddings committed, read while holding the readers' lock (0 before the first batch)."""
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:
+        return 0
+    try:
+        return con.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+    except duckdb.Error:
+        return 0  # not migrated yet
+    finally:
+        con.close()
 
 
 # --------------------------------------------------------------------------- audio

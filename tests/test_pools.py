@@ -51,15 +51,19 @@ def _worker_pids() -> list[int]:
     """This process's spawned pool workers (not multiprocessing's resource tracker)."""
     pids = []
     for task in os.listdir(f"/proc/{os.getpid()}/task"):
-        with open(f"/proc/{os.getpid()}/task/{task}/children") as f:
-            for pid in f.read().split():
-                try:
-                    with open(f"/proc/{pid}/cmdline", "rb") as c:
-                        cmdline = c.read()
-                except OSError:
-                    continue
-                if b"--multiprocessing-fork" in cmdline and b"resource_tracker" not in cmdline:
-                    pids.append(int(pid))
+        try:
+            with open(f"/proc/{os.getpid()}/task/{task}/children") as f:
+                children = f.read().split()
+        except OSError:  # the thread ended since the listing (the pool's manager thread, say)
+            continue
+        for pid in children:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as c:
+                    cmdline = c.read()
+            except OSError:
+                continue
+            if b"--multiprocessing-fork" in cmdline and b"resource_tracker" not in cmdline:
+                pids.append(int(pid))
     return pids
 
 
