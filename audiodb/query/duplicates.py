@@ -18,7 +18,7 @@ from typing import cast
 
 import numpy as np
 
-from ..analysis.envelope import CLIP_SECONDS, ENVELOPE_SR, MAX_HZ, clip_envelope_of, decode_envelope
+from ..analysis.envelope import CLIP_SECONDS, ENVELOPE_SR, MAX_HZ, clip_envelope_of, decode_envelope, is_clip
 from ..analysis.params import NOTEBOOK, FeatureParams
 from ..errors import UsageError
 from ..store import catalog
@@ -253,11 +253,6 @@ class ClipEnvelopes:
         return out
 
 
-def _short(duration: float) -> bool:
-    lo, hi = SHORT_CLIP_SECONDS
-    return lo <= duration < hi
-
-
 class _UnionFind:
     def __init__(self, n: int):
         self.parent = list(range(n))
@@ -316,7 +311,7 @@ def duplicates(
         space = space_for(tracks, "notebook")
         keep = catalog.where_mask(con, space.track_ids, where)
         to_dup = DupSpace(space, file.params)
-        short = np.flatnonzero([_short(float(d)) for d in tracks.duration_sec])
+        short = np.flatnonzero([is_clip(float(d)) for d in tracks.duration_sec])
         short_paths = catalog.track_info(con, [int(space.track_ids[i]) for i in short], ("path",))
     envelopes = None
     if audio_check:
@@ -421,7 +416,7 @@ def _duplicate_pairs(
         slack = 1e-9 * (ln[:, None] + rn[None, :]) + 1e-12
         limit: float | np.ndarray = threshold
         if envelopes is not None:
-            limit = np.where([_short(float(x)) for x in dur[a:b]], max(threshold, gate), threshold)[:, None]
+            limit = np.where([is_clip(float(x)) for x in dur[a:b]], max(threshold, gate), threshold)[:, None]
         ii, jj = np.nonzero(d2 < limit**2 * 1.5 + slack)
         for i, j in zip(ii, jj):
             gi, gj = a + i, a + j
@@ -431,7 +426,7 @@ def _duplicate_pairs(
                 continue
             d = float(np.linalg.norm(left[i] - right[j]))
             ri, rj = int(order[gi]), int(order[gj])
-            if envelopes is not None and _short(float(dur[gi])) and d < gate:
+            if envelopes is not None and is_clip(float(dur[gi])) and d < gate:
                 pending.setdefault(gi, []).append((gj, d))
                 continue
             if d < threshold:

@@ -13,7 +13,7 @@ import contextlib
 
 import numpy as np
 
-from ..analysis.envelope import ENVELOPE_VERSION
+from ..analysis.envelope import ENVELOPE_VERSION, encode_envelope
 from ..errors import AudiodbError
 from ..paths import to_stored
 from .connection import LibraryFile
@@ -43,7 +43,7 @@ def save_envelopes(con, envelopes: dict[int, np.ndarray]) -> None:
         return
     ids = sorted(envelopes)
     blobs = np.empty(len(ids), dtype=object)
-    blobs[:] = [np.ascontiguousarray(envelopes[t], dtype=np.uint8).tobytes() for t in ids]
+    blobs[:] = [encode_envelope(envelopes[t]) for t in ids]
     batch = {
         "track_id": np.array(ids, np.int64),
         "frames": np.array([envelopes[t].shape[0] for t in ids], np.int32),
