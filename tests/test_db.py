@@ -34,6 +34,37 @@ def test_blank_file_is_migrated_with_one_version_row_per_migration(db_path):
     assert {"tracks", "features"} <= views
 
 
+def test_a_failing_migration_leaves_a_new_library_empty_and_an_old_one_at_its_last_step(tmp_path, monkeypatch):
+    """A new library is made in one transaction: a failing migration leaves no half-made schema.
+    An older library is upgraded one migration a transaction: the steps before the failure stay."""
+    from audiodb.errors import DatabaseError
+
+    known = migrate.migrations()
+    broken = [*known, (known[-1][0] + 1, "999_broken.sql", "CREATE TABLE nope (x INTEGER); SELECT * FROM missing;")]
+    new = tmp_path / "new.duckdb"
+    monkeypatch.setattr(migrate, "migrations", lambda: broken)
+    with pytest.raises(DatabaseError, match="999_broken.sql failed on"):
+        with connection.connect(new):
+            pass
+    con = duckdb.connect(str(new))
+    assert con.execute("SELECT count(*) FROM duckdb_tables()").fetchall() == [(0,)]
+    con.close()
+
+    old = tmp_path / "old.duckdb"
+    monkeypatch.setattr(migrate, "migrations", lambda: known[:1])
+    with connection.connect(old):
+        pass
+    monkeypatch.setattr(migrate, "migrations", lambda: broken)
+    with pytest.raises(DatabaseError, match="999_broken.sql failed on"):
+        with connection.connect(old):
+            pass
+    con = duckdb.connect(str(old))
+    versions = [r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()]
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    con.close()
+    assert versions == [v for v, _, _ in known] and "nope" not in tables
+
+
 @pytest.mark.slow
 def test_migrating_from_every_earlier_version(tmp_path):
     known = migrate.migrations()
