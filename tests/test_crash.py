@@ -177,7 +177,10 @@ def _kill_scan_at(moment: str, proc: subprocess.Popen, db: Path, marker: str, rn
         delay = rng.uniform(0.0, 0.05)
     elif moment == "first_commit":
         reached = _wait_for(pool_up, proc, "the worker pool", 0.01)
-        # The next exclusive hold is the writer's first batch transaction.
+        # A new library is made (an exclusive hold) while the first files are analysed: once it is
+        # made and let go, the next exclusive hold is the writer's first batch transaction.
+        reached = reached and _wait_for(db.exists, proc, "the library file to appear", 0.001)
+        reached = reached and _wait_for(lambda: not _writer_holds_lock(db), proc, "the library made", 0.0005)
         reached = reached and _wait_for(lambda: _writer_holds_lock(db), proc, "the first batch write", 0.0005)
         delay = 0.0
     elif moment == "after_first_batch":

@@ -14,6 +14,7 @@ from conftest import files_under, rows
 from audiodb import Library
 from audiodb.analysis.params import NOTEBOOK
 from audiodb.index.worker import analyse
+from audiodb.store.migrate import migrations
 
 
 def scan(db, *roots, **kw):
@@ -129,6 +130,20 @@ def test_missing_folder_changes_nothing(music_dir, db_path, tmp_path):
     with pytest.raises(UsageError, match="Folder not found"):
         scan(db_path, tmp_path / "not-mounted")
     assert rows(db_path, "SELECT count(*) FROM tracks")[0][0] == 5
+
+
+def test_a_new_library_is_made_by_a_scan_even_of_an_empty_folder_and_never_by_a_dry_run(music_dir, tmp_path):
+    """A new library is made while the first files are analysed (a thread of the store's): made
+    whole by a scan that finds nothing to analyse too; a dry run of a new library writes nothing."""
+    dry = tmp_path / "dry.duckdb"
+    report = scan(dry, music_dir, dry_run=True)
+    assert report.counts()["added"] == 5 and not dry.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    made = tmp_path / "made.duckdb"
+    assert scan(made, empty).counts()["added"] == 0
+    assert rows(made, "SELECT count(*) FROM tracks") == [(0,)]
+    assert rows(made, "SELECT max(version) FROM schema_migrations")[0][0] == migrations()[-1][0]
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from ..errors import UsageError
 from ..paths import to_stored
 from ..store import connection, tracks
 from ..store import segments as segment_store
-from ..store.connection import LibraryFile
+from ..store.connection import Creating, LibraryFile
 from . import inprocess
 from .discover import Found, discover
 from .inprocess import InProcessPool, crash_mark
@@ -148,6 +148,9 @@ def scan_file(
                 if segmentation is not None and not dry_run:
                     register_segmentation(file, segmentation)
                 decoded = [os.fsdecode(r) for r in roots]
+                new = not file.path.exists()
+                # A new library is made in a thread while the first files are analysed.
+                creating = Creating(file.path, file.on_wait) if new and not dry_run else None
                 found = discover(decoded)
                 # A scan that died analysing in its own process (a decoder crash?) left this: use workers.
                 mark = crash_mark(file.path)
@@ -158,7 +161,7 @@ def scan_file(
                     # Its first worker loads its libraries while the plan is made; killed if there is no work.
                     early = opened.enter_context(ProcessPool(workers))
                     early.start()
-                plan = plan_scan(file, decoded, report, retry_failed=retry_failed, skip=skip, found=found)
+                plan = plan_scan(file, decoded, report, retry_failed=retry_failed, skip=skip, found=found, new=new)
                 if dry_run:
                     _record_planned(report, plan)
                 else:
@@ -175,12 +178,21 @@ def scan_file(
                     elif early is not None:
                         early.close(kill=True)
                     writer = BatchWriter(
-                        file, plan.existing, report, on_change, batch_size, batch_seconds, backfill=plan.backfill
+                        file,
+                        plan.existing,
+                        report,
+                        on_change,
+                        batch_size,
+                        batch_seconds,
+                        backfill=plan.backfill,
+                        ready=creating.wait if creating else None,
                     )
                     # The pools are closed before the last batch is written, the lock released after.
                     apply_plan(
                         file, plan, report, pool, writer, opened.pop_all(), progress=progress, should_stop=should_stop
                     )
+                    if creating is not None:
+                        creating.wait()  # nothing was written (an empty folder): the library is made all the same
                     if crashed and not report.interrupted:
                         mark.unlink(missing_ok=True)  # its files are done, by workers
     report.seconds = time.monotonic() - started
@@ -201,15 +213,21 @@ def plan_scan(
     retry_failed: bool = False,
     skip: Callable[[str], bool] | None = None,
     found: Found | None = None,
+    new: bool = False,
 ) -> Plan:
-    """What a scan of ``roots`` (absolute) would do; writes nothing (it creates a library that
-    does not exist yet). Fills ``report``'s unchanged and skipped counts and its problems.
-    ``found``: what :func:`~audiodb.index.discover.discover` saw under ``roots`` already."""
-    exists = file.path.exists()
-    with file.connect(read_only=exists) as con:
-        rows, failures = tracks.load_state(con, file.params, file.extended)
-        segmentations = tuple(segment_store.registered(con, file.params))
-        lacking = segment_store.missing_segmentations(con, [s.id for s in segmentations])
+    """What a scan of ``roots`` (absolute) would do; writes nothing. Fills ``report``'s unchanged
+    and skipped counts and its problems. ``found``: what :func:`~audiodb.index.discover.discover`
+    saw under ``roots`` already. ``new``: the library does not exist yet (it is not opened: every
+    file is new)."""
+    rows: list = []
+    failures: dict = {}
+    segmentations: tuple[SegmentParams, ...] = ()
+    lacking: dict[int, list[str]] = {}
+    if not new:
+        with file.connect(read_only=True) as con:
+            rows, failures = tracks.load_state(con, file.params, file.extended)
+            segmentations = tuple(segment_store.registered(con, file.params))
+            lacking = segment_store.missing_segmentations(con, [s.id for s in segmentations])
     indexed = {r[1]: Track(*r) for r in rows}
     found = discover(roots) if found is None else found
     report.problems = found.problems

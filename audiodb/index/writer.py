@@ -34,6 +34,7 @@ class BatchWriter:
         batch_size: int,
         batch_seconds: float,
         backfill: set[str] | frozenset[str] = frozenset(),
+        ready: Callable[[], None] | None = None,
     ):
         self.file, self.existing, self.report, self.on_change = file, existing, report, on_change
         self.backfill = backfill  # files whose tags are read for the first time: unchanged, not updated
@@ -42,6 +43,7 @@ class BatchWriter:
         self.last_flush = time.monotonic()
         self.broken = False  # a batch failed to write: the error is on its way to the caller
         self.described = False  # the feature sets are in the library (written with the first vectors)
+        self.ready = ready  # called before the first write (a new library being made: wait for it)
 
     def add(self, result: dict) -> None:
         if result["status"] == "ok" and "extended" not in result:
@@ -69,6 +71,13 @@ class BatchWriter:
         same = [r for r in results if r["status"] == "same"]
         failed = [r for r in results if r["status"] == "failed"]
         segmented = [r for r in results if r["status"] == "segments"]  # files whose vectors are current
+        if self.ready is not None:
+            try:
+                self.ready()
+            except Exception:
+                self.broken = True
+                raise
+            self.ready = None
         with self.file.connect(read_only=False) as con:
             try:
                 tracks.write_results(
