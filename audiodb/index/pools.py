@@ -81,18 +81,18 @@ class ProcessPool:
         pool, self._pool = self._pool, None
         if pool is None:
             return
+        # Taken before shutdown(), which forgets it when it does not wait.
+        manager = getattr(pool, "_executor_manager_thread", None)
         if kill:  # don't wait for a long file to finish: end the processes now
             for proc in list(getattr(pool, "_processes", {}).values()):
                 with contextlib.suppress(Exception):
                     proc.terminate()
         pool.shutdown(wait=not kill, cancel_futures=True)
-        if kill:
+        if kill and manager is not None:
             # Let the executor's manager thread finish closing its wake-up pipe now: left running, it
             # races concurrent.futures' exit hook, which then writes to the closed pipe and prints a
             # traceback (OSError: Bad file descriptor) as the process exits.
-            manager = getattr(pool, "_executor_manager_thread", None)
-            if manager is not None:
-                manager.join(timeout=10)
+            manager.join(timeout=10)
 
     def __enter__(self) -> ProcessPool:
         return self
