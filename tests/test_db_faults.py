@@ -43,7 +43,24 @@ def good_library(tmp_path_factory):
     return base / "lib.duckdb", music
 
 
-def damage(data: bytes, how: str) -> bytes:
+def tracks_block(db) -> int:
+    """Where the block holding the tracks' rows starts in the library file ``db`` (DuckDB: three
+    4 KiB headers, then blocks of 256 KiB). Garbage there hits what every command reads, wherever
+    the file's layout puts it."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        (block,) = con.execute(
+            "SELECT min(block_id) FROM pragma_storage_info('track_files') WHERE block_id >= 0"
+        ).fetchone()
+        (size,) = con.execute("SELECT block_size FROM pragma_database_size()").fetchone()
+    finally:
+        con.close()
+    return 3 * 4096 + block * size
+
+
+def damage(data: bytes, how: str, block: int) -> bytes:
     n = len(data)
     if how == "truncated":
         return data[: n // 3]
@@ -51,7 +68,7 @@ def damage(data: bytes, how: str) -> bytes:
         return data[:3000]
     b = bytearray(data)
     if how == "garbage-in-middle":
-        b[n // 2 : n // 2 + 20000] = os.urandom(20000)
+        b[block + 64 : block + 64 + 20000] = os.urandom(20000)  # in the tracks' block
     elif how == "garbage-in-header":
         b[4096 : 4096 + 8192] = os.urandom(8192)
     elif how == "random-bytes":
@@ -68,7 +85,7 @@ def damage(data: bytes, how: str) -> bytes:
 def test_a_damaged_library_gives_one_clear_message_and_is_not_written(tmp_path, good_library, how):
     good, music = good_library
     db = tmp_path / "lib.duckdb"
-    db.write_bytes(damage(good.read_bytes(), how))
+    db.write_bytes(damage(good.read_bytes(), how, tracks_block(good)))
     before = snapshot(db)
     for command in (
         ["status"],
@@ -93,7 +110,7 @@ def test_a_damaged_library_gives_one_clear_message_and_is_not_written(tmp_path, 
 def test_a_damaged_library_moved_aside_is_rebuilt_by_a_rescan(tmp_path, good_library):
     good, music = good_library
     db = tmp_path / "lib.duckdb"
-    db.write_bytes(damage(good.read_bytes(), "garbage-in-middle"))
+    db.write_bytes(damage(good.read_bytes(), "garbage-in-middle", tracks_block(good)))
     result = run_audiodb("--db", db, "status", cwd=tmp_path)  # a real process: no traceback at all
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and "damaged" in result.stderr and str(db) in result.stderr

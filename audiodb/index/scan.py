@@ -136,7 +136,8 @@ def scan_file(
     batch_seconds = batch_seconds or float(os.environ.get("AUDIODB_BATCH_SECONDS", "2"))
     report = ScanReport(dry_run=dry_run)
     # ``opened`` closes the pools this scan opens, and only those (a caller's pool is the caller's).
-    with contextlib.ExitStack() as opened:
+    # ``made`` closes a new library's first connection if no batch used it (an empty folder).
+    with contextlib.ExitStack() as opened, contextlib.ExitStack() as made:
         if scheduler and not dry_run and pool is None:
             # Reached here, before the library is touched: an unreachable scheduler fails at once.
             pool = opened.enter_context(DaskPool(scheduler))
@@ -150,7 +151,7 @@ def scan_file(
                 decoded = [os.fsdecode(r) for r in roots]
                 new = not file.path.exists()
                 # A new library is made in a thread while the first files are analysed.
-                creating = Creating(file.path, file.on_wait) if new and not dry_run else None
+                creating = made.enter_context(Creating(file.path, file.on_wait)) if new and not dry_run else None
                 found = discover(decoded)
                 # A scan that died analysing in its own process (a decoder crash?) left this: use workers.
                 mark = crash_mark(file.path)
@@ -185,14 +186,12 @@ def scan_file(
                         batch_size,
                         batch_seconds,
                         backfill=plan.backfill,
-                        ready=creating.wait if creating else None,
+                        first_connection=creating.connection if creating else None,
                     )
                     # The pools are closed before the last batch is written, the lock released after.
                     apply_plan(
                         file, plan, report, pool, writer, opened.pop_all(), progress=progress, should_stop=should_stop
                     )
-                    if creating is not None:
-                        creating.wait()  # nothing was written (an empty folder): the library is made all the same
                     if crashed and not report.interrupted:
                         mark.unlink(missing_ok=True)  # its files are done, by workers
     report.seconds = time.monotonic() - started

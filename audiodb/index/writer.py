@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from ..paths import to_stored
 from ..store import tracks
@@ -34,7 +35,7 @@ class BatchWriter:
         batch_size: int,
         batch_seconds: float,
         backfill: set[str] | frozenset[str] = frozenset(),
-        ready: Callable[[], None] | None = None,
+        first_connection: Callable[[], AbstractContextManager] | None = None,
     ):
         self.file, self.existing, self.report, self.on_change = file, existing, report, on_change
         self.backfill = backfill  # files whose tags are read for the first time: unchanged, not updated
@@ -43,7 +44,8 @@ class BatchWriter:
         self.last_flush = time.monotonic()
         self.broken = False  # a batch failed to write: the error is on its way to the caller
         self.described = False  # the feature sets are in the library (written with the first vectors)
-        self.ready = ready  # called before the first write (a new library being made: wait for it)
+        # The first batch's connection, if not a new one (a new library's, open already).
+        self.first_connection = first_connection
 
     def add(self, result: dict) -> None:
         if result["status"] == "ok" and "extended" not in result:
@@ -71,23 +73,18 @@ class BatchWriter:
         same = [r for r in results if r["status"] == "same"]
         failed = [r for r in results if r["status"] == "failed"]
         segmented = [r for r in results if r["status"] == "segments"]  # files whose vectors are current
-        if self.ready is not None:
-            try:
-                self.ready()
-            except Exception:
-                self.broken = True
-                raise
-            self.ready = None
-        with self.file.connect(read_only=False) as con:
-            try:
+        opening = self.first_connection() if self.first_connection else self.file.connect(read_only=False)
+        self.first_connection = None
+        try:
+            with opening as con:
                 tracks.write_results(
                     con, self.file.params, self.file.extended, ok, same, failed, segmented, describe=not self.described
                 )
-            except Exception:
-                # scan()'s closing flush must not try a batch that failed to write again (after
-                # Ctrl-C it does: what finished is kept).
-                self.broken = True
-                raise
+        except Exception:
+            # scan()'s closing flush must not try a batch that failed to write (or a library that
+            # could not be opened or made) again; after Ctrl-C it does: what finished is kept.
+            self.broken = True
+            raise
         self.pending.clear()
         self.described = self.described or bool(ok)
         self.report.segments_only += len(segmented)

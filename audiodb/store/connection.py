@@ -236,30 +236,73 @@ def _open(duckdb, path: Path, read_only: bool, on_wait):
 class Creating:
     """A library that does not exist yet, created (and migrated) in a thread of its own.
 
-    A scan of a new library starts this and analyses its first files meanwhile: creating the
-    file takes 50-90 ms, most of it in DuckDB, which lets the analysis run on. :meth:`wait`
-    before the first write: it raises, once, what creating the library raised.
+    A scan of a new library starts this and analyses its first files meanwhile: making the
+    file takes 50-90 ms, most of it in DuckDB, which lets the analysis run on. The thread
+    keeps the new library open for its first write (:meth:`connection`, a connection and an
+    open less); nobody else reads a library that did not exist, and the first batch comes
+    within seconds. :meth:`close` if it is never written to.
     """
 
     def __init__(self, path: Path, on_wait: Callable[[str], None] | None = None):
         self.path = path
         self._error: BaseException | None = None
+        self._opened: tuple | None = None  # (the connect() context, its connection) once the thread made the library
+        import duckdb  # noqa: F401 - here: imported in the thread, it would hold the GIL against the analysis
+
         self._thread = threading.Thread(target=self._create, args=(on_wait,), name="audiodb-create-library")
         self._thread.start()
 
     def _create(self, on_wait) -> None:
         try:
-            with connect(self.path, read_only=False, on_wait=on_wait):
-                pass
+            opening = connect(self.path, read_only=False, on_wait=on_wait)
+            self._opened = (opening, opening.__enter__())
         except BaseException as e:  # noqa: BLE001 - handed to the thread that waits
             self._error = e
 
-    def wait(self) -> None:
-        """Wait until the library is made; raise what making it raised (the first call only)."""
+    @contextlib.contextmanager
+    def connection(self) -> Iterator:
+        """The new library's connection, as :func:`connect` yields it (closed after); raises what
+        making the library raised. Once: later writes open the library as usual."""
         self._thread.join()
         error, self._error = self._error, None
         if error is not None:
             raise error
+        if self._opened is None:
+            raise DatabaseError(f"{self.path}: the new library's connection was used already")
+        opening, con = self._opened
+        self._opened = None
+        with _closing(opening):
+            yield con
+
+    def close(self) -> None:
+        """Close the new library if it was never written to (nothing if it was); raises what
+        making it raised, if nothing did yet."""
+        self._thread.join()
+        if self._opened is not None or self._error is not None:
+            with self.connection():
+                pass
+
+    def __enter__(self) -> Creating:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.close()
+        else:  # the error on its way out is the one to report
+            with contextlib.suppress(Exception):
+                self.close()
+
+
+@contextlib.contextmanager
+def _closing(opening) -> Iterator[None]:
+    """Leave the (entered) ``connect()`` context ``opening`` as a ``with`` statement would."""
+    try:
+        yield
+    except BaseException as e:
+        if not opening.__exit__(type(e), e, e.__traceback__):
+            raise
+    else:
+        opening.__exit__(None, None, None)
 
 
 def _raise_if_interrupted(e: RuntimeError) -> None:
