@@ -31,6 +31,10 @@ __all__ = [
 ]
 
 
+#: Frames windowed and transformed at a time inside a block (see frame_features).
+_SUB = 128
+
+
 @functools.lru_cache(maxsize=16)
 def _bin_frequencies(sr: float, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
     """Each FFT bin's frequency (Hz), and (1, f, f^2) per bin, shape (bins, 3); read-only, cached."""
@@ -226,7 +230,10 @@ def frame_features(
     if rms is None:
         rms = _rms_frames(y, frame_length=n_fft, hop_length=hop_length)
     zcr = np.empty(n)
-    buf = np.empty((min(block, n), n_fft))  # windowed frames, reused
+    rows = min(block, n)
+    buf = np.empty((min(_SUB, rows), n_fft))  # windowed frames of a sub-block, reused
+    mag = np.empty((rows, 1 + n_fft // 2), dtype=np.float32)  # a block's magnitudes and power, reused
+    power = np.empty_like(mag)
     extra: dict[str, np.ndarray] = {}
     if chroma_basis is not None or contrast_bands is not None:
         if chroma_basis is not None:
@@ -237,38 +244,45 @@ def frame_features(
 
     for a in range(0, n, block):
         b = min(n, a + block)
-        frames = _frame_block(y, a, b, frame_length=n_fft, hop_length=hop_length, pad_mode="constant")
-        # librosa multiplies float32 frames by a float64 window and keeps complex64.
-        windowed = np.multiply(frames, window, out=buf[: b - a])
-        # numpy.fft (librosa's STFT uses it too): numpy 2's pocketfft gives scipy.fft's bits on float64 frames.
-        spec = np.fft.rfft(windowed, axis=-1).astype(np.complex64)
-        mag = np.abs(spec)  # (frames, bins) float32
-        del spec
-        power = mag**2.0
-        mel[:, a:b] = (power @ mel_basis_t).T
+        # Frame by frame work in sub-blocks that stay in the caches (window, FFT, magnitude, running
+        # sums: 2 MB of float64 at a time instead of 16); the matrix products below take the whole
+        # block, so BLAS sees the rows it always saw (its results depend on the row count).
+        for c in range(a, b, _SUB):
+            d = min(b, c + _SUB)
+            frames = _frame_block(y, c, d, frame_length=n_fft, hop_length=hop_length, pad_mode="constant")
+            # librosa multiplies float32 frames by a float64 window and keeps complex64.
+            windowed = np.multiply(frames, window, out=buf[: d - c])
+            # numpy.fft (librosa's STFT uses it too): numpy 2's pocketfft gives scipy.fft's bits on float64 frames.
+            spec = np.fft.rfft(windowed, axis=-1).astype(np.complex64)
+            m = np.abs(spec, out=mag[c - a : d - a])  # (frames, bins) float32
+            del spec
+            p = np.power(m, 2.0, out=power[c - a : d - a])
+            if contrast_bands is not None:
+                extra["contrast_peak"][:, c:d], extra["contrast_valley"][:, c:d] = contrast_peaks(m, contrast_bands)
+
+            # Rolloff: the first bin whose running sum (float32, bin by bin, as librosa)
+            # reaches roll_percent of the total.
+            total = np.cumsum(m, axis=-1)
+            rolloff[c:d] = freq[np.argmax(total >= roll_percent * total[:, -1:], axis=-1)]
+            del total
+
+            s_thresh = np.maximum(AMIN, p)
+            gmean = np.exp(np.mean(np.log(s_thresh), axis=-1))
+            flatness[c:d] = gmean / np.mean(s_thresh, axis=-1)
+
+        block_mag, block_power = mag[: b - a], power[: b - a]
+        mel[:, a:b] = (block_power @ mel_basis_t).T
         if chroma_basis is not None:
-            extra["chroma"][:, a:b] = chroma_frames(power, chroma_basis)
-        if contrast_bands is not None:
-            extra["contrast_peak"][:, a:b], extra["contrast_valley"][:, a:b] = contrast_peaks(mag, contrast_bands)
+            extra["chroma"][:, a:b] = chroma_frames(block_power, chroma_basis)
 
         # Centroid and bandwidth: librosa normalises each frame to unit L1 norm.
-        m = mag.astype(np.float64) @ moments  # sum S, sum S f, sum S f^2
-        length = m[:, 0].copy()
+        mo = block_mag.astype(np.float64) @ moments  # sum S, sum S f, sum S f^2
+        length = mo[:, 0].copy()
         length[length < tiny32] = 1.0
-        c = m[:, 1] / length
-        centroid[a:b] = c
-        var = (m[:, 2] - 2.0 * c * m[:, 1] + c * c * m[:, 0]) / length
+        cen = mo[:, 1] / length
+        centroid[a:b] = cen
+        var = (mo[:, 2] - 2.0 * cen * mo[:, 1] + cen * cen * mo[:, 0]) / length
         bandwidth[a:b] = np.sqrt(np.maximum(var, 0.0))
-
-        # Rolloff: the first bin whose running sum (float32, bin by bin, as librosa)
-        # reaches roll_percent of the total.
-        total = np.cumsum(mag, axis=-1)
-        rolloff[a:b] = freq[np.argmax(total >= roll_percent * total[:, -1:], axis=-1)]
-        del total
-
-        s_thresh = np.maximum(AMIN, power)
-        gmean = np.exp(np.mean(np.log(s_thresh), axis=-1))
-        flatness[a:b] = gmean / np.mean(s_thresh, axis=-1)
 
         zcr[a:b] = _zcr_frames(y, a, b, frame_length=n_fft, hop_length=hop_length)
 
