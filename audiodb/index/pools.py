@@ -62,11 +62,13 @@ class ProcessPool:
         self._pool: ProcessPoolExecutor | None = None
         self._started: Any = None  # a spawn-context Event once the pool starts
 
-    def start(self) -> None:
-        """Start one worker now: it loads its libraries while the caller does something else
-        (the scan makes its plan meanwhile)."""
+    def start(self, workers: int = 1) -> None:
+        """Start ``workers`` workers (at most :attr:`n`) now: they load their libraries while the
+        caller does something else (the scan makes its plan meanwhile)."""
         with worker_env():
-            self._executor().submit(ready)
+            pool = self._executor()
+            for _ in range(max(1, min(workers, self.n))):
+                pool.submit(ready)  # a process per submit while none is idle
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:

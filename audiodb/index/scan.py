@@ -150,8 +150,6 @@ def scan_file(
                     register_segmentation(file, segmentation)
                 decoded = [os.fsdecode(r) for r in roots]
                 new = not file.path.exists()
-                # A new library is made in a thread while the first files are analysed.
-                creating = made.enter_context(Creating(file.path, file.on_wait)) if new and not dry_run else None
                 found = discover(decoded)
                 # A scan that died analysing in its own process (a decoder crash?) left this: use workers.
                 mark = crash_mark(file.path)
@@ -160,8 +158,11 @@ def scan_file(
                 small = not crashed and inprocess.could_fit(size for size, _ in found.files.values())
                 if not dry_run and pool is None and not small and _start_early():
                     # Its first worker loads its libraries while the plan is made; killed if there is no work.
+                    # A new library has every file found to analyse: every worker it will use starts now.
                     early = opened.enter_context(ProcessPool(workers))
-                    early.start()
+                    early.start(min(workers, len(found.files)) if new else 1)
+                # A new library is made in a thread while the first files are analysed.
+                creating = made.enter_context(Creating(file.path, file.on_wait)) if new and not dry_run else None
                 plan = plan_scan(file, decoded, report, retry_failed=retry_failed, skip=skip, found=found, new=new)
                 if dry_run:
                     _record_planned(report, plan)
