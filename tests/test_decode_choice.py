@@ -112,3 +112,90 @@ def test_opus_libsndfile_refuses_part_way_keeps_the_notebooks_ffmpeg_path(tmp_pa
     vector, meta = embed_file(str(path), extended=True)
     assert meta["decoder"] == "ffmpeg"
     assert_notebook_parity(path, vector, meta["extended_vector"])
+
+
+@pytest.mark.parametrize("channels,gain_db", [(2, 0.0), (1, 0.0), (2, -3.5)])
+def test_libopus_called_directly_gives_pyavs_libopus_samples_bit_for_bit(tmp_path, channels, gain_db):
+    """audiodb.analysis.libopus (libopus through ctypes) against PyAV's 'libopus' decoder: the whole
+    decode and a decode from past the start (it starts 2 s early, at a page boundary), with and
+    without an output gain in the header (the packets and granules as FFmpeg's encoder wrote them)."""
+    from audiodb.analysis import libopus
+    from audiodb.analysis.decode import _load_pyav  # the path it replaces, as the oracle
+    from audiodb.analysis.seek import probe
+
+    if not libopus.available():
+        pytest.skip("no libopus library to call")
+    src = _source(tmp_path, seconds=9.0, channels=channels)
+    path = str(ffmpeg_encode(src, tmp_path / "song.opus", "-c:a", "libopus", "-b:a", "96k"))
+    if gain_db:
+        _set_output_gain(path, gain_db)
+    ours, theirs = load(path), _load_pyav(path, 22050, 0, "libopus")
+    assert ours.decoder == "libopus" and (ours.channels, ours.native_sr, ours.codec, ours.container) == (
+        theirs.channels,
+        theirs.native_sr,
+        theirs.codec,
+        theirs.container,
+    )
+    np.testing.assert_array_equal(ours.y, theirs.y)
+    native = np.concatenate(list(libopus.decode_blocks(path)))
+    assert len(native) == libopus.header(path)[1] == probe(path).native_frames
+    for start in (0, 1000, 3 * 48000 + 17, len(native) - 5000):
+        part = np.concatenate(list(libopus.decode_blocks(path, start)))
+        np.testing.assert_array_equal(part, native[start:], err_msg=f"from {start}")
+
+
+def test_libopus_refusing_a_packet_falls_back_to_libsndfile(tmp_path):
+    """A packet libopus refuses (here: padding longer than the packet, its frame count and the page
+    CRC kept, so the file still passes the clean-file check) is not a crash: the whole-file decode
+    goes to libsndfile, which decides."""
+    from audiodb.analysis import libopus
+    from audiodb.analysis.opus import ogg_opus_is_clean
+
+    if not libopus.available():
+        pytest.skip("no libopus library to call")
+    path = str(ffmpeg_encode(_source(tmp_path, seconds=4.0), tmp_path / "bad.opus", "-c:a", "libopus"))
+    _break_a_packet(path)
+    assert ogg_opus_is_clean(path)
+    with pytest.raises(RuntimeError, match="refused a packet"):
+        list(libopus.decode_blocks(path))
+    try:
+        decoded = load(path)
+    except Exception as e:  # noqa: BLE001 - libsndfile refusing it too is a recorded failure, not a crash
+        assert type(e).__name__ == "DecodeError", e
+    else:
+        assert decoded.decoder != "libopus"
+
+
+def _pages_of(data: bytes):
+    at = 0
+    while at < len(data):
+        nseg = data[at + 26]
+        lacing = data[at + 27 : at + 27 + nseg]
+        yield at, 27 + nseg, sum(lacing)
+        at += 27 + nseg + sum(lacing)
+
+
+def _fix_crc(data: bytearray, at: int, head: int, body: int) -> None:
+    data[at + 22 : at + 26] = b"\0\0\0\0"
+    data[at + 22 : at + 26] = struct.pack("<I", _ogg_crc(bytes(data[at : at + head + body])))
+
+
+def _set_output_gain(path, gain_db: float) -> None:
+    data = bytearray(open(path, "rb").read())
+    at, head, body = next(_pages_of(bytes(data)))
+    assert data[at + head : at + head + 8] == b"OpusHead"
+    struct.pack_into("<h", data, at + head + 16, round(gain_db * 256))
+    _fix_crc(data, at, head, body)
+    open(path, "wb").write(bytes(data))
+
+
+def _break_a_packet(path) -> None:
+    """Make the first packet of the fourth page (one frame) a code-3 packet of one frame whose
+    padding is longer than the packet: the same samples by its TOC, OPUS_INVALID_PACKET to libopus."""
+    data = bytearray(open(path, "rb").read())
+    at, head, body = list(_pages_of(bytes(data)))[3]
+    assert data[at + head] & 3 == 0  # one frame (what libopus's encoder writes at this rate)
+    data[at + head] |= 3
+    data[at + head + 1 : at + head + 4] = bytes([0x41, 0xFF, 0xFF])  # padding flag, 1 frame; 254 + 255 + ...
+    _fix_crc(data, at, head, body)
+    open(path, "wb").write(bytes(data))

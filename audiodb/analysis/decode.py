@@ -29,6 +29,7 @@ import threading
 import numpy as np
 
 from ..errors import DecodeError
+from . import libopus
 from .blocks import BLOCK, BlockReader, FrameBlocks, to_float, to_mono
 from .opus import libopus_matches_libsndfile
 
@@ -230,6 +231,16 @@ def _to_s16_float(arr: np.ndarray) -> np.ndarray:
     return q.astype(np.float32) * np.float32(1.0 / 32768)
 
 
+def _load_libopus(path: str, sr: int) -> Decoded:
+    """Ogg Opus through libopus called directly (:mod:`audiodb.analysis.libopus`): the samples of
+    ``_load_pyav(..., 'libopus')``, bit for bit, with less work per packet."""
+    channels, frames = libopus.header(path)
+    sink = _Sink(libopus.RATE, sr, frames)
+    for block in libopus.decode_blocks(path):
+        sink.push(block)
+    return Decoded(sink.finish(), sr, libopus.RATE, channels, "opus", "ogg", "libopus")
+
+
 def _load_pyav(path: str, sr: int, size: int, codec_name: str | None = None) -> Decoded:
     """Decode with FFmpeg through PyAV.
 
@@ -344,7 +355,7 @@ def load(path: str | os.PathLike, *, sr: int = 22050, decoder: str = "auto") -> 
     errors = []
     if libopus_matches_libsndfile(path):
         try:
-            decoded = _load_pyav(path, sr, size, "libopus")
+            decoded = _load_libopus(path, sr) if libopus.available() else _load_pyav(path, sr, size, "libopus")
         except DecodeError:
             raise
         except Exception:  # noqa: BLE001 - any surprise: the libsndfile path below decides

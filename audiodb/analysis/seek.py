@@ -262,6 +262,11 @@ _OPUS_PREROLL = 96_000
 
 
 def _libopus_blocks(src: Source, start: int) -> Iterator[np.ndarray]:
+    from . import libopus
+
+    if libopus.available():  # the same samples as PyAV's below, with less work per packet
+        yield from libopus.decode_blocks(src.path, start)
+        return
     import av
 
     with av.open(src.path) as container:
