@@ -365,3 +365,26 @@ def test_a_duckdb_file_of_something_else_is_refused_and_left_alone(tmp_path):
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     con.close()
     assert tables == {"sightings"}
+
+
+# -- a library where nothing can be written ---------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "in-proc"])
+def test_a_library_where_nothing_can_be_written_gives_one_clear_line(tmp_path, where):
+    """Even as root: a folder that is a file, or /proc. A scan (of audio, of an empty folder) says
+    what is wrong in one line, with no traceback, and writes nothing (the library is made in a
+    thread of its own: its error is the one reported)."""
+    music = make_music(tmp_path / "music", 2, seconds=1.0)
+    (tmp_path / "empty").mkdir()
+    if where == "under-a-file":
+        (tmp_path / "afile").write_bytes(b"not a folder")
+        db, told = tmp_path / "afile" / "lib.duckdb", "is a file, not a folder"
+    else:
+        db, told = f"/proc/audiodb-test-{os.getpid()}.duckdb", "No such file or directory"
+    for folder in (music, tmp_path / "empty"):
+        result = run_audiodb("--db", db, "scan", folder, cwd=tmp_path)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1 and "Cannot write the library" in result.stderr, result.stderr
+        assert told in result.stderr and "--db" in result.stderr, result.stderr
+    assert not os.path.exists(db)

@@ -98,7 +98,16 @@ def _is_lock_conflict(e: Exception) -> bool:
 @contextlib.contextmanager
 def _file_lock(path: Path, exclusive: bool, on_wait: Callable[[str], None] | None) -> Iterator[None]:
     lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        if exclusive:
+            raise _unwritable(path, e) from None
+        try:  # a library on a read-only disk: its lock file as it is, else DuckDB's own lock alone
+            fd = os.open(lock_path, os.O_RDONLY)
+        except OSError:
+            yield
+            return
     try:
         _acquire(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, path, exclusive, on_wait)
         yield
@@ -163,7 +172,10 @@ def connect(
             f"No audiodb library at {path} yet. Index a folder first: audiodb scan DIR "
             "(or point --db / AUDIODB_DB at an existing library)."
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _unwritable(path, e) from None
     for attempt in range(2):
         with _file_lock(path, exclusive=not read_only, on_wait=on_wait):
             con = _open(duckdb, path, read_only, on_wait)
@@ -303,6 +315,15 @@ def _closing(opening) -> Iterator[None]:
             raise
     else:
         opening.__exit__(None, None, None)
+
+
+def _unwritable(path: Path, e: OSError) -> DatabaseError:
+    where = e.filename or path.parent
+    why = f"{where} is a file, not a folder" if isinstance(e, (FileExistsError, NotADirectoryError)) else None
+    return DatabaseError(
+        f"Cannot write the library {path} there ({why or f'{e.strerror or e}: {where}'}); nothing was "
+        "written. Point --db (or AUDIODB_DB) at a file in a folder you can write."
+    )
 
 
 def _raise_if_interrupted(e: RuntimeError) -> None:
