@@ -203,14 +203,18 @@ def _cut(block: np.ndarray, pos: int, start: int, end: int, channels: int) -> It
 
 
 def _last_granule(f) -> int:
-    """The granule position of the file's last page (read from its last 64 KiB)."""
+    """The granule position of the file's last page: the page in its last 64 KiB that ends exactly
+    at the end of the file (a clean file's last page does; "OggS" inside audio data does not)."""
     f.seek(0, os.SEEK_END)
     size = f.tell()
     f.seek(max(0, size - 65536))
     tail = f.read()
     at = tail.rfind(b"OggS")
     while at >= 0:
-        if at + 14 <= len(tail) and tail[at + 4] == 0:
-            return struct.unpack_from("<q", tail, at + 6)[0]
+        if at + 27 <= len(tail) and tail[at + 4] == 0:
+            nseg = tail[at + 26]
+            lacing = tail[at + 27 : at + 27 + nseg]
+            if len(lacing) == nseg and at + 27 + nseg + sum(lacing) == len(tail):
+                return struct.unpack_from("<q", tail, at + 6)[0]
         at = tail.rfind(b"OggS", 0, at)
     raise ValueError("no last Ogg page")
