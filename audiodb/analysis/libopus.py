@@ -70,8 +70,9 @@ def available() -> bool:
     return _library() is not None
 
 
-def _pages(f) -> Iterator[tuple[int, int, int, bytes, bytes]]:
-    """``(offset, flags, granule, lacing, body)`` of each Ogg page from the current position."""
+def _pages(f, bodies: bool = True) -> Iterator[tuple[int, int, int, bytes, bytes]]:
+    """``(offset, flags, granule, lacing, body)`` of each Ogg page from the current position
+    (``bodies`` False: the bodies are skipped, not read, and given as ``b""``)."""
     while True:
         offset = f.tell()
         head = f.read(27)
@@ -79,11 +80,16 @@ def _pages(f) -> Iterator[tuple[int, int, int, bytes, bytes]]:
             return
         flags, granule = struct.unpack_from("<Bq", head, 5)
         lacing = f.read(head[26])
-        yield offset, flags, granule, lacing, f.read(sum(lacing))
+        if bodies:
+            yield offset, flags, granule, lacing, f.read(sum(lacing))
+        else:
+            f.seek(sum(lacing), os.SEEK_CUR)
+            yield offset, flags, granule, lacing, b""
 
 
-def _packets(f, carry: bytes | None = None) -> Iterator[bytes]:
-    """The packets completed on the pages from the current position (``carry``: a packet begun before)."""
+def _packets(f) -> Iterator[bytes]:
+    """The packets completed on the pages from the current position (a page there continues none)."""
+    carry: bytes | None = None  # a packet begun on an earlier page
     for _offset, _flags, _granule, lacing, body in _pages(f):
         pos, start = 0, 0
         for lace in lacing:
@@ -102,20 +108,14 @@ def _seek_point(f, audio: int, target: int) -> tuple[int, int]:
     best = (audio, 0)
     previous = 0  # granule of the previous page: where this page's first new packet begins
     f.seek(audio)
-    while True:
-        offset = f.tell()
-        head = f.read(27)
-        if len(head) < 27 or head[:4] != b"OggS":
-            return best
-        flags, granule = struct.unpack_from("<Bq", head, 5)
-        lacing = f.read(head[26])
+    for offset, flags, granule, _lacing, _body in _pages(f, bodies=False):
         if not flags & 1 and previous > 0:
             if previous > target:
-                return best
+                break
             best = (offset, previous)
         if granule != -1:
             previous = granule
-        f.seek(sum(lacing), os.SEEK_CUR)
+    return best
 
 
 def decode_blocks(path: str, start: int = 0) -> Iterator[np.ndarray]:
@@ -199,6 +199,7 @@ def _decoded(lib, dec, packets: Iterator[bytes], channels: int, pos: int, start:
 def _cut(block: np.ndarray, pos: int, start: int, end: int, channels: int) -> Iterator[np.ndarray]:
     lo, hi = max(0, start - pos), min(len(block), end - pos)
     if hi > lo:
+        # one channel: to_mono gives a view of the reused buffer, so a copy
         yield np.array(to_mono(block[lo:hi])) if channels == 1 else to_mono(block[lo:hi])
 
 

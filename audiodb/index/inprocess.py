@@ -35,9 +35,6 @@ IN_PROCESS_SEC = 60.0
 #: length: such a scan uses workers (a 48 kHz 16-bit stereo wav is 192,000 bytes a second).
 MAX_FILES = 64
 MAX_BYTES_PER_SEC = 200_000
-#: A file whose header gives no length (libsndfile cannot open it) counts as this many bytes a
-#: second of audio: no codec audiodb reads packs audio tighter (as in analysis.chunks).
-MIN_BYTES_PER_SEC = 2_000
 
 
 def in_process_sec() -> float:
@@ -65,12 +62,13 @@ def fits(tasks: Sequence[tuple[str, str | None]]) -> bool:
             sizes.append(0)  # analysing it records why it cannot be read
     if not could_fit(sizes):
         return False
-    from ..analysis.chunks import long_file_sec
+    from ..analysis.chunks import MIN_BYTES_PER_SEC, long_file_sec
     from ..analysis.decode import header_seconds
 
     limit, long, total = in_process_sec(), long_file_sec(), 0.0
     for (path, _known), size in zip(tasks, sizes):
         seconds = header_seconds(path)
+        # no length in its header (libsndfile cannot open it): as many seconds as the tightest codec packs
         seconds = seconds if seconds is not None else size / MIN_BYTES_PER_SEC
         total += seconds
         if total > limit or seconds > long:  # a long file is split between the workers

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from ..analysis.params import NOTEBOOK, ExtendedParams, FeatureParams
 from ..errors import DatabaseError, DatabaseLocked, LibraryNotFound
@@ -258,7 +259,8 @@ class Creating:
     def __init__(self, path: Path, on_wait: Callable[[str], None] | None = None):
         self.path = path
         self._error: BaseException | None = None
-        self._opened: tuple | None = None  # (the connect() context, its connection) once the thread made the library
+        # Once the thread made the library: the stack that closes it, and its connection.
+        self._opened: tuple[contextlib.ExitStack, Any] | None = None
         import duckdb  # noqa: F401 - here: imported in the thread, it would hold the GIL against the analysis
 
         self._thread = threading.Thread(target=self._create, args=(on_wait,), name="audiodb-create-library")
@@ -266,8 +268,8 @@ class Creating:
 
     def _create(self, on_wait) -> None:
         try:
-            opening = connect(self.path, read_only=False, on_wait=on_wait)
-            self._opened = (opening, opening.__enter__())
+            stack = contextlib.ExitStack()
+            self._opened = (stack, stack.enter_context(connect(self.path, read_only=False, on_wait=on_wait)))
         except BaseException as e:  # noqa: BLE001 - handed to the thread that waits
             self._error = e
 
@@ -281,9 +283,9 @@ class Creating:
             raise error
         if self._opened is None:
             raise DatabaseError(f"{self.path}: the new library's connection was used already")
-        opening, con = self._opened
+        stack, con = self._opened
         self._opened = None
-        with _closing(opening):
+        with stack:  # closed as connect() closes, whatever happens inside
             yield con
 
     def close(self) -> None:
@@ -303,18 +305,6 @@ class Creating:
         else:  # the error on its way out is the one to report
             with contextlib.suppress(Exception):
                 self.close()
-
-
-@contextlib.contextmanager
-def _closing(opening) -> Iterator[None]:
-    """Leave the (entered) ``connect()`` context ``opening`` as a ``with`` statement would."""
-    try:
-        yield
-    except BaseException as e:
-        if not opening.__exit__(type(e), e, e.__traceback__):
-            raise
-    else:
-        opening.__exit__(None, None, None)
 
 
 def _unwritable(path: Path, e: OSError) -> DatabaseError:
