@@ -248,3 +248,17 @@ def test_ctrl_c_stops_cleanly_and_the_next_start_catches_up(tmp_path):
         assert str(root / "while-stopped.wav") in tracks(watch2.db)
     finally:
         assert watch2.stop() == 0
+
+
+def test_a_renames_two_paths_settle_together(tmp_path):
+    """A rename's source and destination are recorded at one moment, so one settled() call takes
+    both and the scan sees a move (apart, a check between them gave a removal and a new track)."""
+    from audiodb.index.watch import _Dirty
+
+    src, dest = tmp_path / "old.wav", tmp_path / "new.wav"
+    write_audio(dest, music_like(0.5, 22050, seed=1), 22050)
+    dirty = _Dirty()
+    dirty.touch(str(src), str(dest), kind="moved")
+    assert dirty.paths[str(src)].last_event == dirty.paths[str(dest)].last_event
+    time.sleep(0.05)
+    assert sorted(dirty.settled(0.05)) == sorted([str(src), str(dest)])

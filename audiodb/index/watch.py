@@ -59,23 +59,26 @@ class _Dirty:
         # writer): past this, a file that has settled is read even if not closed.
         self.max_open = max_open
 
-    def touch(self, path: str, *, kind: str = "modified", polling: bool = False) -> None:
-        """Record an event. inotify reports a close after writing; until then a writer
+    def touch(self, *paths: str, kind: str = "modified", polling: bool = False) -> None:
+        """Record an event on ``paths`` (a rename's source and destination: one moment for both,
+        so they settle together and the scan that takes them sees a move, not a removal and a
+        new file). inotify reports a close after writing; until then a writer
         has the file open (a slow copy, a recorder) and it is not read. A file created
         already holding data was moved in from outside the tree: nobody is writing it.
         Polling sees no opens or closes; renames and deletes end any writing."""
         now = time.monotonic()
-        sig = _signature(path)
+        sigs = [_signature(path) for path in paths]
         with self.lock:
-            entry = self.paths.get(path)
-            since = entry.writing_since if entry else None
-            if polling:
-                pass
-            elif kind == "modified" or (kind == "created" and sig is not None and sig[0] == 0):
-                since = since or now
-            elif kind != "modified":
-                since = None
-            self.paths[path] = _Entry(now, sig, since)
+            for path, sig in zip(paths, sigs):
+                entry = self.paths.get(path)
+                since = entry.writing_since if entry else None
+                if polling:
+                    pass
+                elif kind == "modified" or (kind == "created" and sig is not None and sig[0] == 0):
+                    since = since or now
+                elif kind != "modified":
+                    since = None
+                self.paths[path] = _Entry(now, sig, since)
 
     def settled(self, settle: float) -> list[str]:
         """Paths untouched for ``settle`` s, not open for writing, and whose size and
@@ -260,9 +263,9 @@ class Watcher:
                 if kind in ("opened", "closed_no_write") or (event.is_directory and kind == "modified"):
                     return  # a folder's own "modified" only echoes the file events inside it
                 src, dest = os.fsdecode(event.src_path), os.fsdecode(getattr(event, "dest_path", "") or "")
-                for path in (src, dest):
-                    if path and not _hidden(path) and (event.is_directory or is_audio_path(path)):
-                        dirty.touch(path, kind=kind if not event.is_directory else "dir", polling=polling)
+                paths = [p for p in (src, dest) if p and not _hidden(p) and (event.is_directory or is_audio_path(p))]
+                if paths:
+                    dirty.touch(*paths, kind=kind if not event.is_directory else "dir", polling=polling)
 
         for root in self.roots:
             try:
