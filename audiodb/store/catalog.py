@@ -18,6 +18,7 @@ __all__ = [
     "cluster_labels",
     "count_tracks",
     "folder_mask",
+    "has_rows",
     "lookup_track",
     "map_rows",
     "track_info",
@@ -30,6 +31,11 @@ __all__ = [
 def count_tracks(con) -> int:
     """Rows of ``track_files``: every indexed file, with a current vector or not."""
     return con.execute("SELECT count(*) FROM track_files").fetchone()[0]
+
+
+def has_rows(con, table: str) -> bool:
+    """Whether ``table`` holds a row (a writer skips deleting from an empty table: milliseconds a batch)."""
+    return con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None
 
 
 def track_paths(con) -> list[tuple[int, str]]:

@@ -16,6 +16,7 @@ import numpy as np
 from ..analysis.envelope import ENVELOPE_VERSION, encode_envelope
 from ..errors import AudiodbError
 from ..paths import to_stored
+from .catalog import has_rows
 from .connection import LibraryFile
 
 __all__ = ["delete_envelopes", "forget_envelopes", "keep_envelopes", "load_envelopes", "save_envelopes"]
@@ -28,7 +29,7 @@ def delete_envelopes(con, track_ids: list[int]) -> None:
 
 def forget_envelopes(con, results: list[dict]) -> None:
     """The envelopes of the files of ``results`` (analysed again: their audio changed) are stale."""
-    if results:
+    if results and has_rows(con, "clip_envelopes"):
         con.execute(
             "DELETE FROM clip_envelopes WHERE track_id IN "
             "(SELECT track_id FROM track_files WHERE list_contains(?, path))",

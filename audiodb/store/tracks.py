@@ -16,6 +16,7 @@ from ..analysis.params import ExtendedParams, FeatureParams
 from ..paths import from_stored, to_stored
 from . import envelopes as envelope_store
 from . import segments as segment_store
+from .catalog import has_rows
 from .clock import utc_now
 from .vectors import count_stale
 
@@ -351,7 +352,8 @@ def _write_ok(con, params: FeatureParams, extended: ExtendedParams, ok: list[dic
                 FROM scan_batch b JOIN track_files t USING (path)""",
             [extended.id, now],
         )
-        con.execute("DELETE FROM failures WHERE path IN (SELECT path FROM scan_batch)")
+        if has_rows(con, "failures"):  # files that failed before and decode now
+            con.execute("DELETE FROM failures WHERE path IN (SELECT path FROM scan_batch)")
     finally:
         # After an error (Ctrl-C mid-statement: 'Query interrupted') the transaction is aborted and
         # unregistering fails too; the original error is the one to report.
