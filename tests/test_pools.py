@@ -200,3 +200,37 @@ def test_a_rescan_with_nothing_to_do_leaves_no_worker_behind(tmp_path, db_path, 
     while _worker_pids() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _worker_pids()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc (Linux)")
+def test_a_scans_workers_are_gone_when_it_returns(tmp_path, db_path, monkeypatch):
+    # They exit while the last batch is written (wind_down), and the scan waits for them after it.
+    monkeypatch.setenv("AUDIODB_IN_PROCESS_SEC", "0")
+    music = tmp_path / "music"
+    music.mkdir()
+    for i in range(6):
+        write_audio(music / f"c{i}.wav", music_like(0.5, 22050, seed=i), 22050)
+    report = audiodb.Library(db_path).scan([music], workers=2)
+    assert len(report.changes) == 6 and not report.failed
+    assert not _worker_pids()
+    assert audiodb.Library(db_path).sql("SELECT count(*) FROM embeddings").rows == [(6,)]
+
+
+@pytest.mark.slow
+def test_a_pool_wound_down_starts_new_workers_for_its_next_run(tmp_path, db_path):
+    from audiodb.index.pools import ProcessPool
+
+    music = tmp_path / "music"
+    music.mkdir()
+    write_audio(music / "a.wav", music_like(0.5, 22050, seed=1), 22050)
+    lib = audiodb.Library(db_path)
+    with ProcessPool(1) as pool:
+        lib.scan([music], workers=1, pool=pool)
+        first = _worker_pids()
+        pool.wind_down()
+        write_audio(music / "b.wav", music_like(0.5, 22050, seed=2), 22050)
+        report = lib.scan([music], workers=1, pool=pool)
+        assert [c.path for c in report.changes] == [str(music / "b.wav")]
+        assert first and not set(first) & set(_worker_pids())
+    assert not _worker_pids()

@@ -119,6 +119,9 @@ class InProcessPool:
                 with contextlib.suppress(OSError):
                     self.mark.unlink()
 
+    def wind_down(self) -> None:
+        pass
+
     def close(self, *, kill: bool = False) -> None:
         pass
 

@@ -40,6 +40,9 @@ class AnalysisPool(Protocol):
         """Analyse ``tasks`` ((path, known hash) pairs), handing each result to ``writer``;
         False if ``should_stop()`` became true before all were done."""
 
+    def wind_down(self) -> None:
+        """No more tasks will come: let the workers go now, without waiting (:meth:`close` waits)."""
+
     def close(self, *, kill: bool = False) -> None:
         """Free the workers (``kill``: without waiting for files in flight)."""
 
@@ -61,6 +64,7 @@ class ProcessPool:
         self.n = max(1, n or os.cpu_count() or 1)
         self._pool: ProcessPoolExecutor | None = None
         self._started: Any = None  # a spawn-context Event once the pool starts
+        self._leaving: Any = None  # the thread that joins the workers of a pool wound down
 
     def start(self, workers: int = 1) -> None:
         """Start ``workers`` workers (at most :attr:`n`) now: they load their libraries while the
@@ -79,22 +83,29 @@ class ProcessPool:
             )
         return self._pool
 
-    def close(self, *, kill: bool = False) -> None:
+    def wind_down(self, *, kill: bool = False) -> None:
+        """Let the workers go (``kill``: end them now, files in flight or not) without waiting for
+        them: they exit while the caller does something else (a scan writes its last batch);
+        :meth:`close` waits. A later :meth:`run` starts new workers."""
         pool, self._pool = self._pool, None
         if pool is None:
             return
-        # Taken before shutdown(), which forgets it when it does not wait.
-        manager = getattr(pool, "_executor_manager_thread", None)
+        # Taken before shutdown(), which forgets it when it does not wait: joined by close().
+        self._leaving = getattr(pool, "_executor_manager_thread", None) or self._leaving
         if kill:  # don't wait for a long file to finish: end the processes now
             for proc in list(getattr(pool, "_processes", {}).values()):
                 with contextlib.suppress(Exception):
                     proc.terminate()
-        pool.shutdown(wait=not kill, cancel_futures=True)
-        if kill and manager is not None:
-            # Let the executor's manager thread finish closing its wake-up pipe now: left running, it
-            # races concurrent.futures' exit hook, which then writes to the closed pipe and prints a
-            # traceback (OSError: Bad file descriptor) as the process exits.
-            manager.join(timeout=10)
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self, *, kill: bool = False) -> None:
+        self.wind_down(kill=kill)
+        leaving, self._leaving = self._leaving, None
+        if leaving is not None:
+            # The executor's manager thread joins the workers, then closes its wake-up pipe. Left
+            # running after a kill, it races concurrent.futures' exit hook, which then writes to the
+            # closed pipe and prints a traceback (OSError: Bad file descriptor) as the process exits.
+            leaving.join(timeout=10 if kill else None)
 
     def __enter__(self) -> ProcessPool:
         return self
@@ -418,6 +429,9 @@ class DaskPool:
             progress(done + d, done + t, path)
 
         return rest, (counted if progress else None), True
+
+    def wind_down(self) -> None:
+        pass  # the cluster's workers are not this scan's
 
     def close(self, *, kill: bool = False) -> None:
         self.client.close()

@@ -117,6 +117,7 @@ def scan_file(
 ) -> ScanReport:
     """:func:`scan` of the library ``file`` (what :meth:`audiodb.Library.scan` calls)."""
     leave_if_worker_bootstrap()
+    given = pool  # a caller's pool (a watcher's, kept across scans) is the caller's to close
     segmentation = as_segmentation(segments, file) if segments is not None else None
     started = time.monotonic()
     roots = [os.path.abspath(os.fspath(r)) for r in roots]
@@ -191,7 +192,15 @@ def scan_file(
                     )
                     # The pools are closed before the last batch is written, the lock released after.
                     apply_plan(
-                        file, plan, report, pool, writer, opened.pop_all(), progress=progress, should_stop=should_stop
+                        file,
+                        plan,
+                        report,
+                        pool,
+                        writer,
+                        opened.pop_all(),
+                        progress=progress,
+                        should_stop=should_stop,
+                        wind_down=pool is not None and pool is not given,
                     )
                     if crashed and not report.interrupted:
                         mark.unlink(missing_ok=True)  # its files are done, by workers
@@ -309,11 +318,13 @@ def apply_plan(
     *,
     progress: Callable[[int, int, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    wind_down: bool = False,
 ) -> None:
     """Do ``plan``: moves and removals first, in one transaction, with the feature sets; then
     ``pool`` analyses what is to be extracted and ``writer`` writes it. ``owned`` is left (closing
     the pools it holds, at once on an error or Ctrl-C) before the last batch is written: what
-    finished is kept, in whole rows."""
+    finished is kept, in whole rows. ``wind_down``: ``pool`` is this scan's, and its workers exit
+    while the last batch is written (``owned`` then waits for them)."""
     try:
         with owned or contextlib.nullcontext():
             _apply_moves_and_removals(file, plan, report, writer.on_change)
@@ -329,6 +340,9 @@ def apply_plan(
                 only = tuple(s for s in plan.segmentations if s.id in ids)
                 work = Analysis(file.params, only, segments_only=True)
                 report.interrupted = not pool.run(tasks, work, writer, progress, should_stop)
+            if wind_down and pool is not None and not report.interrupted:
+                pool.wind_down()
+                writer.flush()
     finally:
         writer.flush()
 
