@@ -1,4 +1,5 @@
-"""A hash of a file's audio payload only, so that a tag edit is not an audio change.
+"""A file's two hashes: of its content (:func:`content_hash`, the whole file: a file moved is found
+by it) and of its audio payload only (:func:`audio_hash`), so that a tag edit is not an audio change.
 
 Editing a tag rewrites the file (its size, its mtime and its whole-file hash
 change), but not the coded audio. :func:`audio_hash` hashes only what the
@@ -27,7 +28,7 @@ import hashlib
 import os
 import struct
 
-__all__ = ["audio_hash"]
+__all__ = ["audio_hash", "content_hash"]
 
 _CHUNK = 1 << 20
 
@@ -55,10 +56,11 @@ def audio_hash(path: str | os.PathLike) -> str:
     digest = _packets(path)
     if digest is not None:
         return digest
-    return _whole(path)
+    return content_hash(path)
 
 
-def _whole(path: str) -> str:
+def content_hash(path: str | os.PathLike) -> str:
+    """blake2b-128 (hex) of the whole file."""
     h = _new()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):

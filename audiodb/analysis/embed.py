@@ -6,25 +6,16 @@ call them, and so can anyone with a file in hand.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import numpy as np
 
 from ..errors import DecodeError
+from .audiohash import content_hash  # here too: what a worker computes of a file
 from .notebook import embedding
 from .params import NOTEBOOK, FeatureParams
 
 __all__ = ["content_hash", "embed_file", "segment_file"]
-
-
-def content_hash(path: str) -> str:
-    """blake2b-128 of the whole file, hex."""
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def embed_file(

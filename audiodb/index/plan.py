@@ -13,8 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from ..analysis.audiohash import audio_hash
-from ..analysis.embed import content_hash
+from ..analysis.audiohash import audio_hash, content_hash  # no numpy: the CLI starts without it
 
 __all__ = ["COUNT_KEYS", "Change", "Plan", "ScanReport", "Track", "make_plan"]
 
