@@ -9,6 +9,8 @@ wrong way, ``click`` outside cli/, ``duckdb`` outside audiodb/store/, a
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,3 +186,18 @@ def test_the_rules_catch_a_break(tmp_path, monkeypatch):
         test_imports_follow_the_layers("audiodb.store.bad")
     with pytest.raises(AssertionError, match="private names"):
         test_no_private_name_is_imported_from_another_module("audiodb.store.bad")
+
+
+def test_a_scan_gets_as_far_as_making_the_library_without_numpy():
+    # `audiodb scan` of a new library imports duckdb and starts making the library in a thread
+    # before numpy loads, so both happen at once (index.scan: Creating, then the analysis).
+    code = (
+        "import sys\n"
+        "from audiodb.cli import main\n"
+        "main.get_command(None, 'scan')\n"
+        "import audiodb.index.scan, audiodb.store.connection, audiodb.store.tracks\n"
+        "print(sorted(m for m in ('numpy', 'duckdb', 'soundfile', 'librosa') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

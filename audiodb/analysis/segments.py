@@ -46,7 +46,16 @@ import numpy as np
 
 from ..errors import NothingIndexed, UsageError
 from .filters import mfcc_of
-from .params import AMIN, NOTEBOOK, ExtendedParams, FeatureParams, IdentifiedParams
+from .params import (  # the segmentation's parameters live with the feature sets' (no numpy)
+    AMIN,
+    NOTEBOOK,
+    PRESETS,
+    SEGMENT_DIMS,
+    ExtendedParams,
+    FeatureParams,
+    SegmentParams,
+    parse_segmentation,
+)
 
 __all__ = [
     "PRESETS",
@@ -67,80 +76,6 @@ __all__ = [
     "window_bounds",
     "window_frames",
 ]
-
-#: Presets of ``--segments`` (window, hop) in seconds.
-PRESETS: dict[str, tuple[float, float]] = {"calls": (1.0, 0.5), "song": (3.0, 1.5), "soundscape": (60.0, 60.0)}
-
-
-@dataclasses.dataclass(frozen=True)
-class SegmentParams(IdentifiedParams):
-    """A segmentation: window and hop, and how activity is judged. Its ``id`` names it in the library."""
-
-    window_ms: int = 1000
-    hop_ms: int = 500
-    base: FeatureParams = NOTEBOOK
-    floor_percentile: float = 10.0
-    active_db: float = 3.0
-    min_active_fraction: float = 0.1
-    db_reference: str = "absolute"
-    version: int = 1
-    name: str = "segments"
-
-    def __post_init__(self):
-        if self.window_ms <= 0 or self.hop_ms <= 0:
-            raise ValueError("window and hop must be positive")
-        if self.db_reference not in ("absolute", "file"):
-            raise ValueError("db_reference is 'absolute' or 'file'")
-
-    @property
-    def label(self) -> str:
-        """``window/hop`` in seconds, as given to ``--segments`` (``1.0/0.5``)."""
-        return f"{_seconds(self.window_ms)}/{_seconds(self.hop_ms)}"
-
-    @property
-    def extended(self) -> ExtendedParams:
-        return ExtendedParams(base=self.base)
-
-    @property
-    def dims(self) -> int:
-        ext = self.extended
-        return self.base.dims + 2 * (ext.n_bands + 1) + 2 * ext.n_chroma + 2
-
-    def feature_names(self) -> list[str]:
-        return self.base.feature_names() + self.extended.feature_names()[:-2]
-
-
-def _seconds(ms: int) -> str:
-    text = f"{ms / 1000:.3f}".rstrip("0")
-    return text + "0" if text.endswith(".") else text
-
-
-SEGMENT_DIMS = SegmentParams().dims  # 220
-
-
-def parse_segmentation(text: str, base: FeatureParams = NOTEBOOK) -> SegmentParams:
-    """``'1.0/0.5'`` (window/hop in seconds) or a preset name (:data:`PRESETS`) to its params.
-
-    Raises ValueError with what was wrong.
-    """
-    text = text.strip()
-    if text in PRESETS:
-        win, hop = PRESETS[text]
-    else:
-        parts = text.split("/")
-        try:
-            if len(parts) != 2:
-                raise ValueError
-            win, hop = float(parts[0]), float(parts[1])
-        except ValueError:
-            raise ValueError(
-                f"{text!r} is not a segmentation: give WINDOW/HOP in seconds (e.g. 1.0/0.5) or one of "
-                + ", ".join(PRESETS)
-            ) from None
-    win_ms, hop_ms = round(win * 1000), round(hop * 1000)
-    if win_ms < 50 or hop_ms < 10 or hop_ms > win_ms:
-        raise ValueError(f"{text!r}: the window must be at least 0.05 s and the hop between 0.01 s and the window")
-    return SegmentParams(window_ms=win_ms, hop_ms=hop_ms, base=base)
 
 
 def window_bounds(n_samples: int, sr: float, window_ms: int, hop_ms: int) -> tuple[np.ndarray, np.ndarray]:

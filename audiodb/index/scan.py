@@ -16,8 +16,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 
-from ..analysis.params import NOTEBOOK, FeatureParams
-from ..analysis.segments import SegmentParams, parse_segmentation
+from ..analysis.params import NOTEBOOK, FeatureParams, SegmentParams, parse_segmentation
 from ..errors import UsageError
 from ..paths import to_stored
 from ..store import connection, tracks

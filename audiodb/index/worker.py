@@ -17,10 +17,9 @@ import os
 import sys
 import threading
 
-from ..analysis.embed import content_hash, embed_file, segment_file
+from ..analysis.audiohash import content_hash
 from ..analysis.heap import retain_freed_memory
-from ..analysis.params import NOTEBOOK, FeatureParams
-from ..analysis.segments import SegmentParams
+from ..analysis.params import NOTEBOOK, FeatureParams, SegmentParams
 from ..errors import DecodeError
 
 __all__ = [
@@ -49,7 +48,7 @@ _limit = None
 def _load_analysis_libraries() -> None:
     # threadpoolctl limits the libraries loaded when it is called: load every one the analysis uses first
     # (numpy's BLAS; the analysis no longer imports scipy, 0.15-0.2 s of every worker's start).
-    from ..analysis import decode, extended  # noqa: F401
+    from ..analysis import decode, embed, extended  # noqa: F401
 
 
 @contextlib.contextmanager
@@ -155,6 +154,8 @@ def analyse(path: str, known_hash: str | None = None, params: FeatureParams | An
                 out["status"] = "skip"
                 return out
             try:
+                from ..analysis.embed import segment_file
+
                 out["segments"] = segment_file(path, spec.segmentations, params)
             except Exception as e:  # its vectors stay; the segments are tried again next scan
                 out.update(status="skip", reason=f"segments not computed: {type(e).__name__}: {e}")
@@ -165,6 +166,8 @@ def analyse(path: str, known_hash: str | None = None, params: FeatureParams | An
         if known_hash is not None and known_hash in (out["content_hash"], out["audio_hash"]):
             out["status"] = "same"
             return out
+        from ..analysis.embed import embed_file  # numpy and the analysis: loaded by a worker at its start
+
         out["vector"], meta = embed_file(path, params, extended=True, segmentations=spec.segmentations)
         out["extended"] = meta.pop("extended_vector")
         out.update(meta)

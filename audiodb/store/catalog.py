@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from ..paths import to_stored
+
+if TYPE_CHECKING:  # loaded by the queries that take masks; a scan's writer uses has_rows alone
+    import numpy as np
 
 __all__ = [
     "cluster_labels",
@@ -85,6 +87,8 @@ def where_mask(con, space_ids: np.ndarray, where: str | None) -> np.ndarray | No
     The condition is the user's own SQL on their own file, run on a read-only
     connection; it is only ever evaluated as ``WHERE (<condition>)`` on ``tracks``.
     """
+    import numpy as np
+
     if not where:
         return None
     import duckdb
@@ -105,6 +109,8 @@ def where_mask(con, space_ids: np.ndarray, where: str | None) -> np.ndarray | No
 
 def folder_mask(con, space_ids: np.ndarray, folders: Iterable[str]) -> np.ndarray:
     """Which rows are *not* in one of ``folders``."""
+    import numpy as np
+
     ids = con.execute(
         "SELECT track_id FROM track_files WHERE list_contains(?, folder)", [sorted(set(folders))]
     ).fetchnumpy()["track_id"]

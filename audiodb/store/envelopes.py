@@ -10,14 +10,15 @@ writes the file), as does removing the track (:func:`delete_envelopes`).
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..analysis.envelope import ENVELOPE_VERSION, encode_envelope
 from ..errors import AudiodbError
 from ..paths import to_stored
 from .catalog import has_rows
 from .connection import LibraryFile
+
+if TYPE_CHECKING:  # numpy is loaded by what keeps or reads envelopes (duplicates), not by a scan
+    import numpy as np
 
 __all__ = ["delete_envelopes", "forget_envelopes", "keep_envelopes", "load_envelopes", "save_envelopes"]
 
@@ -40,6 +41,10 @@ def forget_envelopes(con, results: list[dict]) -> None:
 def save_envelopes(con, envelopes: dict[int, np.ndarray]) -> None:
     """Keep ``envelopes`` (track_id -> frames x bands uint8, :func:`audiodb.analysis.envelope.clip_envelope_of`)
     of tracks still in the library, replacing any they had, in one transaction."""
+    import numpy as np
+
+    from ..analysis.envelope import ENVELOPE_VERSION, encode_envelope
+
     if not envelopes:
         return
     ids = sorted(envelopes)
@@ -90,6 +95,10 @@ def load_envelopes(con, track_ids: list[int]) -> dict[int, np.ndarray]:
     """The kept envelopes of the current version among ``track_ids``: track_id -> (frames, bands)
     uint8. Tracks without one (never compared yet, analysed again since, or of another version)
     are left out."""
+    import numpy as np
+
+    from ..analysis.envelope import ENVELOPE_VERSION
+
     if not track_ids:
         return {}
     rows = con.execute(

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..analysis.params import FeatureParams
-from ..analysis.segments import SegmentParams
+from ..analysis.params import FeatureParams, SegmentParams
 from ..paths import to_stored
 from .catalog import has_rows
 from .clock import utc_now
-from .vectors import arrow_values, segment_arrow
+
+if TYPE_CHECKING:  # numpy is loaded by what writes or reads segments, not by importing this
+    import numpy as np
 
 __all__ = [
     "SegmentMatrix",
@@ -112,6 +112,8 @@ def replace_segments(con, results: list[dict], *, all_of_track: bool) -> None:
     """
     if not results or not (any(r.get("segments") for r in results) or has_rows(con, "segments")):
         return  # nothing to write, nothing to delete (a scan without segmentations: 4 ms a batch less)
+    import numpy as np
+
     paths = [to_stored(r["path"]) for r in results]
     ids = dict(con.execute("SELECT path, track_id FROM track_files WHERE list_contains(?, path)", [paths]).fetchall())
     if all_of_track:  # a re-analysed file's earlier segments are stale, whatever it brings
@@ -201,6 +203,10 @@ class SegmentMatrix:
 
 def load_segments(con, seg_id: str, *, active_only: bool = True, track_ids: list[int] | None = None) -> SegmentMatrix:
     """The segments of ``seg_id`` (the active ones unless ``active_only`` is false), through Arrow."""
+    import numpy as np
+
+    from .vectors import arrow_values, segment_arrow
+
     cur = con.cursor()
     try:
         dims = cur.execute("SELECT dims FROM segmentations WHERE id = ?", [seg_id]).fetchall()[0][0]

@@ -18,7 +18,6 @@ from . import envelopes as envelope_store
 from . import segments as segment_store
 from .catalog import has_rows
 from .clock import utc_now
-from .vectors import count_stale
 
 __all__ = [
     "FAILURES_QUERY",
@@ -42,6 +41,8 @@ StoredTrack = tuple[int, str, int, int, str, bool, "str | None"]
 
 def status_counts(con, params: FeatureParams, extended: ExtendedParams) -> dict:
     """Tracks, vectors of the current feature sets, files without them, failures, folders."""
+    from .vectors import count_stale  # vectors loads numpy: not for a scan's writes
+
     one = lambda q, *a: con.execute(q, list(a)).fetchone()[0]  # noqa: E731
     return {
         "tracks": one("SELECT count(*) FROM track_files"),
