@@ -7,7 +7,7 @@ import sys
 import click
 
 from . import main
-from .common import db_option, library, note, warn
+from .common import db_option, library, note, pin_blas_to_one_thread, warn
 from .output import format_option, print_json, render
 
 
@@ -75,6 +75,7 @@ def scan(folders, workers, dry_run, retry_failed, scheduler, verbose, segments, 
     audiodb scan /archive --scheduler tcp://10.0.0.5:8786
     audiodb scan ~/Recordings --segments calls   # windows of 1 s every 0.5 s
     """
+    pin_blas_to_one_thread()
     lib = library(db)
     progress = Progress()
     saved = []  # changes written so far, to say what Ctrl-C kept

@@ -8,7 +8,7 @@ import sys
 import click
 
 from . import main
-from .common import db_option, library, warn
+from .common import db_option, library, pin_blas_to_one_thread, warn
 from .output import dumps
 from .scan import Progress
 
@@ -64,6 +64,7 @@ def watch(folders, settle, reconcile, poll, workers, quiet, fmt, db):
     audiodb watch ~/Music --format jsonl > changes.jsonl
     audiodb watch /mnt/nas/recordings --poll 30 --reconcile 900
     """
+    pin_blas_to_one_thread()
     caught_up = False
 
     def on_change(change):

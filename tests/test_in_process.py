@@ -106,3 +106,34 @@ def test_a_scan_that_died_analysing_here_sends_the_next_to_workers_once(tmp_path
     (music / "d.wav").write_bytes((music / "c.wav").read_bytes()[:-2000])
     seen.clear()
     assert _scan(audiodb.Library(db_path), music, seen).added == 1 and seen == [0]
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: BLAS starts one thread anyway")
+def test_the_scan_command_starts_no_blas_thread_pool_in_its_own_process(tmp_path):
+    # It plans and writes, and analyses a few short files with one BLAS thread as the workers do.
+    import json
+    import subprocess
+    import sys
+
+    music = tmp_path / "music"
+    music.mkdir()
+    write_audio(music / "a.wav", music_like(0.5, 22050, seed=1), 22050)
+    code = (
+        "import json, sys\n"
+        "from audiodb.cli import main\n"
+        "{before}"
+        "from threadpoolctl import threadpool_info\n"
+        "print(json.dumps(sorted({{i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}})))\n"
+    )
+    scan = f"main(['--db', {str(tmp_path / 'l.duckdb')!r}, 'scan', {str(music)!r}], standalone_mode=False)\n"
+    pinned = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if k not in pinned}
+    counts = {}
+    for name, before in (("scan", scan), ("plain numpy", "import numpy\n")):
+        done = subprocess.run(
+            [sys.executable, "-c", code.format(before=before)], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        counts[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert counts["scan"] == [1]
+    assert max(counts["plain numpy"]) > 1  # what it would have started
