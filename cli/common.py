@@ -6,7 +6,6 @@ import os
 
 import click
 
-from audiodb.index.worker import THREAD_ENV
 from audiodb.library import Library
 
 
@@ -45,6 +44,6 @@ def library(db: str | None) -> Library:
 def pin_blas_to_one_thread() -> None:
     """For scan and watch, before numpy loads: this process plans and writes, and analyses (a few
     short files) with one BLAS thread as the workers do, so BLAS starts no thread pool here (0.03-0.05 s
-    of a short scan). A count set in the environment is kept."""
-    for name in THREAD_ENV:
+    of a short scan). A count set in the environment is kept; the workers get one thread whatever it is."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
         os.environ.setdefault(name, "1")
