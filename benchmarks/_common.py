@@ -8,10 +8,23 @@ from __future__ import annotations
 
 import os
 
-for _k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+#: The thread variables as the shell gave them, before the pins below.
+USER_THREADS = {_k: os.environ.get(_k) for _k in THREAD_VARS}
+for _k in THREAD_VARS:
     os.environ[_k] = "1"
 
 import platform  # noqa: E402
+
+
+def user_env(**extra: str) -> dict[str, str]:
+    """This process's environment without the pins above (the thread variables as the shell had
+    them), plus ``extra``: for a command timed as a user runs it (``audiodb scan`` in a shell)."""
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
+    env.update({k: v for k, v in USER_THREADS.items() if v is not None})
+    env.update(extra)
+    return env
+
 
 DEFAULT_AUDIO_DIR = "/tmp/bench-audio/usr/share/games/wesnoth/1.16/data/core/music"
 SOUNDS_DIR = "/tmp/bench-audio/usr/share/sounds/freedesktop/stereo"

@@ -24,8 +24,10 @@ AUDIO_ROOT is where benchmarks/fetch_audio.sh unpacked (default /work/bench-audi
       $BLISS_PYTHON or /work/venvs/bliss/bin/python; the row is skipped with a message without it).
       bliss runs 7-8 threads per song: its figure is the CPU time of all of them (process_time of
       its process around the loop), so it is per core too. Per format as well.
-Each scan writes a fresh library in a temporary folder. The built audio is kept in --work
-(default /tmp/bench-throughput) and reused. Every figure is the best of K runs (default 1;
+Each scan writes a fresh library in a temporary folder. Scans, and (d)'s import, run in the
+environment the shell gave (the pins of BLAS to one thread are for this script's in-process
+timings: the notebook, (e)). The built audio is kept in --work (default /tmp/bench-throughput)
+and reused. Every figure is the best of K runs (default 1;
 (d) always best of 5). Ratios: notebook / audiodb, or workers 1 / workers 2 (higher is better).
 The issue's baseline figures (main before the pipeline work) are printed beside them.
 With --base (a checkout of another commit, e.g. `git worktree add --detach /tmp/base main`),
@@ -51,7 +53,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 
-from _common import machine, table, warm_page_cache  # noqa: E402
+from _common import machine, table, user_env, warm_page_cache  # noqa: E402
 
 MUSIC = "usr/share/games/wesnoth/1.16/data/core/music"
 
@@ -266,7 +268,7 @@ def run_timed(cmd: list[str], **kw) -> tuple[float, float, subprocess.CompletedP
 def time_scan_cpu(folder: str, workers: int | None, repeat: int, base: str | None = None) -> tuple[float, float]:
     """Best wall and best CPU seconds of ``repeat`` scans of ``folder`` into a fresh library."""
     best, best_cpu = float("inf"), float("inf")
-    env = {**os.environ, "PYTHONPATH": base} if base else None
+    env = user_env(PYTHONPATH=base) if base else user_env()  # as in a shell: no BLAS pins
     for _ in range(repeat):
         with tempfile.TemporaryDirectory(prefix="bench-tp-db-") as tmp:
             exe = [sys.executable, "-m", "cli"] if base else audiodb_exe()
@@ -438,7 +440,7 @@ def main() -> None:
         imp, imp_cpu, sc, sc_cpu = (float("inf"),) * 4
         scb, scb_cpu = (float("inf"), float("inf")) if base else (None, None)
         for _ in range(5):
-            wall, cpu, _done = run_timed([sys.executable, "-c", "import duckdb, numpy"])
+            wall, cpu, _done = run_timed([sys.executable, "-c", "import duckdb, numpy"], env=user_env())
             imp, imp_cpu = min(imp, wall), min(imp_cpu, cpu)
             if base:
                 wall, cpu = time_scan_cpu(short_dir, None, 1, base)

@@ -189,7 +189,8 @@ def scan_file(
                         backfill=plan.backfill,
                         first_connection=creating.connection if creating else None,
                     )
-                    # The pools are closed before the last batch is written, the lock released after.
+                    # The pools are let go before the last batch is written (closed after it on success, at once on
+                    # an error or Ctrl-C), the lock released after.
                     apply_plan(
                         file,
                         plan,
