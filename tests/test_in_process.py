@@ -131,7 +131,12 @@ def test_the_scan_command_starts_no_blas_thread_pool_in_its_own_process(tmp_path
     counts = {}
     for name, before in (("scan", scan), ("plain numpy", "import numpy\n")):
         done = subprocess.run(
-            [sys.executable, "-c", code.format(before=before)], env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-c", code.format(before=before)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,  # the installed audiodb (with its audiodb.cli), not the checkout's folder
         )
         assert done.returncode == 0, done.stderr
         counts[name] = json.loads(done.stdout.strip().splitlines()[-1])

@@ -188,7 +188,7 @@ def test_the_rules_catch_a_break(tmp_path, monkeypatch):
         test_no_private_name_is_imported_from_another_module("audiodb.store.bad")
 
 
-def test_a_scan_gets_as_far_as_making_the_library_without_numpy():
+def test_a_scan_gets_as_far_as_making_the_library_without_numpy(tmp_path):
     # `audiodb scan` of a new library imports duckdb and starts making the library in a thread
     # before numpy loads, so both happen at once (index.scan: Creating, then the analysis).
     code = (
@@ -198,6 +198,7 @@ def test_a_scan_gets_as_far_as_making_the_library_without_numpy():
         "import audiodb.index.scan, audiodb.store.connection, audiodb.store.tracks\n"
         "print(sorted(m for m in ('numpy', 'duckdb', 'soundfile', 'librosa') if m in sys.modules))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    # From tmp_path: the installed audiodb (with its audiodb.cli), not the checkout's folder.
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
