@@ -28,6 +28,8 @@ import hashlib
 import os
 import struct
 
+from .ogg import pages
+
 __all__ = ["audio_hash", "content_hash"]
 
 _CHUNK = 1 << 20
@@ -311,27 +313,15 @@ class _OggStream:
 def _ogg(f, size: int) -> str | None:
     streams: dict[int, _OggStream] = {}
     order: list[int] = []
-    pos = 0
-    while pos < size:
-        f.seek(pos)
-        header = f.read(27)
-        if len(header) < 27 or header[:4] != b"OggS":
-            if not order:
-                return None
-            break  # trailing junk: the streams end here, as a decoder sees it
-        granule, serial = struct.unpack("<qI", header[6:18])
-        nsegs = header[26]
-        lacing = f.read(nsegs)
-        length = sum(lacing)
-        body = f.read(length)
-        st = streams.get(serial)
+    f.seek(0)
+    for page in pages(f):  # up to the end, or trailing junk: the streams end there, as a decoder sees it
+        st = streams.get(page.serial)
         if st is None:
-            st = streams[serial] = _OggStream()
-            order.append(serial)
-        if granule != -1:
-            st.granule = granule
-        st.page(lacing, body)
-        pos += 27 + nsegs + length
+            st = streams[page.serial] = _OggStream()
+            order.append(page.serial)
+        if page.granule != -1:
+            st.granule = page.granule
+        st.page(page.lacing, page.body)
     if not order:
         return None
     h = _new()

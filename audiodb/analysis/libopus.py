@@ -22,6 +22,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .blocks import BLOCK, to_mono
+from .ogg import pages
 
 __all__ = ["RATE", "available", "decode_blocks", "header"]
 
@@ -70,29 +71,13 @@ def available() -> bool:
     return _library() is not None
 
 
-def _pages(f, bodies: bool = True) -> Iterator[tuple[int, int, int, bytes, bytes]]:
-    """``(offset, flags, granule, lacing, body)`` of each Ogg page from the current position
-    (``bodies`` False: the bodies are skipped, not read, and given as ``b""``)."""
-    while True:
-        offset = f.tell()
-        head = f.read(27)
-        if len(head) < 27 or head[:4] != b"OggS":
-            return
-        flags, granule = struct.unpack_from("<Bq", head, 5)
-        lacing = f.read(head[26])
-        if bodies:
-            yield offset, flags, granule, lacing, f.read(sum(lacing))
-        else:
-            f.seek(sum(lacing), os.SEEK_CUR)
-            yield offset, flags, granule, lacing, b""
-
-
 def _packets(f) -> Iterator[bytes]:
     """The packets completed on the pages from the current position (a page there continues none)."""
     carry: bytes | None = None  # a packet begun on an earlier page
-    for _offset, _flags, _granule, lacing, body in _pages(f):
+    for page in pages(f):
+        body = page.body
         pos, start = 0, 0
-        for lace in lacing:
+        for lace in page.lacing:
             pos += lace
             if lace < 255:
                 packet = body[start:pos]
@@ -108,13 +93,13 @@ def _seek_point(f, audio: int, target: int) -> tuple[int, int]:
     best = (audio, 0)
     previous = 0  # granule of the previous page: where this page's first new packet begins
     f.seek(audio)
-    for offset, flags, granule, _lacing, _body in _pages(f, bodies=False):
-        if not flags & 1 and previous > 0:
+    for page in pages(f, bodies=False):
+        if not page.flags & 1 and previous > 0:
             if previous > target:
                 break
-            best = (offset, previous)
-        if granule != -1:
-            previous = granule
+            best = (page.offset, previous)
+        if page.granule != -1:
+            previous = page.granule
     return best
 
 
@@ -161,15 +146,15 @@ def header(path: str) -> tuple[int, int]:
 def _head(f) -> tuple[int, int, int, int]:
     """Channels, pre-skip, output gain (Q7.8 dB) and the offset of the first audio page."""
     f.seek(0)
-    pages = _pages(f)
-    first = next(pages, None)
-    if first is None or first[4][:8] != b"OpusHead" or len(first[4]) < 19:
+    walk = pages(f)
+    first = next(walk, None)
+    if first is None or first.body[:8] != b"OpusHead" or len(first.body) < 19:
         raise ValueError("not Ogg Opus")
-    head = first[4]
+    head = first.body
     channels, pre_skip, gain = head[9], struct.unpack_from("<H", head, 10)[0], struct.unpack_from("<h", head, 16)[0]
     if head[18] != 0 or channels not in (1, 2):
         raise ValueError("an Opus channel mapping this module does not read")
-    if next(pages, None) is None:  # OpusTags (one page in a clean file)
+    if next(walk, None) is None:  # OpusTags (one page in a clean file)
         raise ValueError("no OpusTags page")
     return channels, pre_skip, gain, f.tell()
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from .ogg import pages
+
 __all__ = ["libopus_matches_libsndfile", "ogg_opus_is_clean", "opus_packet_samples"]
 
 
@@ -37,32 +39,22 @@ def ogg_opus_is_clean(path: str) -> bool:
     with timestamp gaps have such pages: anything unusual is not clean.
     Reads page headers and the first bytes of packets only.
     """
-    import struct
-
     try:
         f = open(path, "rb")
     except OSError:
         return False
     with f:
-        serial, granule, page_no, eos = None, 0, 0, False
+        serial, granule, page_no = None, 0, 0
         carry = None  # first two bytes of a packet continued from the previous page
-        while True:
-            head = f.read(27)
-            if not head:
-                return page_no > 2 and eos
-            if len(head) < 27 or head[:4] != b"OggS" or head[4] != 0:
-                return False
-            flags, gp, ser, seq = struct.unpack_from("<BqII", head, 5)
-            nseg = head[26]
-            lacing = f.read(nseg)
-            body = f.read(sum(lacing))
-            if len(lacing) < nseg or len(body) < sum(lacing) or seq != page_no:
+        for page in pages(f):
+            if page.version != 0 or not page.whole() or page.seq != page_no:
                 return False  # truncated or reordered: the libsndfile path handles it
+            lacing, body, gp = page.lacing, page.body, page.granule
             if serial is None:
-                serial = ser
-            elif ser != serial or flags & 2:
+                serial = page.serial
+            elif page.serial != serial or page.flags & 2:
                 return False  # chained or multiplexed streams
-            eos = bool(flags & 4)
+            eos = bool(page.flags & 4)
             page_no += 1
             if page_no <= 2:  # OpusHead, OpusTags (assumed one page each, as encoders write them)
                 if page_no == 1 and (body[:8] != b"OpusHead" or len(body) < 19 or body[18] != 0):
@@ -70,7 +62,7 @@ def ogg_opus_is_clean(path: str) -> bool:
                 if page_no == 2 and (body[:8] != b"OpusTags" or lacing[-1] == 255 or gp != 0):
                     return False
                 continue
-            if bool(flags & 1) != (carry is not None):
+            if bool(page.flags & 1) != (carry is not None):
                 return False  # continuation flag and packet boundaries disagree
             samples, pos = 0, 0
             for lace in lacing:
@@ -92,6 +84,7 @@ def ogg_opus_is_clean(path: str) -> bool:
             granule = gp
             if eos:
                 return f.read(1) == b""
+        return False  # the end of the file, or bytes that are no page, before the last page
 
 
 def libopus_matches_libsndfile(path: str) -> bool:
