@@ -17,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "CLIP_SECONDS",
+    "ENVELOPE_HOP",
     "ENVELOPE_SR",
     "ENVELOPE_VERSION",
     "MAX_HZ",
@@ -38,7 +39,10 @@ MAX_HZ = 6000.0
 #: The waveform's rate (Hz): mono, resampled as the scan decodes it (audiodb.analysis.decode.load).
 ENVELOPE_SR = 22050
 
-_FFT, _HOP, _N_MELS = 1024, 256, 64
+#: Samples between the envelope's frames (at ENVELOPE_SR): what a lag in frames is in time.
+ENVELOPE_HOP = 256
+
+_FFT, _N_MELS = 1024, 64
 _FLOOR_DB = 60.0  # the floor under the loudest value
 _STEP_DB = 0.25  # stored in steps of this: 0..240, one byte each
 
@@ -50,7 +54,7 @@ ENVELOPE_VERSION = (
             {
                 "sr": ENVELOPE_SR,
                 "n_fft": _FFT,
-                "hop": _HOP,
+                "hop": ENVELOPE_HOP,
                 "n_mels": _N_MELS,
                 "max_hz": MAX_HZ,
                 "floor_db": _FLOOR_DB,
@@ -106,7 +110,7 @@ def clip_envelope_of(y: np.ndarray) -> np.ndarray:
     y = np.asarray(y, dtype=np.float64)
     if len(y) < _FFT:
         y = np.pad(y, (0, _FFT - len(y)))
-    frames = np.lib.stride_tricks.sliding_window_view(y, _FFT)[::_HOP]  # a view: 1 + (n - 1024) // 256 rows
+    frames = np.lib.stride_tricks.sliding_window_view(y, _FFT)[::ENVELOPE_HOP]  # a view: 1 + (n - 1024) // 256 rows
     weights = _weights()
     bins = int(np.flatnonzero(weights.any(axis=0)).max()) + 1  # the bands kept end below MAX_HZ: so do their bins
     spectrum = np.fft.rfft(frames * hann_window(_FFT)[None, :], axis=1)[:, :bins]

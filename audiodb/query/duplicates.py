@@ -18,7 +18,15 @@ from typing import cast
 
 import numpy as np
 
-from ..analysis.envelope import CLIP_SECONDS, ENVELOPE_SR, MAX_HZ, clip_envelope_of, decode_envelope, is_clip
+from ..analysis.envelope import (
+    CLIP_SECONDS,
+    ENVELOPE_HOP,
+    ENVELOPE_SR,
+    MAX_HZ,
+    clip_envelope_of,
+    decode_envelope,
+    is_clip,
+)
 from ..analysis.params import NOTEBOOK, FeatureParams
 from ..errors import UsageError
 from ..store import catalog
@@ -77,7 +85,6 @@ SHORT_GATE = 0.6
 #: 0.80 (one voice saying "front left" and "front right").
 ENVELOPE_THRESHOLD = 0.82
 
-_ENV_SR, _ENV_HOP = ENVELOPE_SR, 256
 _MAX_LAG_SEC = 0.3  # encoders shift the start by tens of milliseconds
 
 
@@ -154,7 +161,7 @@ def clip_similarity(a: np.ndarray, b: np.ndarray, max_lag_sec: float = _MAX_LAG_
 
 
 def _lag_frames(max_lag_sec: float) -> int:
-    return int(round(max_lag_sec * _ENV_SR / _ENV_HOP))
+    return int(round(max_lag_sec * ENVELOPE_SR / ENVELOPE_HOP))
 
 
 def _fft_size(frames: int, lag: int) -> int:
